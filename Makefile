@@ -1,0 +1,42 @@
+# crmkit — every entry point a newcomer or CI needs.  `make demo`, `make test`.
+VENV   ?= .venv
+PYTHON ?= python3
+PY      = $(VENV)/bin/python
+STAMP   = $(VENV)/.installed
+DEMO    = build/demo
+
+.PHONY: demo test check bench clean install
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+# Reinstall whenever pyproject.toml changes.
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## make demo: install, migrate the example legacy estate into SQLite, print the summary and the report's path
+demo: $(STAMP)
+	rm -rf $(DEMO) && mkdir -p $(DEMO)
+	$(VENV)/bin/crmkit migrate run migrate/mappings/acme-legacy.yaml \
+		--target sqlite:///$(DEMO)/crm.db --report $(DEMO)/report
+	@echo "Open $(DEMO)/report/report.html in a browser; the CRM database is $(DEMO)/crm.db"
+
+## make test: install with the test extras and run the whole suite
+test: $(STAMP)
+	$(VENV)/bin/pytest
+
+## make check: static types of the library packages
+check: $(STAMP)
+	$(VENV)/bin/mypy
+
+## make bench: the benchmarks in bench/ (not part of the test suite)
+bench: $(STAMP)
+	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) bench/run.py
+
+clean:
+	rm -rf build .pytest_cache .mypy_cache

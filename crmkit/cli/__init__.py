@@ -1,0 +1,51 @@
+"""The ``crmkit`` command.  Commands parse options, call one library function and print.
+
+Errors a user can fix (:class:`crmkit.errors.CrmkitError`) become one line, ``Error: ...``,
+and exit code 2; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from crmkit import __version__
+from crmkit.errors import CrmkitError
+
+
+class CrmkitGroup(click.Group):
+    """A click group that turns domain errors into one line and exit code 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CrmkitError as exc:
+            if ctx.find_root().params.get("debug"):
+                raise
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+
+
+@click.group(cls=CrmkitGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.version_option(__version__, prog_name="crmkit")
+def main(debug: bool) -> None:
+    """crmkit: from legacy customer data to a CRM that departments use.
+
+    \b
+    Example:
+      crmkit migrate plan migrate/mappings/acme-legacy.yaml
+      crmkit migrate run migrate/mappings/acme-legacy.yaml --target sqlite:///crm.db
+    """
+
+
+def _register() -> None:
+    from crmkit.cli import db, migrate
+
+    main.add_command(db.db)
+    main.add_command(migrate.migrate)
+
+
+_register()

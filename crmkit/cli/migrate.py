@@ -1,0 +1,185 @@
+"""``crmkit migrate``: plan, run and look back on migrations."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from crmkit.cli.options import json_option, target_option
+from migrate import report
+from migrate.extract import mask_url
+from migrate.history import history as run_history
+from migrate.plan import plan as make_plan
+from migrate.run import Options, Progress, RunResult, run as run_mapping
+
+MAPPING = click.argument("mapping", type=click.Path(dir_okay=False, path_type=Path))
+
+
+def _console() -> Console:
+    return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+
+
+@click.group()
+def migrate() -> None:
+    """Move legacy data into the CRM: plan a mapping, run it, see past runs.
+
+    \b
+    Example:
+      crmkit migrate plan migrate/mappings/acme-legacy.yaml
+      crmkit migrate run migrate/mappings/acme-legacy.yaml --target sqlite:///crm.db --report reports/
+      crmkit migrate history --target sqlite:///crm.db
+    """
+
+
+@migrate.command()
+@MAPPING
+@click.option("--target", default=None, metavar="URL",
+              help="Also count keys already in this target's id map as resolvable.")
+@click.option("--sample", default=3, show_default=True, help="Transformed rows to show per feed.")
+@json_option
+def plan(mapping: Path, target: str | None, sample: int, as_json: bool) -> None:
+    """Show what a run of MAPPING would do, without writing anything.
+
+    Sources and row counts, source columns nothing reads, target fields nothing fills,
+    sample transformed rows, and references that will not resolve.
+
+    \b
+    Example:
+      crmkit migrate plan migrate/mappings/acme-legacy.yaml --sample 5
+    """
+    p = make_plan(str(mapping), target, sample)
+    if as_json:
+        click.echo(json.dumps(p.to_json(), ensure_ascii=False, indent=2, default=str))
+        return
+    con = _console()
+    t = Table(title=f"Sources of {p.mapping}")
+    for col in ("source", "kind", "rows", "columns", "blank rows", "encoding"):
+        t.add_column(col)
+    for s in p.sources:
+        enc = f"{s['encoding']}{' (detected)' if s['encoding_detected'] else ''}" if s["encoding"] else ""
+        t.add_row(str(s["name"]), str(s["kind"]), str(s["rows"]), str(s["columns"]), str(s["blank_rows"]), enc)
+    con.print(t)
+    for f in p.feeds:
+        con.print(f"\n[bold]{f.entity}[/bold] ← {f.source}: {f.in_scope} of {f.rows} rows in scope, "
+                  f"{f.failing_rows} fail a transform or type")
+        if f.unmapped_columns:
+            con.print(f"  source columns not read: {', '.join(f.unmapped_columns)}")
+        if f.unfilled_fields:
+            con.print(f"  target fields not filled: {', '.join(f.unfilled_fields)}")
+        for fname, u in f.unresolved.items():
+            if u["orphans"]:
+                missing = ", ".join(map(str, u["missing_parents"]))  # type: ignore[call-overload]
+                con.print(f"  [red]{fname}[/red]: {u['orphans']} rows point at keys missing from "
+                          f"{u['parent']}: {missing}")
+        if f.sample:
+            st = Table(show_header=True, box=None, padding=(0, 1))
+            for col in f.sample[0]:
+                st.add_column(col, overflow="fold")
+            for row in f.sample:
+                st.add_row(*("" if v is None else str(v) for v in row.values()))
+            con.print(st)
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Progress | None]:
+    if not enabled:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn
+
+    with Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+             transient=True) as bar:
+        tasks: dict[str, int] = {}
+
+        def update(label: str, done: int, total: int) -> None:
+            if label not in tasks:
+                tasks[label] = bar.add_task(label, total=total)
+            bar.update(tasks[label], completed=done)
+
+        yield update
+
+
+@migrate.command()
+@MAPPING
+@target_option
+@click.option("--dry-run", is_flag=True, help="Do everything inside one transaction, then roll it back.")
+@click.option("--batch-size", default=50_000, show_default=True, type=click.IntRange(min=1),
+              help="Rows per transaction.")
+@click.option("--max-rejects", default=None, metavar="N|P%",
+              help="Rejects allowed before exit code 1: a count or a share (default: the mapping's, else 0).")
+@click.option("--report", "report_dir", default=None, type=click.Path(file_okay=False, path_type=Path),
+              help="Write summary.json, rejects.csv and report.html here.")
+@click.option("--operator", default=None, help="Who runs this (recorded; default: the OS user).")
+@json_option
+def run(mapping: Path, target: str, dry_run: bool, batch_size: int, max_rejects: str | None,
+        report_dir: Path | None, operator: str | None, as_json: bool) -> None:
+    """Run MAPPING into TARGET: extract, transform, check, load, reconcile.
+
+    Exit codes: 0 success; 1 the run finished but its rejects passed the threshold;
+    2 a usage, configuration, source or connection error (nothing written).
+
+    \b
+    Example:
+      crmkit migrate run migrate/mappings/acme-legacy.yaml --target sqlite:///crm.db --report reports/
+      crmkit migrate run migrate/mappings/acme-legacy.yaml --dry-run --json
+    """
+    with _progress(sys.stdout.isatty() and not as_json) as progress:
+        result = run_mapping(mapping, Options(target=target, dry_run=dry_run, batch_size=batch_size,
+                                              max_rejects=max_rejects, operator=operator, progress=progress))
+    page = report.write_report(result, report_dir) if report_dir else None
+    if page:
+        result.report_dir = str(report_dir)
+    if as_json:
+        click.echo(json.dumps(result.to_json(), ensure_ascii=False, indent=2))
+    else:
+        _print_result(result, page)
+    sys.exit(result.exit_code)
+
+
+def _print_result(r: RunResult, page: Path | None) -> None:
+    con = _console()
+    t = Table(title=f"Run {r.run_id} of {r.mapping}{' (dry run, rolled back)' if r.dry_run else ''}")
+    cols = ("extracted", "inserted", "updated", "unchanged", "merged", "filtered", "rejected", "warnings")
+    t.add_column("entity")
+    for c in cols:
+        t.add_column(c, justify="right")
+    for entity, counts in r.to_json()["entities"].items():  # type: ignore[union-attr]
+        t.add_row(entity, *(str(counts[c]) for c in cols))
+    totals = r.totals()
+    t.add_row("[bold]total[/bold]", *(f"[bold]{totals[c]}[/bold]" for c in cols))
+    con.print(t)
+    colour = "green" if r.status == "succeeded" else "red"
+    con.print(f"status: [{colour}]{r.status}[/{colour}] (max rejects {r.max_rejects}) · target {r.target}")
+    if page:
+        con.print(f"report: {page}")
+
+
+@migrate.command()
+@target_option
+@click.option("--limit", default=20, show_default=True, help="How many runs, newest first.")
+@json_option
+def history(target: str, limit: int, as_json: bool) -> None:
+    """List the runs recorded in TARGET, newest first.
+
+    \b
+    Example:
+      crmkit migrate history --target sqlite:///crm.db --limit 5
+    """
+    frame = run_history(target, limit)
+    if as_json:
+        click.echo(json.dumps(frame.drop("counts_json").to_dicts(), ensure_ascii=False, indent=2))
+        return
+    t = Table(title=f"Runs in {mask_url(target)}")
+    for c in ("id", "kind", "mapping_name", "status", "operator", "started_at", "finished_at"):
+        t.add_column(c)
+    for row in frame.iter_rows(named=True):
+        t.add_row(*(str(row[c] or "") for c in ("id", "kind", "mapping_name", "status", "operator",
+                                                 "started_at", "finished_at")))
+    _console().print(t)

@@ -1,0 +1,251 @@
+"""The target CRM schema: SQLAlchemy 2.0 typed models.
+
+Every CRM entity carries the same provenance columns (:class:`Provenance`):
+``source_name`` and ``legacy_key`` say where a migrated row came from,
+``row_hash`` is a stable hash of its mapped fields (delta detection), and
+``run_id`` names the migration run that last wrote it.  Rows created in the
+CRM itself leave them NULL.
+
+Bookkeeping tables are prefixed ``crmkit_``.  The schema is versioned with
+Alembic (``crmkit db upgrade``); change a model, then add a revision under
+``crmkit/schema/alembic/versions``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Optional
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Provenance:
+    """Columns every migrated entity row carries."""
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_name: Mapped[Optional[str]] = mapped_column(String(100))
+    legacy_key: Mapped[Optional[str]] = mapped_column(String(200))
+    row_hash: Mapped[Optional[int]] = mapped_column(BigInteger)
+    run_id: Mapped[Optional[int]] = mapped_column(Integer)
+
+
+def _fk(table: str) -> Mapped[Optional[int]]:
+    return mapped_column(ForeignKey(f"{table}.id"), index=True)
+
+
+class Department(Provenance, Base):
+    __tablename__ = "departments"
+    code: Mapped[str] = mapped_column(String(50))
+    name: Mapped[str] = mapped_column(String(200))
+    region: Mapped[Optional[str]] = mapped_column(String(100))
+
+
+class User(Provenance, Base):
+    """A CRM user: owner of accounts, opportunities, cases."""
+
+    __tablename__ = "users"
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[Optional[str]] = mapped_column(String(320))
+    department_id: Mapped[Optional[int]] = _fk("departments")
+    role: Mapped[str] = mapped_column(String(20), default="sales")  # admin|manager|sales|service
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Account(Provenance, Base):
+    """An organisation the company sells to or serves."""
+
+    __tablename__ = "accounts"
+    name: Mapped[str] = mapped_column(String(300))
+    industry: Mapped[Optional[str]] = mapped_column(String(100))
+    website: Mapped[Optional[str]] = mapped_column(String(300))
+    phone: Mapped[Optional[str]] = mapped_column(String(32))
+    email: Mapped[Optional[str]] = mapped_column(String(320))
+    address: Mapped[Optional[str]] = mapped_column(String(500))
+    city: Mapped[Optional[str]] = mapped_column(String(100))
+    country: Mapped[Optional[str]] = mapped_column(String(2))
+    segment: Mapped[Optional[str]] = mapped_column(String(50))
+    tier: Mapped[Optional[str]] = mapped_column(String(20))
+    owner_id: Mapped[Optional[int]] = _fk("users")
+    department_id: Mapped[Optional[int]] = _fk("departments")
+    created_at: Mapped[Optional[dt.date]] = mapped_column(Date)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Contact(Provenance, Base):
+    """A person, usually working for an account."""
+
+    __tablename__ = "contacts"
+    account_id: Mapped[Optional[int]] = _fk("accounts")
+    first_name: Mapped[Optional[str]] = mapped_column(String(100))
+    last_name: Mapped[Optional[str]] = mapped_column(String(100))
+    full_name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[Optional[str]] = mapped_column(String(320))
+    phone: Mapped[Optional[str]] = mapped_column(String(32))
+    mobile: Mapped[Optional[str]] = mapped_column(String(32))
+    title: Mapped[Optional[str]] = mapped_column(String(100))
+    address: Mapped[Optional[str]] = mapped_column(String(500))
+    city: Mapped[Optional[str]] = mapped_column(String(100))
+    country: Mapped[Optional[str]] = mapped_column(String(2))
+    birth_date: Mapped[Optional[dt.date]] = mapped_column(Date)
+    consent_to_contact: Mapped[Optional[bool]] = mapped_column(Boolean)
+    owner_id: Mapped[Optional[int]] = _fk("users")
+    department_id: Mapped[Optional[int]] = _fk("departments")
+    notes: Mapped[Optional[str]] = mapped_column(Text)
+    created_at: Mapped[Optional[dt.date]] = mapped_column(Date)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Lead(Provenance, Base):
+    __tablename__ = "leads"
+    full_name: Mapped[str] = mapped_column(String(200))
+    company: Mapped[Optional[str]] = mapped_column(String(300))
+    email: Mapped[Optional[str]] = mapped_column(String(320))
+    phone: Mapped[Optional[str]] = mapped_column(String(32))
+    lead_source: Mapped[Optional[str]] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(20), default="new")  # new|working|qualified|lost|converted
+    owner_id: Mapped[Optional[int]] = _fk("users")
+    department_id: Mapped[Optional[int]] = _fk("departments")
+    created_at: Mapped[Optional[dt.date]] = mapped_column(Date)
+
+
+class Opportunity(Provenance, Base):
+    __tablename__ = "opportunities"
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    name: Mapped[str] = mapped_column(String(300))
+    # prospecting|qualification|proposal|negotiation|closed_won|closed_lost
+    stage: Mapped[str] = mapped_column(String(30))
+    amount: Mapped[Optional[Decimal]] = mapped_column(Numeric(18, 2))
+    currency: Mapped[Optional[str]] = mapped_column(String(3))
+    close_date: Mapped[Optional[dt.date]] = mapped_column(Date)
+    probability: Mapped[Optional[int]] = mapped_column(Integer)
+    owner_id: Mapped[Optional[int]] = _fk("users")
+    department_id: Mapped[Optional[int]] = _fk("departments")
+    created_at: Mapped[Optional[dt.date]] = mapped_column(Date)
+
+
+class Activity(Provenance, Base):
+    __tablename__ = "activities"
+    type: Mapped[str] = mapped_column(String(20))  # call|meeting|email|note|task
+    subject: Mapped[str] = mapped_column(String(300))
+    body: Mapped[Optional[str]] = mapped_column(Text)
+    occurred_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+    done: Mapped[Optional[bool]] = mapped_column(Boolean)
+    account_id: Mapped[Optional[int]] = _fk("accounts")
+    contact_id: Mapped[Optional[int]] = _fk("contacts")
+    opportunity_id: Mapped[Optional[int]] = _fk("opportunities")
+    owner_id: Mapped[Optional[int]] = _fk("users")
+
+
+class Case(Provenance, Base):
+    """A service ticket."""
+
+    __tablename__ = "cases"
+    account_id: Mapped[Optional[int]] = _fk("accounts")
+    contact_id: Mapped[Optional[int]] = _fk("contacts")
+    subject: Mapped[str] = mapped_column(String(300))
+    description: Mapped[Optional[str]] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20))  # new|open|pending|closed
+    priority: Mapped[str] = mapped_column(String(10))  # low|medium|high|urgent
+    opened_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+    closed_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+    sla_due_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+    owner_id: Mapped[Optional[int]] = _fk("users")
+    department_id: Mapped[Optional[int]] = _fk("departments")
+
+
+class Tag(Provenance, Base):
+    """A customer classification label."""
+
+    __tablename__ = "tags"
+    name: Mapped[str] = mapped_column(String(100))
+    category: Mapped[Optional[str]] = mapped_column(String(100))
+
+
+class Tagging(Provenance, Base):
+    """A tag applied to an account or a contact."""
+
+    __tablename__ = "taggings"
+    tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id"), index=True)
+    account_id: Mapped[Optional[int]] = _fk("accounts")
+    contact_id: Mapped[Optional[int]] = _fk("contacts")
+
+
+# --- bookkeeping -----------------------------------------------------------
+
+
+class Run(Base):
+    """One migration run (or dry run, verify, rollback...)."""
+
+    __tablename__ = "crmkit_runs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), default="run")
+    mapping_name: Mapped[str] = mapped_column(String(200))
+    mapping_hash: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(500))  # password masked
+    operator: Mapped[Optional[str]] = mapped_column(String(100))
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    finished_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+    status: Mapped[str] = mapped_column(String(20))  # running|succeeded|rejects_over_threshold|failed
+    counts_json: Mapped[Optional[str]] = mapped_column(Text)
+    message: Mapped[Optional[str]] = mapped_column(Text)
+
+
+class IdMap(Base):
+    """Every legacy key, per source and entity, to the target row it became."""
+
+    __tablename__ = "crmkit_id_map"
+    entity: Mapped[str] = mapped_column(String(50), primary_key=True)
+    source_name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    legacy_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    target_id: Mapped[int] = mapped_column(Integer)
+    run_id: Mapped[int] = mapped_column(Integer)
+
+
+class Reject(Base):
+    """A source row that did not load, with the reasons."""
+
+    __tablename__ = "crmkit_rejects"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(Integer, index=True)
+    entity: Mapped[str] = mapped_column(String(50))
+    source_name: Mapped[str] = mapped_column(String(100))
+    row_number: Mapped[int] = mapped_column(Integer)
+    legacy_key: Mapped[Optional[str]] = mapped_column(String(200))
+    reasons: Mapped[str] = mapped_column(Text)
+    raw_json: Mapped[str] = mapped_column(Text)
+
+
+Index("ix_crmkit_id_map_target", IdMap.entity, IdMap.target_id)
+
+#: CRM entities in dependency order (parents first).
+ENTITY_MODELS: dict[str, type[Base]] = {
+    m.__tablename__: m
+    for m in (Department, User, Account, Contact, Lead, Opportunity, Activity, Case, Tag, Tagging)
+}
+PROVENANCE_COLUMNS = ("id", "source_name", "legacy_key", "row_hash", "run_id")

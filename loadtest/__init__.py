@@ -1,0 +1,1 @@
+"""Load tests with Locust against the reference CRM API: personas, profiles, SLO thresholds."""

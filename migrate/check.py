@@ -1,0 +1,83 @@
+"""Check: what the target itself demands of a shaped row, before anything is written.
+
+A row is rejected, with every reason found, when its legacy key is missing or repeated,
+a required field is empty, or a reference does not resolve through the id map (a
+reference that does not resolve is a reject, never a silent NULL).  The full business
+rules (pandera) live in ``validate/``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from migrate.extract import ROW
+from migrate.fields import ERRORS, KEY, Shaped, ref_col
+
+
+@dataclass
+class KeyMap:
+    """Legacy keys of one entity and source → target ids, plus the keys rejected this run."""
+
+    entity: str
+    source: str
+    ids: pl.DataFrame  # legacy_key, target_id
+    rejected: pl.DataFrame  # legacy_key
+
+
+def check(shaped: Shaped, parents: dict[str, KeyMap]) -> pl.DataFrame:
+    """The shaped frame with references resolved and ``__errors`` completed."""
+    frame = shaped.frame
+    extra: list[pl.Expr] = [_key_reasons()]
+    extra += [
+        pl.when(pl.col(f.name).is_null()).then(pl.lit(f"{f.name}: required value is missing"))
+        for f in shaped.fields
+        if f.required and f.name not in shaped.refs
+    ]
+    for fname in shaped.refs:
+        frame = _resolve(frame, fname, parents[fname], required=_required(shaped, fname))
+        extra.append(pl.col(f"__rk_reason_{fname}"))
+    reasons = pl.concat_list([pl.col(ERRORS), pl.concat_list(extra).list.drop_nulls()])
+    frame = frame.with_columns(reasons.alias(ERRORS))
+    return frame.drop([c for c in frame.columns if c.startswith("__rk_")])
+
+
+def _required(shaped: Shaped, fname: str) -> bool:
+    return any(f.name == fname and f.required for f in shaped.fields)
+
+
+def _key_reasons() -> pl.Expr:
+    key = pl.col(KEY)
+    first_row = pl.col(ROW).min().over(KEY)
+    return (
+        pl.when(key.is_null())
+        .then(pl.lit("missing legacy key"))
+        .when(~key.is_first_distinct())
+        .then(pl.concat_str([pl.lit("duplicate legacy key '"), key, pl.lit("' (first at row "),
+                             first_row.cast(pl.String), pl.lit(")")]))
+    )
+
+
+def _resolve(frame: pl.DataFrame, fname: str, parent: KeyMap, required: bool) -> pl.DataFrame:
+    """Replace the field by the parent's target id; add ``__rk_reason_<field>`` where it fails."""
+    ref = ref_col(fname)
+    ids = parent.ids.rename({"legacy_key": ref, "target_id": "__rk_id"})
+    rejected = parent.rejected.rename({"legacy_key": ref}).with_columns(pl.lit(True).alias("__rk_rej"))
+    frame = (
+        frame.drop(fname)
+        .join(ids, on=ref, how="left", maintain_order="left")
+        .join(rejected.unique(ref), on=ref, how="left", maintain_order="left")
+        .with_columns(pl.col("__rk_id").alias(fname))
+    )
+    missing = pl.col(ref).is_not_null() & pl.col(fname).is_null()
+    where = f"{parent.entity} (source {parent.source})"
+    reason = (
+        pl.when(missing & pl.col("__rk_rej").fill_null(False))
+        .then(pl.concat_str([pl.lit(f"{fname}: '"), pl.col(ref), pl.lit(f"' of {where} was rejected in this run")]))
+        .when(missing)
+        .then(pl.concat_str([pl.lit(f"{fname}: '"), pl.col(ref), pl.lit(f"' not found in {where}")]))
+    )
+    if required:
+        reason = pl.when(pl.col(ref).is_null()).then(pl.lit(f"{fname}: required reference is missing")).otherwise(reason)
+    return frame.with_columns(reason.alias(f"__rk_reason_{fname}")).drop("__rk_id", "__rk_rej")

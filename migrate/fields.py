@@ -1,0 +1,167 @@
+"""Shape one feed: source frame → target fields, each with its reason when it fails.
+
+The result (:class:`Shaped`) has, per source row: ``__row``, ``__key`` (the legacy key),
+every mapped target field already typed, ``__ref_<field>`` (the legacy key a reference
+points at, resolved later by :mod:`migrate.check`), and ``__errors`` / ``__warnings``
+(lists of reasons).  Everything is column-wise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from crmkit.errors import MappingError
+from crmkit.schema.target import TargetEntity, TargetField
+from migrate import transform as T
+from migrate.extract import ROW, Extracted
+from migrate.mapping import Feed, FieldSpec
+
+KEY = "__key"
+ERRORS = "__errors"
+WARNINGS = "__warnings"
+
+
+def ref_col(field: str) -> str:
+    return f"__ref_{field}"
+
+
+@dataclass
+class Shaped:
+    entity: str
+    source: str
+    frame: pl.DataFrame  # the shaped rows in scope
+    raw: pl.DataFrame  # the source rows in scope, as read (for rejects)
+    fields: list[TargetField]  # target fields the feed fills (refs included)
+    refs: dict[str, FieldSpec]  # target field -> its ref spec
+    filtered: int  # rows the feed's filter left out
+
+
+def check_columns(feed: Feed, ex: Extracted, where: str) -> None:
+    """Every column the feed reads must exist in the source."""
+    cols = set(ex.columns)
+    wanted = list(feed.key) + [c for spec in feed.fields.values() for c in spec.inputs]
+    missing = [c for c in dict.fromkeys(wanted) if c not in cols]
+    if missing:
+        raise MappingError(
+            f"{where}: source {ex.name} has no column {', '.join(map(repr, missing))} "
+            f"(its columns: {', '.join(ex.columns)})"
+        )
+
+
+def apply_filter(feed: Feed, frame: pl.DataFrame, where: str) -> pl.DataFrame:
+    if not feed.filter:
+        return frame
+    try:
+        return frame.filter(pl.sql_expr(feed.filter))
+    except pl.exceptions.ColumnNotFoundError as exc:
+        raise MappingError(f"{where}: filter names a column the source lacks: {str(exc).splitlines()[0]}") from None
+    except pl.exceptions.PolarsError as exc:
+        raise MappingError(f"{where}: filter cannot be applied: {str(exc).splitlines()[0]}") from None
+
+
+def shape(feed: Feed, target: TargetEntity, ex: Extracted, where: str) -> Shaped:
+    """Run the feed's field chains over the extracted source."""
+    check_columns(feed, ex, where)
+    scoped = apply_filter(feed, ex.frame, where)
+    work = scoped.with_columns(_key_expr(feed.key).alias(KEY))
+    err_cols: list[str] = []
+    warn_cols: list[str] = []
+    fields: list[TargetField] = []
+    refs: dict[str, FieldSpec] = {}
+    for fname, spec in _ordered(feed.fields):
+        tf = target.field(fname)
+        assert tf is not None  # checked when the mapping was loaded
+        fields.append(tf)
+        work, err = _field(work, tf, spec)
+        (warn_cols if spec.on_error == "warn" else err_cols).append(err)
+        if spec.ref:
+            refs[tf.name] = spec
+    work = work.with_columns(
+        _reasons(err_cols).alias(ERRORS),
+        _reasons(warn_cols).alias(WARNINGS),
+    )
+    keep = [pl.col(ROW), pl.col(KEY)] + [pl.col(f"__v_{f.name}").alias(f.name) for f in fields]
+    keep += [pl.col(ref_col(n)) for n in refs] + [pl.col(ERRORS), pl.col(WARNINGS)]
+    return Shaped(target.name, feed.source, work.select(keep), scoped, fields, refs,
+                  ex.frame.height - scoped.height)
+
+
+def _ordered(fields: dict[str, FieldSpec]) -> list[tuple[str, FieldSpec]]:
+    """Fields that read another target field (phone region_field) come after the others."""
+    def late(item: tuple[str, FieldSpec]) -> bool:
+        return any(T.build(s.name, s.args).needs_field for s in item[1].transform)
+
+    return sorted(fields.items(), key=late)
+
+
+def _key_expr(key: list[str]) -> pl.Expr:
+    parts = [pl.col(k).cast(pl.String).str.strip_chars() for k in key]
+    joined = pl.concat_str(parts, separator="|")
+    empty = pl.any_horizontal([p.is_null() | (p == "") for p in parts])
+    return pl.when(empty).then(None).otherwise(joined)
+
+
+def _reasons(cols: list[str]) -> pl.Expr:
+    if not cols:
+        return pl.lit([], dtype=pl.List(pl.String))
+    return pl.concat_list([pl.col(c) for c in cols]).list.drop_nulls()
+
+
+def _start(spec: FieldSpec) -> pl.Expr:
+    if spec.const is not None:
+        return pl.lit(spec.const)
+    if spec.column is not None:
+        return pl.col(spec.column)
+    if spec.columns:
+        parts = [pl.col(c).cast(pl.String).str.strip_chars() for c in spec.columns]
+        joined = pl.concat_str(parts, separator=spec.sep, ignore_nulls=True)
+        return pl.when(joined == "").then(None).otherwise(joined)
+    return pl.lit(None, dtype=pl.String)
+
+
+def _field(work: pl.DataFrame, tf: TargetField, spec: FieldSpec) -> tuple[pl.DataFrame, str]:
+    """Add the field's value column (named like the target field) and its error column."""
+    val, err = f"__v_{tf.name}", f"__e_{tf.name}"
+    work = work.with_columns(_start(spec).alias(val), pl.lit(None, dtype=pl.String).alias(err))
+    steps = [T.build(s.name, s.args) for s in spec.transform]
+    if spec.map is not None:
+        steps.append(T.map_step(spec.map, spec.default, spec.has_default))
+    for step in steps:
+        work = _run_step(work, step, val, err, tf.name)
+    if spec.has_default and spec.default is not None:
+        work = work.with_columns(pl.col(val).fill_null(pl.lit(spec.default)).alias(val))
+    if spec.ref:
+        key = pl.col(val).cast(pl.String).str.strip_chars()
+        work = work.with_columns(pl.when(key == "").then(None).otherwise(key).alias(ref_col(tf.name)))
+        return work.with_columns(pl.lit(None, dtype=pl.Int64).alias(val)), err
+    if work.schema[val] == pl.String:
+        work = _run_step(work, T.blank_to_null(), val, err, tf.name)
+    if work.schema[val] != tf.dtype:
+        if spec.const is not None and work.schema[val] != pl.String:
+            work = work.with_columns(T.typed_cast(pl.col(val), tf.kind).alias(val))
+        else:
+            work = _run_step(work, T.cast_step(tf.kind, tf.max_length), val, err, tf.name)
+    elif tf.kind == "string":
+        work = _run_step(work, T.cast_step(tf.kind, tf.max_length), val, err, tf.name)
+    return work, err
+
+
+def _run_step(work: pl.DataFrame, step: T.Step, val: str, err: str, field: str) -> pl.DataFrame:
+    before = pl.col(val)
+    if step.frame_apply is not None:
+        out: pl.Expr = pl.lit(step.frame_apply(work, val))
+    else:
+        assert step.apply is not None
+        out = step.apply(before)
+    if not step.fallible:
+        return work.with_columns(out.alias(val))
+    work = work.with_columns(out.alias("__out"))
+    failed = pl.col(err).is_null() & before.is_not_null() & pl.col("__out").is_null()
+    shown = before.cast(pl.String).str.slice(0, 60)
+    reason = pl.concat_str([pl.lit(f"{field}: '"), shown, pl.lit(f"' {step.reason}")])
+    return work.with_columns(
+        pl.when(failed).then(reason).otherwise(pl.col(err)).alias(err),
+        pl.col("__out").alias(val),
+    ).drop("__out")

@@ -1,0 +1,309 @@
+"""The mapping language, v1: typed, checked when loaded, errors as ``file:line: what``.
+
+See docs/mapping-reference.md for every key.  :func:`load_mapping` is the only way in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
+from sqlalchemy.engine import make_url
+
+from crmkit.config import Document, Strict, load_model
+from crmkit.errors import ConfigError, MappingError
+from crmkit.schema.target import TargetEntity, entities
+from migrate import transform as T
+
+ENCODINGS_HINT = "utf-8, utf-8-sig, gb18030, gbk, big5, latin-1, cp1252"
+
+
+class _FileSource(Strict):
+    path: Path
+
+    @field_validator("path")
+    @classmethod
+    def _relative_to_mapping(cls, v: Path, info: ValidationInfo) -> Path:
+        base = (info.context or {}).get("base")
+        return v if v.is_absolute() or base is None else (base / v)
+
+
+class CsvSource(_FileSource):
+    """A delimited text file.  Every column is read as text."""
+
+    kind: Literal["csv", "tsv"]
+    delimiter: str | None = None
+    quote: str = '"'
+    encoding: str | None = None
+    header_row: int = Field(1, ge=1)
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, v: str | None) -> str | None:
+        import codecs
+
+        if v is not None:
+            try:
+                codecs.lookup(v)
+            except LookupError:
+                raise ValueError(f"unknown encoding '{v}' (try one of {ENCODINGS_HINT})") from None
+        return v
+
+    @property
+    def sep(self) -> str:
+        return self.delimiter or ("\t" if self.kind == "tsv" else ",")
+
+
+class XlsxSource(_FileSource):
+    """An Excel workbook sheet; the header may sit below title rows."""
+
+    kind: Literal["xlsx"]
+    sheet: str | int = 0
+    header_row: int = Field(1, ge=1)
+
+
+class SqlSource(Strict):
+    """A table or query of a database reached through a SQLAlchemy URL."""
+
+    kind: Literal["sql"]
+    url: str
+    table: str | None = None
+    query: str | None = None
+
+    @model_validator(mode="after")
+    def _table_or_query(self) -> "SqlSource":
+        if (self.table is None) == (self.query is None):
+            raise ValueError("give exactly one of table or query")
+        return self
+
+    @field_validator("url")
+    @classmethod
+    def _no_literal_password(cls, v: str, info: ValidationInfo) -> str:
+        if "${" not in v:
+            try:
+                url = make_url(v)
+            except Exception:
+                raise ValueError("not a database URL (e.g. mysql+pymysql://user:${PW}@host/db)") from None
+            if url.password:
+                raise ValueError("the URL holds a password: put it in the environment and write ${VAR}")
+            if url.drivername.startswith("sqlite") and url.database and not Path(url.database).is_absolute():
+                base = (info.context or {}).get("base")
+                if base is not None:
+                    return str(url.set(database=str(base / url.database)))
+        return v
+
+
+Source = Annotated[Union[CsvSource, XlsxSource, SqlSource], Field(discriminator="kind")]
+
+
+class StepSpec(Strict):
+    """One transform: its name and YAML arguments, already turned into a Step."""
+
+    name: str
+    args: Any = None
+
+
+def _parse_steps(v: Any) -> list[StepSpec]:
+    items = v if isinstance(v, list) else [v]
+    out = []
+    for item in items:
+        if isinstance(item, str):
+            name, args = item, None
+            if name in T.REGISTRY and name not in T.BARE:
+                raise ValueError(f"transform '{name}' needs arguments, e.g. {{{name}: ...}}")
+        elif isinstance(item, dict) and len(item) == 1:
+            name, args = next(iter(item.items()))
+        else:
+            raise ValueError("a transform is a name (strip) or one key with its arguments ({date: ['%Y-%m-%d']})")
+        T.build(str(name), args)  # raises ValueError naming the problem
+        out.append(StepSpec(name=str(name), args=args))
+    return out
+
+
+class FieldSpec(Strict):
+    """How one target field is filled."""
+
+    column: str | None = Field(None, alias="column")
+    columns: list[str] | None = None
+    sep: str = " "
+    const: Any = None
+    transform: list[StepSpec] = []
+    map: dict[Any, Any] | None = None
+    default: Any = None
+    ref: str | None = None
+    source: str | None = None
+    on_error: Literal["reject", "warn"] = "reject"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return {"column": v}
+        if isinstance(v, dict) and "key" in v and "ref" in v:
+            v = {("column" if k == "key" else k): x for k, x in v.items()}
+        return v
+
+    @field_validator("transform", mode="before")
+    @classmethod
+    def _steps(cls, v: Any) -> list[StepSpec]:
+        return _parse_steps(v) if v is not None else []
+
+    @model_validator(mode="after")
+    def _one_input(self) -> "FieldSpec":
+        given = [k for k in ("column", "columns", "const") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give one of column, columns or const, not {' and '.join(given)}")
+        if not given and self.default is None:
+            raise ValueError("give a column, columns or const")
+        if self.ref and not self.column:
+            raise ValueError("a ref needs the column holding the legacy key (column: or key:)")
+        return self
+
+    @property
+    def has_default(self) -> bool:
+        return "default" in self.model_fields_set
+
+    @property
+    def inputs(self) -> list[str]:
+        cols = [self.column] if self.column else list(self.columns or [])
+        for s in self.transform:
+            cols += [c for c in T.build(s.name, s.args).needs if c]
+        return cols
+
+
+class Feed(Strict):
+    """One source feeding one entity."""
+
+    from_: str = Field(alias="from")
+    key: list[str]
+    fields: dict[str, FieldSpec]
+    filter: str | None = None
+
+    @field_validator("key", mode="before")
+    @classmethod
+    def _key_list(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    @field_validator("filter")
+    @classmethod
+    def _filter_parses(cls, v: str | None) -> str | None:
+        if v is not None:
+            import polars as pl
+
+            try:
+                pl.sql_expr(v)
+            except Exception as exc:
+                raise ValueError(f"filter is not a SQL condition: {str(exc).splitlines()[0]}") from None
+        return v
+
+    @property
+    def source(self) -> str:
+        return self.from_
+
+
+class Mapping(Strict):
+    """A whole mapping file."""
+
+    version: Literal[1]
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str | None = None
+    sources: dict[str, Source]
+    entities: dict[str, list[Feed]]
+    max_rejects: str | int | None = None
+
+    @field_validator("entities", mode="before")
+    @classmethod
+    def _feed_lists(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: (f if isinstance(f, list) else [f]) for k, f in v.items()}
+        return v
+
+    _path: Path | None = PrivateAttr(None)
+    _hash: str = PrivateAttr("")
+
+    @property
+    def path(self) -> Path:
+        assert self._path is not None
+        return self._path
+
+    @property
+    def content_hash(self) -> str:
+        """sha256 of the mapping file's bytes: a changed mapping is a different mapping."""
+        return self._hash
+
+
+def load_mapping(path: str | Path) -> Mapping:
+    """Read and check a mapping file: schema, then meaning (entities, fields, refs)."""
+    path = Path(path)
+    try:
+        mapping, doc = load_model(path, Mapping)
+    except ConfigError as exc:
+        raise MappingError(str(exc)) from None
+    mapping._path = path
+    mapping._hash = hashlib.sha256(path.read_bytes()).hexdigest()
+    _check_meaning(mapping, doc)
+    return mapping
+
+
+def _fail(doc: Document, loc: tuple[Any, ...], msg: str) -> MappingError:
+    where = ".".join(str(p) for p in loc)
+    return MappingError(f"{doc.path}:{doc.line_of(loc)}: {where}: {msg}")
+
+
+def _check_meaning(m: Mapping, doc: Document) -> None:
+    targets = entities()
+    for ename, feeds in m.entities.items():
+        if ename not in targets:
+            raise _fail(doc, ("entities", ename), f"unknown entity (known: {', '.join(targets)})")
+        target = targets[ename]
+        for i, feed in enumerate(feeds):
+            loc = ("entities", ename) + ((i,) if len(feeds) > 1 else ())
+            _check_feed(m, doc, target, feed, loc)
+    entity_order(m)  # raises on a cycle
+
+
+def _check_feed(m: Mapping, doc: Document, target: TargetEntity, feed: Feed, loc: tuple[Any, ...]) -> None:
+    if feed.source not in m.sources:
+        raise _fail(doc, loc + ("from",), f"unknown source '{feed.source}' (sources: {', '.join(m.sources)})")
+    seen: set[str] = set()
+    for fname, spec in feed.fields.items():
+        floc = loc + ("fields", fname)
+        tf = target.field(fname)
+        if tf is None:
+            raise _fail(doc, floc, f"'{fname}' is not a field of {target.name} (fields: {', '.join(target.fields)})")
+        if tf.name in seen:
+            raise _fail(doc, floc, f"{tf.name} is mapped twice")
+        seen.add(tf.name)
+        if spec.ref:
+            if tf.references is None:
+                raise _fail(doc, floc, f"{tf.name} is not a reference; drop ref:")
+            if spec.ref != tf.references:
+                raise _fail(doc, floc, f"{tf.name} refers to {tf.references}, not {spec.ref}")
+            src = spec.source
+            if src is not None and src not in m.sources:
+                raise _fail(doc, floc + ("source",), f"unknown source '{src}'")
+        elif tf.references is not None and spec.const is None:
+            raise _fail(doc, floc, f"{tf.name} refers to {tf.references}: write {{ref: {tf.references}, column: ...}}")
+    missing = [f.name for f in target.fields.values() if f.required and f.name not in seen]
+    if missing:
+        raise _fail(doc, loc + ("fields",), f"required field(s) of {target.name} not mapped: {', '.join(missing)}")
+
+
+def ref_parents(m: Mapping, entity: str) -> set[str]:
+    return {s.ref for f in m.entities[entity] for s in f.fields.values() if s.ref and s.ref in m.entities and s.ref != entity}
+
+
+def entity_order(m: Mapping) -> list[str]:
+    """Entities parents first (the target schema's order breaks ties)."""
+    known = list(entities())
+    order: list[str] = []
+    pending = sorted(m.entities, key=known.index)
+    while pending:
+        ready = [e for e in pending if ref_parents(m, e) <= set(order)]
+        if not ready:
+            raise MappingError(f"{m.path}: references form a cycle among {', '.join(pending)}")
+        order.append(ready[0])
+        pending.remove(ready[0])
+    return order

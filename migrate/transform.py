@@ -1,0 +1,392 @@
+"""Transform: source columns → target fields, column-wise, with a reason for every failure.
+
+A field is a chain of steps.  Each step maps a polars expression to a new one and is run
+over the whole column.  A *fallible* step (date, number, phone, email, map, regex, the
+final cast to the target type) fails where its input was a value and its output is null;
+the first failing step names the reason, e.g. ``birth_date: '1985-13-01' is not a date
+(formats %Y-%m-%d)``.  The row is then rejected, or, with ``on_error: null``, loads with
+the field empty and the reason kept as a warning.
+
+Transforms register by name (:func:`register`), so a project can add its own::
+
+    @register("cn_province")
+    def cn_province(args, field): ...
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field as dc_field
+from typing import Any
+
+import polars as pl
+
+from migrate import phones
+
+#: an expression over the current value, given the whole frame for steps that need other columns
+Apply = Callable[[pl.Expr], pl.Expr]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One transform in a field's chain."""
+
+    name: str
+    apply: Apply | None = None
+    fallible: bool = False
+    reason: str = "is not valid"
+    #: frame-level steps (phone) compute a Series from the frame and the current value column
+    frame_apply: Callable[[pl.DataFrame, str], pl.Series] | None = None
+    #: source columns the step reads besides the field's own
+    needs: tuple[str, ...] = dc_field(default_factory=tuple)
+    #: a target field of the same feed that must be computed first (phone's region_field)
+    needs_field: str | None = None
+
+
+Factory = Callable[[Any], Step]
+REGISTRY: dict[str, Factory] = {}
+#: transforms that take no arguments and may be written as a bare name
+BARE: set[str] = set()
+
+
+def register(name: str, bare: bool = False) -> Callable[[Factory], Factory]:
+    """Register a transform factory under ``name`` (the YAML key)."""
+
+    def deco(factory: Factory) -> Factory:
+        REGISTRY[name] = factory
+        if bare:
+            BARE.add(name)
+        return factory
+
+    return deco
+
+
+def build(name: str, args: Any) -> Step:
+    """A Step from its YAML form; ValueError with a readable message when wrong."""
+    if name not in REGISTRY:
+        raise ValueError(f"unknown transform '{name}' (known: {', '.join(sorted(REGISTRY))})")
+    return REGISTRY[name](args)
+
+
+def _s(e: pl.Expr) -> pl.Expr:
+    return e.cast(pl.String)
+
+
+# --- text ------------------------------------------------------------------
+
+
+@register("strip", bare=True)
+def _strip(args: Any) -> Step:
+    return Step("strip", lambda e: _s(e).str.strip_chars())
+
+
+@register("lower", bare=True)
+def _lower(args: Any) -> Step:
+    return Step("lower", lambda e: _s(e).str.to_lowercase())
+
+
+@register("upper", bare=True)
+def _upper(args: Any) -> Step:
+    return Step("upper", lambda e: _s(e).str.to_uppercase())
+
+
+@register("title", bare=True)
+def _title(args: Any) -> Step:
+    return Step("title", lambda e: _s(e).str.to_titlecase())
+
+
+@register("nfkc", bare=True)
+def _nfkc(args: Any) -> Step:
+    """Unicode NFKC: full-width letters, digits and punctuation to half-width."""
+    return Step("nfkc", lambda e: _s(e).str.normalize("NFKC"))
+
+
+@register("collapse_spaces", bare=True)
+def _collapse(args: Any) -> Step:
+    return Step("collapse_spaces", lambda e: _s(e).str.replace_all(r"\s+", " ").str.strip_chars())
+
+
+@register("null_if")
+def _null_if(args: Any) -> Step:
+    """Values that mean 'nothing' in the legacy data (``-``, ``N/A``, ``无``) become null."""
+    values = [str(v) for v in (args if isinstance(args, list) else [args])]
+    return Step("null_if", lambda e: pl.when(_s(e).is_in(values)).then(None).otherwise(_s(e)))
+
+
+@register("replace")
+def _replace(args: Any) -> Step:
+    if not isinstance(args, dict) or "pattern" not in args:
+        raise ValueError("replace takes {pattern: REGEX, with: TEXT}")
+    pattern, repl = str(args["pattern"]), str(args.get("with", ""))
+    _check_regex(pattern)
+    return Step("replace", lambda e: _s(e).str.replace_all(pattern, repl))
+
+
+@register("regex")
+def _regex(args: Any) -> Step:
+    """Extract a regex group (the first group, or ``group: N``); no match is a failure."""
+    pattern, group = (args, 1) if isinstance(args, str) else (args.get("pattern"), args.get("group", 1))
+    if not isinstance(pattern, str):
+        raise ValueError("regex takes a pattern, or {pattern: REGEX, group: N}")
+    _check_regex(pattern)
+    return Step("regex", lambda e: _s(e).str.extract(pattern, int(group)), True, f"does not match {pattern}")
+
+
+@register("split")
+def _split(args: Any) -> Step:
+    """Part ``index`` (0-based, negative from the end) of the value split on ``sep``."""
+    if not isinstance(args, dict) or "index" not in args:
+        raise ValueError("split takes {sep: ' ', index: N}")
+    sep, index = str(args.get("sep", " ")), int(args["index"])
+    return Step("split", lambda e: _s(e).str.split(sep).list.get(index, null_on_oob=True))
+
+
+@register("concat")
+def _concat(args: Any) -> Step:
+    """Append another source column: ``{concat: {column: B, sep: ' '}}``; nulls are skipped."""
+    if not isinstance(args, dict) or "column" not in args:
+        raise ValueError("concat takes {column: NAME, sep: ' '}")
+    col, sep = str(args["column"]), str(args.get("sep", " "))
+    return Step(
+        "concat",
+        lambda e: pl.concat_str([_s(e), pl.col(col).cast(pl.String)], separator=sep, ignore_nulls=True),
+        needs=(col,),
+    )
+
+
+@register("truncate")
+def _truncate(args: Any) -> Step:
+    n = int(args)
+    return Step("truncate", lambda e: _s(e).str.slice(0, n))
+
+
+@register("default")
+def _default(args: Any) -> Step:
+    return Step("default", lambda e: e.fill_null(pl.lit(args)))
+
+
+# --- value maps ---------------------------------------------------------------
+
+
+def map_step(values: dict[Any, Any], default: Any = None, has_default: bool = False) -> Step:
+    """Legacy value → target value.  Unlisted values take ``default``, or fail without one."""
+    old = [str(k) for k in values]
+    new = [None if v is None else str(v) for v in values.values()]
+    fallback = pl.lit(None if default is None else str(default), dtype=pl.String)
+
+    def apply(e: pl.Expr) -> pl.Expr:
+        mapped = _s(e).replace_strict(old, new, default=fallback if has_default else None, return_dtype=pl.String)
+        return mapped
+
+    return Step("map", apply, not has_default, "is not in the value map")
+
+
+@register("map")
+def _map(args: Any) -> Step:
+    if not isinstance(args, dict):
+        raise ValueError("map takes {legacy value: target value, ...}")
+    values = args.get("values", args)
+    if "values" in args:
+        return map_step(values, args.get("default"), "default" in args)
+    return map_step(values)
+
+
+@register("bool")
+def _bool(args: Any) -> Step:
+    args = args or {}
+    true = [str(v).lower() for v in args.get("true", ["true", "t", "yes", "y", "1", "是", "对", "ja"])]
+    false = [str(v).lower() for v in args.get("false", ["false", "f", "no", "n", "0", "否", "不", "nein"])]
+
+    def apply(e: pl.Expr) -> pl.Expr:
+        v = _s(e).str.strip_chars().str.to_lowercase()
+        return pl.when(v.is_in(true)).then(True).when(v.is_in(false)).then(False).otherwise(None)
+
+    return Step("bool", apply, True, "is not a yes/no value")
+
+
+BARE.add("bool")
+
+
+# --- dates and numbers ------------------------------------------------------------
+
+_EXCEL_EPOCH = dt.date(1899, 12, 30)
+_ISO_DATETIME = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M")
+
+
+def _excel_serial(e: pl.Expr) -> pl.Expr:
+    num = _s(e).str.strip_chars().cast(pl.Float64, strict=False)
+    ok = num.is_between(1, 2958465) & _s(e).str.contains(r"^\s*\d+(\.\d+)?\s*$")
+    return pl.when(ok).then(
+        pl.lit(dt.datetime(1899, 12, 30)) + pl.duration(microseconds=(num * 86_400_000_000).round(0).cast(pl.Int64))
+    )
+
+
+def _parse_datetime(e: pl.Expr, formats: list[str]) -> pl.Expr:
+    s = _s(e).str.strip_chars()
+    tries = []
+    for fmt in formats:
+        if fmt == "excel_serial":
+            tries.append(_excel_serial(e))
+        elif any(x in fmt for x in ("%H", "%M", "%S")):
+            tries.append(s.str.strptime(pl.Datetime("us"), fmt, strict=False, exact=True))
+        else:
+            tries.append(s.str.strptime(pl.Date, fmt, strict=False, exact=True).cast(pl.Datetime("us")))
+    return pl.coalesce(tries)
+
+
+def _formats(args: Any, what: str) -> list[str]:
+    formats = [args] if isinstance(args, str) else list(args or [])
+    if not formats or not all(isinstance(f, str) for f in formats):
+        raise ValueError(f"{what} takes a list of formats, e.g. ['%Y-%m-%d', '%Y/%m/%d', excel_serial]")
+    return formats
+
+
+@register("date")
+def _date(args: Any) -> Step:
+    """Try each strptime format (and ``excel_serial``) in turn; ISO date-times are always accepted."""
+    formats = _formats(args, "date")
+    return Step(
+        "date",
+        lambda e: _parse_datetime(e, formats + list(_ISO_DATETIME)).dt.date(),
+        True,
+        f"is not a date ({', '.join(formats)})",
+    )
+
+
+@register("datetime")
+def _datetime(args: Any) -> Step:
+    formats = _formats(args, "datetime")
+    return Step(
+        "datetime", lambda e: _parse_datetime(e, formats + list(_ISO_DATETIME)), True,
+        f"is not a date-time ({', '.join(formats)})",
+    )
+
+
+def _number_expr(e: pl.Expr, thousands: str, decimal: str) -> pl.Expr:
+    s = _s(e).str.strip_chars().str.replace_all(r"[\s\u00a0'¥$€£]", "")
+    if thousands:
+        s = s.str.replace_all(thousands, "", literal=True)
+    if decimal != ".":
+        s = s.str.replace_all(decimal, ".", literal=True)
+    return s.cast(pl.Float64, strict=False)
+
+
+def _number_args(args: Any) -> tuple[str, str]:
+    args = args or {}
+    decimal = str(args.get("decimal", "."))
+    thousands = str(args.get("thousands", "," if decimal == "." else "."))
+    return thousands, decimal
+
+
+@register("number")
+def _number(args: Any) -> Step:
+    """Numbers with thousands separators and a decimal point or comma: ``{decimal: ','}``."""
+    thousands, decimal = _number_args(args)
+    return Step("number", lambda e: _number_expr(e, thousands, decimal), True, "is not a number")
+
+
+BARE.add("number")
+
+
+@register("integer", bare=True)
+def _integer(args: Any) -> Step:
+    thousands, decimal = _number_args(args)
+
+    def apply(e: pl.Expr) -> pl.Expr:
+        f = _number_expr(e, thousands, decimal)
+        return pl.when(f == f.round(0)).then(f.cast(pl.Int64, strict=False))
+
+    return Step("integer", apply, True, "is not a whole number")
+
+
+# --- contact details ------------------------------------------------------------------
+
+_EMAIL = r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+
+
+@register("email", bare=True)
+def _email(args: Any) -> Step:
+    """NFKC, trimmed, lower-cased, and checked for a plausible ``local@domain.tld`` shape."""
+
+    def apply(e: pl.Expr) -> pl.Expr:
+        v = _s(e).str.normalize("NFKC").str.strip_chars().str.to_lowercase().str.replace_all(r"\s", "")
+        return pl.when(v.str.contains(_EMAIL)).then(v)
+
+    return Step("email", apply, True, "is not an email address")
+
+
+@register("phone")
+def _phone(args: Any) -> Step:
+    """To E.164 with ``region`` as the default and ``region_column`` (ISO codes) per row."""
+    args = args or {}
+    if not isinstance(args, dict):
+        raise ValueError("phone takes {region: CN} and/or {region_column: COUNTRY}")
+    unknown = set(args) - {"region", "region_column", "region_field"}
+    if unknown:
+        raise ValueError(f"phone: unknown option(s) {', '.join(sorted(unknown))} (region, region_column, region_field)")
+    region = args.get("region")
+    region_field = args.get("region_field")
+    region_column = f"__v_{region_field}" if region_field else args.get("region_column")
+    if region is not None and not phones.fast_path_region(str(region)) and not _known_region(str(region)):
+        raise ValueError(f"phone: unknown region '{region}' (an ISO 3166 code such as CN, US, DE)")
+
+    def frame_apply(frame: pl.DataFrame, value: str) -> pl.Series:
+        return phones.to_e164(frame, value, region, region_column)
+
+    return Step("phone", None, True, "is not a phone number", frame_apply=frame_apply,
+                needs=(args["region_column"],) if args.get("region_column") else (),
+                needs_field=str(region_field) if region_field else None)
+
+
+BARE.add("phone")
+
+
+def _known_region(region: str) -> bool:
+    import phonenumbers
+
+    return region in phonenumbers.SUPPORTED_REGIONS
+
+
+def _check_regex(pattern: str) -> None:
+    try:
+        pl.select(pl.lit("").str.contains(pattern))
+    except Exception as exc:  # polars raises ComputeError for a bad pattern
+        raise ValueError(f"invalid regular expression {pattern!r}: {str(exc).splitlines()[0]}") from None
+
+
+# --- casting to the target type --------------------------------------------------------
+
+
+def cast_step(kind: str, max_length: int | None) -> Step:
+    """The last step of every field: the target column's type (and length)."""
+    if kind == "string":
+        if not max_length:
+            return Step("type", _s)
+        return Step("type", lambda e: pl.when(_s(e).str.len_chars() <= max_length).then(_s(e)), True,
+                    f"is longer than {max_length} characters")
+    if kind == "integer":
+        return Step("type", _integer(None).apply, True, "is not a whole number")
+    if kind == "decimal":
+        return Step("type", lambda e: _number_expr(e, ",", "."), True, "is not a number")
+    if kind == "date":
+        return Step("type", lambda e: _parse_datetime(e, ["%Y-%m-%d", *_ISO_DATETIME]).dt.date(), True,
+                    "is not a date (YYYY-MM-DD); add a date transform with its format")
+    if kind == "datetime":
+        return Step("type", lambda e: _parse_datetime(e, ["%Y-%m-%d", *_ISO_DATETIME]), True,
+                    "is not a date-time; add a datetime transform with its format")
+    if kind == "boolean":
+        return Step("type", _bool(None).apply, True, "is not a yes/no value")
+    raise ValueError(kind)  # pragma: no cover
+
+
+def blank_to_null() -> Step:
+    """Text that is empty or only blanks is no value (not a failure)."""
+    return Step("blank", lambda e: pl.when(_s(e).str.strip_chars() == "").then(None).otherwise(e))
+
+
+def typed_cast(expr: pl.Expr, kind: str) -> pl.Expr:
+    """Cast an already-typed value (not a string) to the target dtype; used for constants."""
+    dtypes = {"string": pl.String, "integer": pl.Int64, "decimal": pl.Float64, "date": pl.Date,
+              "datetime": pl.Datetime("us"), "boolean": pl.Boolean}
+    return expr.cast(dtypes[kind], strict=False)

@@ -1,0 +1,1 @@
+"""Staged rollout: a pilot department first, then waves, each gated on evidence."""

@@ -1,0 +1,1 @@
+"""Training data and sandboxes: generated CRM worlds, messy legacy estates, masking, exercises."""

@@ -1,0 +1,1 @@
+"""Validation of CRM entities with pandera: business rules, quality profiles, gates, reports."""
