@@ -41,11 +41,19 @@ def main(debug: bool) -> None:
     """
 
 
-def _register() -> None:
-    from crmkit.cli import db, migrate
+#: command modules under crmkit/cli/; each defines a click command or group of the same name
+COMMANDS = ("db", "migrate", "validate", "dedupe", "training", "sandbox", "serve", "loadtest", "rollout")
 
-    main.add_command(db.db)
-    main.add_command(migrate.migrate)
+
+def _register() -> None:
+    import importlib
+    import importlib.util
+
+    for name in COMMANDS:
+        if importlib.util.find_spec(f"crmkit.cli.{name}") is None:
+            continue  # a capability not built yet
+        module = importlib.import_module(f"crmkit.cli.{name}")
+        main.add_command(getattr(module, name))
 
 
 _register()

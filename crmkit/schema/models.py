@@ -214,6 +214,7 @@ class Run(Base):
     status: Mapped[str] = mapped_column(String(20))  # running|succeeded|rejects_over_threshold|failed
     counts_json: Mapped[Optional[str]] = mapped_column(Text)
     message: Mapped[Optional[str]] = mapped_column(Text)
+    sources_hash: Mapped[Optional[str]] = mapped_column(String(64))  # what a resume must find unchanged
 
 
 class IdMap(Base):
@@ -249,3 +250,60 @@ ENTITY_MODELS: dict[str, type[Base]] = {
     for m in (Department, User, Account, Contact, Lead, Opportunity, Activity, Case, Tag, Tagging)
 }
 PROVENANCE_COLUMNS = ("id", "source_name", "legacy_key", "row_hash", "run_id")
+
+
+# --- migration safety (resume, rollback, locks, audit) ------------------------------
+
+
+class Checkpoint(Base):
+    """A batch a run has committed: written in the same transaction as the batch's rows."""
+
+    __tablename__ = "crmkit_checkpoints"
+    run_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    entity: Mapped[str] = mapped_column(String(50), primary_key=True)
+    source_name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    phase: Mapped[str] = mapped_column(String(20), primary_key=True)  # insert|update|reject|vanish
+    batch_no: Mapped[int] = mapped_column(Integer, primary_key=True)
+    rows: Mapped[int] = mapped_column(Integer)
+
+
+class Lock(Base):
+    """One running migration per mapping and target; a dead holder's lock is taken over."""
+
+    __tablename__ = "crmkit_locks"
+    mapping_name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    run_id: Mapped[int] = mapped_column(Integer)
+    host: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    acquired_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class Audit(Base):
+    """Every run, resume, verify and rollback: who, when, what, with which outcome."""
+
+    __tablename__ = "crmkit_audit"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime)
+    operator: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(20))  # run|dry_run|resume|verify|rollback
+    run_id: Mapped[Optional[int]] = mapped_column(Integer)
+    mapping_name: Mapped[Optional[str]] = mapped_column(String(200))
+    mapping_hash: Mapped[Optional[str]] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(500))  # password masked
+    outcome: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[Optional[str]] = mapped_column(Text)
+
+
+def _before_image_table(model: type[Base]) -> None:
+    """``crmkit_before_<entity>``: the rows a run updated, as they were before it (for rollback)."""
+    from sqlalchemy import Column, Table
+
+    src = model.__table__  # type: ignore[attr-defined]
+    cols = [Column("before_run_id", Integer, nullable=False), Column("target_id", Integer, nullable=False)]
+    cols += [Column(c.name, c.type, nullable=True) for c in src.columns if c.name != "id"]
+    Table(f"crmkit_before_{src.name}", Base.metadata, *cols,
+          Index(f"ix_crmkit_before_{src.name}_run", "before_run_id", "target_id"))
+
+
+for _model in ENTITY_MODELS.values():
+    _before_image_table(_model)
