@@ -20,19 +20,18 @@ def _config() -> Config:
 
 
 def head() -> str:
-    """The newest schema revision this crmkit knows."""
-    head_rev = ScriptDirectory.from_config(_config()).get_current_head()
-    assert head_rev is not None
-    return head_rev
+    """The newest schema revision(s) this crmkit knows (``a+b`` while branches are unmerged)."""
+    return "+".join(sorted(ScriptDirectory.from_config(_config()).get_heads()))
 
 
 def current(engine: Engine) -> str | None:
-    """The revision the target is at, or None for a database crmkit never touched."""
+    """The revision(s) the target is at, or None for a database crmkit never touched."""
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        heads = MigrationContext.configure(conn).get_current_heads()
+    return "+".join(sorted(heads)) if heads else None
 
 
-def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
+def upgrade(engine: Engine, revision: str = "heads") -> tuple[str | None, str]:
     """Bring the target schema to ``revision``; returns (before, after)."""
     before = current(engine)
     cfg = _config()
