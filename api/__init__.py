@@ -1,0 +1,1 @@
+"""The reference CRM HTTP API (FastAPI) over the target schema."""

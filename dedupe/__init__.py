@@ -1,0 +1,1 @@
+"""Deduplication and merge: matching rules, blocking, comparison, clustering, golden records."""
