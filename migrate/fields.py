@@ -36,6 +36,7 @@ class Shaped:
     fields: list[TargetField]  # target fields the feed fills (refs included)
     refs: dict[str, FieldSpec]  # target field -> its ref spec
     filtered: int  # rows the feed's filter left out
+    all_keys: pl.Series  # legacy keys of every extracted row, in scope or not (to find vanished rows)
 
 
 def check_columns(feed: Feed, ex: Extracted, where: str) -> None:
@@ -84,8 +85,9 @@ def shape(feed: Feed, target: TargetEntity, ex: Extracted, where: str) -> Shaped
     )
     keep = [pl.col(ROW), pl.col(KEY)] + [pl.col(f"__v_{f.name}").alias(f.name) for f in fields]
     keep += [pl.col(ref_col(n)) for n in refs] + [pl.col(ERRORS), pl.col(WARNINGS)]
+    all_keys = ex.frame.select(_key_expr(feed.key).alias(KEY))[KEY].drop_nulls()
     return Shaped(target.name, feed.source, work.select(keep), scoped, fields, refs,
-                  ex.frame.height - scoped.height)
+                  ex.frame.height - scoped.height, all_keys)
 
 
 def _ordered(fields: dict[str, FieldSpec]) -> list[tuple[str, FieldSpec]]:
@@ -125,6 +127,8 @@ def _field(work: pl.DataFrame, tf: TargetField, spec: FieldSpec) -> tuple[pl.Dat
     """Add the field's value column (named like the target field) and its error column."""
     val, err = f"__v_{tf.name}", f"__e_{tf.name}"
     work = work.with_columns(_start(spec).alias(val), pl.lit(None, dtype=pl.String).alias(err))
+    if spec.const is None and work.schema[val] == pl.String:
+        work = _run_step(work, T.blank_to_null(), val, err, tf.name)  # blank text is no value
     steps = [T.build(s.name, s.args) for s in spec.transform]
     if spec.map is not None:
         steps.append(T.map_step(spec.map, spec.default, spec.has_default))
@@ -158,7 +162,10 @@ def _run_step(work: pl.DataFrame, step: T.Step, val: str, err: str, field: str) 
     if not step.fallible:
         return work.with_columns(out.alias(val))
     work = work.with_columns(out.alias("__out"))
-    failed = pl.col(err).is_null() & before.is_not_null() & pl.col("__out").is_null()
+    if step.fails is not None:
+        failed = pl.col(err).is_null() & step.fails(before)
+    else:
+        failed = pl.col(err).is_null() & before.is_not_null() & pl.col("__out").is_null()
     shown = before.cast(pl.String).str.slice(0, 60)
     reason = pl.concat_str([pl.lit(f"{field}: '"), shown, pl.lit(f"' {step.reason}")])
     return work.with_columns(

@@ -1,4 +1,4 @@
-"""The runs recorded in a target (``crmkit migrate history``)."""
+"""What happened to a target: the audit trail of runs, resumes, verifies and rollbacks."""
 
 from __future__ import annotations
 
@@ -7,20 +7,22 @@ import polars as pl
 from crmkit.schema import versions
 from migrate.load import open_loader
 
+COLUMNS = ["at", "action", "run_id", "mapping_name", "outcome", "operator", "target", "detail"]
+
 
 def history(target: str, limit: int = 50) -> pl.DataFrame:
-    """The newest ``limit`` runs, newest first; empty for a target crmkit never wrote."""
+    """The newest ``limit`` audit entries, newest first; empty for a target crmkit never wrote."""
     engine = versions.connect(target)
     fresh = versions.current(engine) is None
     engine.dispose()
-    cols = ["id", "kind", "mapping_name", "status", "operator", "started_at", "finished_at", "target",
-            "counts_json", "message"]
     if fresh:
-        return pl.DataFrame(schema={c: pl.String for c in cols})
+        return pl.DataFrame(schema={c: pl.String for c in COLUMNS})
+    versions.ensure_schema(target)
     loader = open_loader(target)
     try:
-        frame = loader.query(
-            f"SELECT {', '.join(cols)} FROM crmkit_runs ORDER BY id DESC LIMIT ?", (limit,))
+        frame = loader.query(f"SELECT {', '.join(COLUMNS)} FROM crmkit_audit ORDER BY id DESC LIMIT ?", (limit,))
     finally:
         loader.close()
+    if frame.height == 0:
+        return pl.DataFrame(schema={c: pl.String for c in COLUMNS})
     return frame.with_columns(pl.all().cast(pl.String))

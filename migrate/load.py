@@ -39,11 +39,14 @@ class Loader:
     def query(self, sql: str, params: Sequence[Any] = ()) -> pl.DataFrame:
         raise NotImplementedError
 
-    def append(self, table: str, frame: pl.DataFrame) -> None:
+    def append(self, table: str, frame: pl.DataFrame, temporary: bool = False) -> None:
         raise NotImplementedError
 
     def next_ids(self, table: str, n: int) -> pl.Series:
         raise NotImplementedError
+
+    def terminate_backend(self) -> None:
+        """Only PostgreSQL has a server side to cut the connection from."""
 
     begin_sql = "BEGIN"
 
@@ -66,17 +69,26 @@ class Loader:
         frame = self.query(sql, params)
         return frame.item(0, 0) if frame.height else None
 
-    def update(self, table: str, frame: pl.DataFrame) -> None:
-        """Set the frame's columns on the rows with its ``id``s."""
-        if frame.height == 0:
-            return
+    def stage(self, table: str, frame: pl.DataFrame) -> str:
+        """A temporary table shaped like ``table``'s columns in ``frame``, holding ``frame``."""
         stage = f"_crmkit_stage_{table}"
         self.execute(f"DROP TABLE IF EXISTS {q(stage)}")
         self.execute(f"CREATE TEMPORARY TABLE {q(stage)} AS SELECT {', '.join(q(c) for c in frame.columns)} "
                      f"FROM {q(table)} WHERE 1 = 0")
-        self.append(stage, frame)
-        sets = ", ".join(f"{q(c)} = s.{q(c)}" for c in frame.columns if c != "id")
+        self.append(stage, frame, temporary=True)
+        return stage
+
+    def update_from(self, table: str, stage: str, columns: list[str]) -> None:
+        """Set ``columns`` of ``table`` from the staged rows with the same ``id``."""
+        sets = ", ".join(f"{q(c)} = s.{q(c)}" for c in columns if c != "id")
         self.execute(f"UPDATE {q(table)} SET {sets} FROM {q(stage)} AS s WHERE {q(table)}.id = s.id")
+
+    def update(self, table: str, frame: pl.DataFrame) -> None:
+        """Set the frame's columns on the rows with its ``id``s."""
+        if frame.height == 0:
+            return
+        stage = self.stage(table, frame)
+        self.update_from(table, stage, frame.columns)
         self.execute(f"DROP TABLE {q(stage)}")
 
 
@@ -103,11 +115,11 @@ class SqliteLoader(Loader):
         assert isinstance(out, pl.DataFrame)
         return out
 
-    def append(self, table: str, frame: pl.DataFrame) -> None:
+    def append(self, table: str, frame: pl.DataFrame, temporary: bool = False) -> None:
         if frame.height == 0:
             return
         with self.conn.cursor() as cur:
-            cur.adbc_ingest(table, _sqlite_ready(frame).to_arrow(), mode="append")
+            cur.adbc_ingest(table, _sqlite_ready(frame).to_arrow(), mode="append", temporary=temporary)
 
     def next_ids(self, table: str, n: int) -> pl.Series:
         start = (self.scalar(f"SELECT max(id) FROM {q(table)}") or 0) + 1
@@ -139,7 +151,8 @@ class PostgresLoader(Loader):
             "host": url.host, "port": url.port, "user": url.username,
             "password": url.password, "dbname": url.database,
         }.items() if v is not None}
-        self.conn = psycopg.connect(**params, **{k: str(v) for k, v in url.query.items()}, autocommit=True)
+        self._params = {**params, **{k: str(v) for k, v in url.query.items()}}
+        self.conn = psycopg.connect(**self._params, autocommit=True)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         with self.conn.cursor() as cur:
@@ -152,7 +165,7 @@ class PostgresLoader(Loader):
             rows = cur.fetchall()
         return pl.DataFrame(rows, schema=names, orient="row", infer_schema_length=None)
 
-    def append(self, table: str, frame: pl.DataFrame) -> None:
+    def append(self, table: str, frame: pl.DataFrame, temporary: bool = False) -> None:
         if frame.height == 0:
             return
         buf = io.BytesIO()
@@ -162,10 +175,23 @@ class PostgresLoader(Loader):
             with cur.copy(f"COPY {q(table)} ({cols}) FROM STDIN (FORMAT csv)") as copy:
                 copy.write(buf.getbuffer())
 
+    def terminate_backend(self) -> None:
+        """Cut this connection from the server side (fault injection: a dropped connection)."""
+        import psycopg
+
+        pid = self.conn.info.backend_pid
+        with psycopg.connect(**self._params, autocommit=True) as other:
+            other.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
     def next_ids(self, table: str, n: int) -> pl.Series:
         seq = f"pg_get_serial_sequence('{table}', 'id')"
         ids = self.query(f"SELECT nextval({seq}) AS id FROM generate_series(1, ?)", (n,))
         return ids["id"].cast(pl.Int64).sort()
+
+
+def is_db_error(exc: BaseException) -> bool:
+    """An error raised by a database driver (as opposed to a bug or a user error)."""
+    return type(exc).__module__.split(".")[0] in ("psycopg", "adbc_driver_manager", "sqlite3", "pymysql")
 
 
 def _pg(sql: str) -> str:

@@ -180,6 +180,8 @@ class Feed(Strict):
     key: list[str]
     fields: dict[str, FieldSpec]
     filter: str | None = None
+    #: legacy rows that disappeared since an earlier run: counted, or their target rows set inactive
+    on_vanished: Literal["keep", "deactivate"] = "keep"
 
     @field_validator("key", mode="before")
     @classmethod
@@ -286,6 +288,8 @@ def _check_feed(m: Mapping, doc: Document, target: TargetEntity, feed: Feed, loc
                 raise _fail(doc, floc + ("source",), f"unknown source '{src}'")
         elif tf.references is not None and spec.const is None:
             raise _fail(doc, floc, f"{tf.name} refers to {tf.references}: write {{ref: {tf.references}, column: ...}}")
+    if feed.on_vanished == "deactivate" and "active" not in target.fields:
+        raise _fail(doc, loc + ("on_vanished",), f"{target.name} has no active flag to clear; use keep")
     missing = [f.name for f in target.fields.values() if f.required and f.name not in seen]
     if missing:
         raise _fail(doc, loc + ("fields",), f"required field(s) of {target.name} not mapped: {', '.join(missing)}")

@@ -48,17 +48,26 @@ def _matches_desc(nsn: pl.Expr, desc: object) -> pl.Expr | None:
 
 
 @cache
-def _single_region_code(country_code: int) -> bool:
-    return len(phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(country_code, ())) == 1
+def _main_region(country_code: int) -> str | None:
+    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(country_code, ())
+    return regions[0] if regions else None
 
 
+@cache
 def fast_path_region(region: str) -> bool:
-    """Whether ``region``'s numbers can take the vectorised path."""
+    """Whether ``region``'s numbers can take the vectorised path.
+
+    The region must be the main one of its country code (GB for +44, US for +1) and be
+    matched without ``leading_digits``: ``phonenumbers`` then tries it first when it looks
+    for the region of a number, so a number valid there is valid, full stop.  Numbers of
+    the code's other regions (JE, GG, CA...) fall through to ``phonenumbers``.
+    """
     meta = PhoneMetadata.metadata_for_region(region)
     return (
         meta is not None
         and not meta.national_prefix_transform_rule
-        and _single_region_code(meta.country_code)
+        and _main_region(meta.country_code) == region
+        and not meta.leading_digits
     )
 
 

@@ -9,25 +9,30 @@ inside one transaction that is rolled back at the end.
 from __future__ import annotations
 
 import datetime as dt
-import getpass
+import hashlib
 import json
+import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import polars as pl
 
-from crmkit.errors import MappingError, ReconcileError
+from crmkit.errors import CrmkitError, MappingError, ReconcileError, TargetError
 from crmkit.schema.target import entities
-from migrate import delta
+from migrate import audit, delta, faults, lock
 from migrate.check import KeyMap, check
 from migrate.extract import ROW, Extracted, extract, mask_url
 from migrate.fields import ERRORS, KEY, WARNINGS, Shaped, ref_col, shape
-from migrate.load import Loader, open_loader, q
-from migrate.mapping import FieldSpec, Mapping, entity_order, load_mapping
+from migrate.load import Loader, is_db_error, open_loader, q
+from migrate.mapping import Feed, FieldSpec, Mapping, entity_order, load_mapping
 from crmkit.schema.versions import ensure_schema
 
 Progress = Callable[[str, int, int], None]
+
+
+COUNT_KEYS = ("extracted", "filtered", "inserted", "updated", "unchanged", "merged", "rejected", "warnings",
+              "vanished", "deactivated")
 
 
 @dataclass
@@ -44,6 +49,8 @@ class FeedCounts:
     merged: int = 0
     rejected: int = 0
     warnings: int = 0
+    vanished: int = 0  # rows an earlier run loaded whose legacy row is gone (not an outcome of this run)
+    deactivated: int = 0  # of those, set inactive by this run (on_vanished: deactivate)
 
     @property
     def accounted(self) -> int:
@@ -76,20 +83,19 @@ class RunResult:
     rejects: pl.DataFrame = field(default_factory=pl.DataFrame)
     report_dir: str | None = None
     message: str = ""
+    resumed: bool = False
 
     @property
     def exit_code(self) -> int:
         return 0 if self.status == "succeeded" else 1
 
     def totals(self) -> dict[str, int]:
-        keys = ("extracted", "filtered", "inserted", "updated", "unchanged", "merged", "rejected", "warnings")
-        return {k: sum(getattr(c, k) for c in self.counts) for k in keys}
+        return {k: sum(getattr(c, k) for c in self.counts) for k in COUNT_KEYS}
 
     def to_json(self) -> dict[str, object]:
         per_entity: dict[str, dict[str, int]] = {}
         for c in self.counts:
-            agg = per_entity.setdefault(c.entity, {k: 0 for k in ("extracted", "filtered", "inserted", "updated",
-                                                                  "unchanged", "merged", "rejected", "warnings")})
+            agg = per_entity.setdefault(c.entity, {k: 0 for k in COUNT_KEYS})
             for k in agg:
                 agg[k] += getattr(c, k)
         return {
@@ -100,11 +106,11 @@ class RunResult:
             "feeds": [{**asdict(c)} for c in self.counts],
             "sources": [asdict(s) for s in self.sources],
             "totals": self.totals(), "report_dir": self.report_dir, "message": self.message,
+            "resumed": self.resumed,
         }
 
 
-def now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+now = audit.now
 
 
 def over_threshold(rejected: int, extracted: int, limit: str) -> bool:
@@ -134,6 +140,24 @@ class Prepared:
     mapping: Mapping
     extracted: dict[str, Extracted]
     shaped: dict[str, list[Shaped]]  # entity -> one per feed
+
+    @property
+    def sources_hash(self) -> str:
+        """A stable digest of every source's content, as read: a resume must find it unchanged."""
+        digest = hashlib.sha256()
+        for name in sorted(self.extracted):
+            digest.update(name.encode() + b"\0" + _frame_digest(self.extracted[name].frame))
+        return digest.hexdigest()
+
+
+def _frame_digest(frame: pl.DataFrame) -> bytes:
+    import polars_hash as plh
+
+    cols = [pl.col(c).cast(pl.String).fill_null("\0") for c in frame.columns]
+    if not cols:
+        return b""
+    hashed = frame.select(pl.concat_str(cols, separator="\x1f").alias("h")).select(plh.col("h").nchash.xxhash64())
+    return hashlib.sha256(hashed["h"].to_numpy().tobytes() + ",".join(frame.columns).encode()).digest()
 
 
 def prepare(mapping: Mapping) -> Prepared:
@@ -185,6 +209,16 @@ class Options:
     max_rejects: str | None = None
     operator: str | None = None
     progress: Progress | None = None
+    #: True: resume the last unfinished run of the mapping (if any); an int: that run
+    resume: bool | int = False
+    #: with resume: when the mapping or sources changed, abandon the old run and start anew
+    restart: bool = False
+    #: checkpoints and before-images (turned off only to measure their cost)
+    safety: bool = True
+
+
+class ResumeError(CrmkitError):
+    """The run asked to be resumed cannot be (changed mapping or sources, unknown run)."""
 
 
 def run(mapping_path: str | Path, options: Options) -> RunResult:
@@ -202,10 +236,61 @@ def run(mapping_path: str | Path, options: Options) -> RunResult:
                  for n, e in prepared.extracted.items()],
     )
     try:
-        _Runner(prepared, loader, options, result).go()
+        if not options.dry_run:
+            lock.acquire(loader, mapping.name)
+        try:
+            resume_id = _resumable(loader, prepared, options, result)
+            _Runner(prepared, loader, options, result).go(resume_id)
+        finally:
+            if not options.dry_run:
+                lock.release(loader, mapping.name)
+    except CrmkitError:
+        raise
+    except Exception as exc:
+        if is_db_error(exc):
+            raise TargetError(
+                f"target {result.target}: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
+                f" — the run stopped after its last committed batch; run it again with --resume"
+            ) from None
+        raise
     finally:
-        loader.close()
+        try:
+            loader.close()
+        except Exception:
+            pass
     return result
+
+
+def _resumable(loader: Loader, p: Prepared, options: Options, result: RunResult) -> int | None:
+    """The id of the run to resume, or None for a new run."""
+    if options.dry_run or options.resume is False:
+        return None
+    runs = loader.query(
+        "SELECT id, mapping_hash, sources_hash FROM crmkit_runs WHERE kind = 'run' AND mapping_name = ? "
+        "AND status IN ('running', 'failed') ORDER BY id DESC", (p.mapping.name,))
+    if options.resume is not True:
+        runs = runs.filter(pl.col("id") == int(options.resume))
+        if runs.height == 0:
+            raise ResumeError(f"run {options.resume} is not an unfinished run of mapping {p.mapping.name} "
+                              f"in {result.target} (see crmkit migrate history)")
+    if runs.height == 0:
+        result.message = "no unfinished run to resume: started a new run"
+        return None
+    run_id, mapping_hash, sources_hash = runs.row(0)
+    changed = [what for what, old, new in (("the mapping", mapping_hash, p.mapping.content_hash),
+                                            ("the sources", sources_hash, p.sources_hash)) if old != new]
+    if changed:
+        if not options.restart:
+            raise ResumeError(
+                f"{' and '.join(changed)} changed since run {run_id} was interrupted: resuming would mix two "
+                f"versions; run with --resume --restart to abandon run {run_id} and start over")
+        loader.begin()
+        loader.execute("UPDATE crmkit_runs SET status = 'abandoned' WHERE id = ?", (run_id,))
+        loader.commit()
+        result.message = f"run {run_id} abandoned ({' and '.join(changed)} changed): started a new run"
+        return None
+    result.resumed = True
+    return int(run_id)
 
 
 class _Runner:
@@ -214,23 +299,33 @@ class _Runner:
         self.keymaps: dict[tuple[str, str], KeyMap] = {}
         self.rejects: list[pl.DataFrame] = []
         self.dry = options.dry_run
+        self.operator = audit.operator_name(options.operator)
 
     # transactions: one per batch for a real run, one for the whole of a dry run
     def _begin(self) -> None:
         if not self.dry:
             self.loader.begin()
 
-    def _commit(self) -> None:
+    def _commit(self, where: str) -> None:
+        faults.point(where, self.loader)
         if not self.dry:
             self.loader.commit()
 
-    def go(self) -> None:
+    @property
+    def run_id(self) -> int:
+        assert self.result.run_id is not None
+        return self.result.run_id
+
+    def go(self, resume_id: int | None) -> None:
         r = self.result
         if self.dry:
             self.loader.begin()
         try:
-            r.run_id = self._open_run()
-            for ename, feeds in self.p.shaped.items():
+            r.run_id = self._reopen_run(resume_id) if resume_id else self._open_run()
+            if not self.dry:
+                self._audit("resume" if resume_id else "run", "started", detail=f"pid {os.getpid()}")
+            faults.point("run.opened", self.loader)
+            for feeds in self.p.shaped.values():
                 for shaped in feeds:
                     r.counts.append(self._feed(shaped))
             self._reconcile()
@@ -239,6 +334,7 @@ class _Runner:
             r.status = "rejects_over_threshold" if over_threshold(
                 total["rejected"], total["extracted"], r.max_rejects) else "succeeded"
             r.finished_at = now().isoformat(timespec="seconds")
+            faults.point("run.before_close", self.loader)
             self._close_run()
         except BaseException as exc:
             if self.dry:
@@ -248,18 +344,34 @@ class _Runner:
             raise
         if self.dry:
             self.loader.rollback()
+        self._audit("dry_run" if self.dry else ("resume" if resume_id else "run"), r.status)
+
+    def _audit(self, action: str, outcome: str, detail: str | None = None) -> None:
+        r = self.result
+        audit.record(self.loader, action=action, operator=self.operator, target=r.target, outcome=outcome,
+                     run_id=None if self.dry else r.run_id, mapping_name=r.mapping, mapping_hash=r.mapping_hash,
+                     detail=detail or (json.dumps(r.totals()) if r.counts else None))
 
     def _open_run(self) -> int:
         r = self.result
         self._begin()
         run_id = self.loader.scalar(
-            "INSERT INTO crmkit_runs (kind, mapping_name, mapping_hash, target, operator, started_at, status) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-            ("dry_run" if self.dry else "run", r.mapping, r.mapping_hash, r.target,
-             self.opt.operator or _os_user(), r.started_at.replace("T", " "), "running"),
+            "INSERT INTO crmkit_runs (kind, mapping_name, mapping_hash, target, operator, started_at, status, "
+            "sources_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            ("dry_run" if self.dry else "run", r.mapping, r.mapping_hash, r.target, self.operator,
+             r.started_at.replace("T", " "), "running", self.p.sources_hash),
         )
-        self._commit()
+        if not self.dry:
+            lock.set_run(self.loader, r.mapping, int(run_id))
+        self._commit("run.open")
         return int(run_id)
+
+    def _reopen_run(self, run_id: int) -> int:
+        self.loader.begin()
+        self.loader.execute("UPDATE crmkit_runs SET status = 'running', message = NULL WHERE id = ?", (run_id,))
+        lock.set_run(self.loader, self.result.mapping, run_id)
+        self.loader.commit()
+        return run_id
 
     def _close_run(self) -> None:
         r = self.result
@@ -268,22 +380,21 @@ class _Runner:
             "UPDATE crmkit_runs SET finished_at = ?, status = ?, counts_json = ? WHERE id = ?",
             (r.finished_at.replace("T", " "), r.status, json.dumps(r.to_json()["entities"]), r.run_id),
         )
-        self._commit()
+        self._commit("run.close")
 
     def _abandon(self, exc: BaseException) -> None:
-        """A real run that died: roll back the open batch, mark the run failed."""
+        """A real run that died: roll back the open batch, mark the run failed (best effort)."""
         try:
             self.loader.rollback()
         except Exception:
             pass
         if self.result.run_id is None:
             return
+        message = str(exc).strip().splitlines()[0][:500] if str(exc).strip() else type(exc).__name__
         try:
-            self.loader.execute(
-                "UPDATE crmkit_runs SET finished_at = ?, status = 'failed', message = ? WHERE id = ?",
-                (now().isoformat(sep=" ", timespec="seconds"), str(exc).splitlines()[0][:500] if str(exc) else
-                 type(exc).__name__, self.result.run_id),
-            )
+            self.loader.execute("UPDATE crmkit_runs SET finished_at = ?, status = 'failed', message = ? WHERE id = ?",
+                                (now().isoformat(sep=" ", timespec="seconds"), message, self.result.run_id))
+            self._audit("resume" if self.result.resumed else "run", "failed", message)
         except Exception:
             pass
 
@@ -312,21 +423,30 @@ class _Runner:
         return self.keymaps[(entity, source)]
 
     def _feed(self, shaped: Shaped) -> FeedCounts:
+        faults.point("feed.start", self.loader)
+        feed_def = self._feed_def(shaped)
         counts = FeedCounts(shaped.entity, shaped.source,
                             extracted=self.p.extracted[shaped.source].frame.height, filtered=shaped.filtered)
         checked = check(shaped, self._parents(shaped))
         bad_mask = pl.col(ERRORS).list.len() > 0
-        ok = checked.filter(~bad_mask)
-        bad = checked.filter(bad_mask)
+        ok, bad = checked.filter(~bad_mask), checked.filter(bad_mask)
         value_fields = [f.name for f in shaped.fields]
-        ok = delta.with_row_hash(ok, value_fields)
+        deactivating = feed_def.on_vanished == "deactivate"
+        if deactivating:
+            ok = ok.with_columns(pl.lit(True).alias("active"))
+            value_fields = [*value_fields, "active"] if "active" not in value_fields else value_fields
+        # references enter the hash as the legacy keys they name, not as surrogate ids
+        hashed = [ref_col(f) if f in shaped.refs else f for f in value_fields]
+        ok = delta.with_row_hash(ok, hashed)
         before = delta.existing(self.loader, shaped.entity, shaped.source)
-        d = delta.classify(ok, before)
+        d = delta.classify(ok, before, self.run_id)
         counts.unchanged = d.unchanged.height
+        counts.inserted, counts.updated = d.done_inserts, d.done_updates
         counts.warnings = int(ok.select(pl.col(WARNINGS).list.len().gt(0).sum()).item())
         inserted = self._insert(shaped, d.inserts, value_fields, counts)
         self._update(shaped, d.updates, value_fields, counts)
         self._reject(shaped, bad, counts)
+        self._vanished(shaped, before, deactivating, counts)
         self.keymaps[(shaped.entity, shaped.source)] = KeyMap(
             shaped.entity, shaped.source,
             pl.concat([before.select("legacy_key", "target_id"), inserted]),
@@ -334,62 +454,110 @@ class _Runner:
         )
         return counts
 
+    def _feed_def(self, shaped: Shaped) -> Feed:
+        return next(f for f in self.p.mapping.entities[shaped.entity] if f.source == shaped.source)
+
     def _progress(self, shaped: Shaped, done: int, total: int) -> None:
         if self.opt.progress:
             self.opt.progress(f"{shaped.entity} ← {shaped.source}", done, total)
 
+    def _checkpoint(self, shaped: Shaped, phase: str, batch_no: int, rows: int) -> None:
+        if self.opt.safety:
+            self.loader.execute(
+                "INSERT INTO crmkit_checkpoints (run_id, entity, source_name, phase, batch_no, rows) "
+                "VALUES (?, ?, ?, ?, ?, ?)", (self.run_id, shaped.entity, shaped.source, phase, batch_no, rows))
+
+    def _next_batch_no(self, shaped: Shaped, phase: str) -> int:
+        last = self.loader.scalar(
+            "SELECT max(batch_no) FROM crmkit_checkpoints WHERE run_id = ? AND entity = ? AND source_name = ? "
+            "AND phase = ?", (self.run_id, shaped.entity, shaped.source, phase))
+        return int(last or 0) + 1
+
+    def _batches(self, rows: pl.DataFrame) -> list[pl.DataFrame]:
+        return [rows.slice(s, self.opt.batch_size) for s in range(0, rows.height, self.opt.batch_size)]
+
     def _insert(self, shaped: Shaped, rows: pl.DataFrame, fields: list[str], counts: FeedCounts) -> pl.DataFrame:
         table = shaped.entity
-        run_id = self.result.run_id
         defaults = [pl.lit(f.default).alias(f.name) for f in entities()[table].fields.values()
                     if f.default is not None and f.name not in fields]
         out = []
-        total = rows.height
-        for start in range(0, total, self.opt.batch_size):
-            batch = rows.slice(start, self.opt.batch_size)
+        batch_no = self._next_batch_no(shaped, "insert") if rows.height else 0
+        for i, batch in enumerate(self._batches(rows)):
+            faults.point("insert.before_batch", self.loader)
             self._begin()
-            ids = self.loader.next_ids(table, batch.height)
-            batch = batch.with_columns(ids.alias("id"))
-            entity_rows = batch.select(
+            batch = batch.with_columns(self.loader.next_ids(table, batch.height).alias("id"))
+            self.loader.append(table, batch.select(
                 "id", pl.lit(shaped.source).alias("source_name"), pl.col(KEY).alias("legacy_key"),
-                delta.HASH, pl.lit(run_id).alias("run_id"), *fields, *defaults,
-            )
-            self.loader.append(table, entity_rows)
-            id_rows = batch.select(
+                delta.HASH, pl.lit(self.run_id).alias("run_id"), *fields, *defaults,
+            ))
+            faults.point("insert.after_rows", self.loader)
+            self.loader.append("crmkit_id_map", batch.select(
                 pl.lit(table).alias("entity"), pl.lit(shaped.source).alias("source_name"),
-                pl.col(KEY).alias("legacy_key"), pl.col("id").alias("target_id"), pl.lit(run_id).alias("run_id"),
-            )
-            self.loader.append("crmkit_id_map", id_rows)
-            self._commit()
+                pl.col(KEY).alias("legacy_key"), pl.col("id").alias("target_id"),
+                pl.lit(self.run_id).alias("run_id"),
+            ))
+            faults.point("insert.after_idmap", self.loader)
+            self._checkpoint(shaped, "insert", batch_no + i, batch.height)
+            self._commit("insert.before_commit")
+            faults.point("insert.after_commit", self.loader)
             counts.inserted += batch.height
             out.append(batch.select(pl.col(KEY).alias("legacy_key"), pl.col("id").alias("target_id")))
-            self._progress(shaped, start + batch.height, total)
+            self._progress(shaped, counts.inserted, rows.height)
         return pl.concat(out) if out else pl.DataFrame(schema={"legacy_key": pl.String, "target_id": pl.Int64})
 
     def _update(self, shaped: Shaped, rows: pl.DataFrame, fields: list[str], counts: FeedCounts) -> None:
-        for start in range(0, rows.height, self.opt.batch_size):
-            batch = rows.slice(start, self.opt.batch_size)
+        batch_no = self._next_batch_no(shaped, "update") if rows.height else 0
+        for i, batch in enumerate(self._batches(rows)):
             self._begin()
-            self.loader.update(shaped.entity, batch.select(
-                pl.col("target_id").alias("id"), delta.HASH, pl.lit(self.result.run_id).alias("run_id"), *fields))
-            self._commit()
+            self._write_updates(shaped.entity, batch.select(
+                pl.col("target_id").alias("id"), delta.HASH, pl.lit(self.run_id).alias("run_id"), *fields))
+            self._checkpoint(shaped, "update", batch_no + i, batch.height)
+            self._commit("update.before_commit")
             counts.updated += batch.height
+
+    def _write_updates(self, entity: str, frame: pl.DataFrame) -> None:
+        """Keep the rows' before-images for rollback, then update them (one transaction, set-based)."""
+        stage = self.loader.stage(entity, frame)
+        if self.opt.safety:
+            cols = [c.name for c in delta.entity_columns(entity) if c.name != "id"]
+            listed = ", ".join(q(c) for c in cols)
+            self.loader.execute(
+                f"INSERT INTO {q('crmkit_before_' + entity)} (before_run_id, target_id, {listed}) "
+                f"SELECT ?, t.id, {', '.join('t.' + q(c) for c in cols)} FROM {q(entity)} t "
+                f"WHERE t.id IN (SELECT id FROM {q(stage)})", (self.run_id,))
+            faults.point("update.after_images", self.loader)
+        self.loader.update_from(entity, stage, frame.columns)
+        self.loader.execute(f"DROP TABLE {q(stage)}")
 
     def _reject(self, shaped: Shaped, bad: pl.DataFrame, counts: FeedCounts) -> None:
         counts.rejected = bad.height
-        if bad.height == 0:
-            return
         raw_cols = [c for c in shaped.raw.columns if c != ROW]
         raw = shaped.raw.select(ROW, pl.struct(raw_cols).struct.json_encode().alias("raw_json"))
         rows = bad.select(ROW, KEY, ERRORS).join(raw, on=ROW, how="left", maintain_order="left").select(
-            pl.lit(self.result.run_id).alias("run_id"), pl.lit(shaped.entity).alias("entity"),
+            pl.lit(self.run_id).alias("run_id"), pl.lit(shaped.entity).alias("entity"),
             pl.lit(shaped.source).alias("source_name"), pl.col(ROW).alias("row_number"),
             pl.col(KEY).alias("legacy_key"), pl.col(ERRORS).list.join("; ").alias("reasons"), "raw_json",
         )
         self._begin()
+        self.loader.execute("DELETE FROM crmkit_rejects WHERE run_id = ? AND entity = ? AND source_name = ?",
+                            (self.run_id, shaped.entity, shaped.source))  # a resume writes them again
         self.loader.append("crmkit_rejects", rows)
-        self._commit()
+        self._commit("reject.before_commit")
         self.rejects.append(rows.drop("run_id"))
+
+    def _vanished(self, shaped: Shaped, before: pl.DataFrame, deactivate: bool, counts: FeedCounts) -> None:
+        gone = before.filter(~pl.col("legacy_key").is_in(shaped.all_keys.implode()))
+        counts.vanished = gone.height
+        if not deactivate or gone.height == 0:
+            return
+        active = gone.filter(pl.col("active").fill_null(True) | (pl.col("written_by") == self.run_id))
+        todo = active.filter(pl.col("written_by") != self.run_id)
+        counts.deactivated = active.height
+        if todo.height:
+            self._begin()
+            self._write_updates(shaped.entity, todo.select(
+                pl.col("target_id").alias("id"), pl.lit(False).alias("active"), pl.lit(self.run_id).alias("run_id")))
+            self._commit("vanish.before_commit")
 
     # --- reconciliation ---------------------------------------------------------------
 
@@ -413,10 +581,3 @@ class _Runner:
 def _empty_rejects() -> pl.DataFrame:
     return pl.DataFrame(schema={"entity": pl.String, "source_name": pl.String, "row_number": pl.Int64,
                                 "legacy_key": pl.String, "reasons": pl.String, "raw_json": pl.String})
-
-
-def _os_user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:
-        return "unknown"

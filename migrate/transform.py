@@ -4,7 +4,7 @@ A field is a chain of steps.  Each step maps a polars expression to a new one an
 over the whole column.  A *fallible* step (date, number, phone, email, map, regex, the
 final cast to the target type) fails where its input was a value and its output is null;
 the first failing step names the reason, e.g. ``birth_date: '1985-13-01' is not a date
-(formats %Y-%m-%d)``.  The row is then rejected, or, with ``on_error: null``, loads with
+(formats %Y-%m-%d)``.  The row is then rejected, or, with ``on_error: warn``, loads with
 the field empty and the reason kept as a warning.
 
 Transforms register by name (:func:`register`), so a project can add its own::
@@ -42,6 +42,8 @@ class Step:
     needs: tuple[str, ...] = dc_field(default_factory=tuple)
     #: a target field of the same feed that must be computed first (phone's region_field)
     needs_field: str | None = None
+    #: when the step fails, given its input (default: a value went in and none came out)
+    fails: Callable[[pl.Expr], pl.Expr] | None = None
 
 
 Factory = Callable[[Any], Step]
@@ -130,7 +132,18 @@ def _regex(args: Any) -> Step:
     if not isinstance(pattern, str):
         raise ValueError("regex takes a pattern, or {pattern: REGEX, group: N}")
     _check_regex(pattern)
+    if isinstance(args, str) and _groups(pattern) == 0:
+        group = 0  # no capture group: the whole match
     return Step("regex", lambda e: _s(e).str.extract(pattern, int(group)), True, f"does not match {pattern}")
+
+
+def _groups(pattern: str) -> int:
+    import re
+
+    try:
+        return re.compile(pattern).groups
+    except re.error:
+        return 1
 
 
 @register("split")
@@ -176,10 +189,12 @@ def map_step(values: dict[Any, Any], default: Any = None, has_default: bool = Fa
     fallback = pl.lit(None if default is None else str(default), dtype=pl.String)
 
     def apply(e: pl.Expr) -> pl.Expr:
-        mapped = _s(e).replace_strict(old, new, default=fallback if has_default else None, return_dtype=pl.String)
-        return mapped
+        return _s(e).replace_strict(old, new, default=fallback if has_default else None, return_dtype=pl.String)
 
-    return Step("map", apply, not has_default, "is not in the value map")
+    def unlisted(e: pl.Expr) -> pl.Expr:
+        return e.is_not_null() & ~_s(e).is_in(old)
+
+    return Step("map", apply, not has_default, "is not in the value map", fails=unlisted)
 
 
 @register("map")
@@ -194,9 +209,17 @@ def _map(args: Any) -> Step:
 
 @register("bool")
 def _bool(args: Any) -> Step:
+    """Yes/no words to booleans; ``{true: [...], false: [...]}`` replaces the default words."""
     args = args or {}
-    true = [str(v).lower() for v in args.get("true", ["true", "t", "yes", "y", "1", "是", "对", "ja"])]
-    false = [str(v).lower() for v in args.get("false", ["false", "f", "no", "n", "0", "否", "不", "nein"])]
+    if not isinstance(args, dict):
+        raise ValueError("bool takes {true: [words...], false: [words...]}")
+    # YAML reads an unquoted true:/false: key as a boolean
+    args = {str(k).lower() if isinstance(k, bool) else k: v for k, v in args.items()}
+    unknown = set(args) - {"true", "false"}
+    if unknown:
+        raise ValueError(f"bool: unknown option(s) {', '.join(map(str, sorted(unknown)))} (true, false)")
+    true = [str(v).lower() for v in _listed(args.get("true", ["true", "t", "yes", "y", "1", "是", "对", "ja"]))]
+    false = [str(v).lower() for v in _listed(args.get("false", ["false", "f", "no", "n", "0", "否", "不", "nein"]))]
 
     def apply(e: pl.Expr) -> pl.Expr:
         v = _s(e).str.strip_chars().str.to_lowercase()
@@ -206,6 +229,10 @@ def _bool(args: Any) -> Step:
 
 
 BARE.add("bool")
+
+
+def _listed(v: Any) -> list[Any]:
+    return v if isinstance(v, list) else [v]
 
 
 # --- dates and numbers ------------------------------------------------------------
@@ -264,12 +291,24 @@ def _datetime(args: Any) -> Step:
 
 
 def _number_expr(e: pl.Expr, thousands: str, decimal: str) -> pl.Expr:
+    """A number written with ``thousands`` grouping (in threes, or none) and ``decimal``.
+
+    A value written in the other convention (``1,5`` where the decimal is a point) fails
+    rather than being misread.
+    """
+    import re
+
     s = _s(e).str.strip_chars().str.replace_all(r"[\s\u00a0'¥$€£]", "")
+    t, d = re.escape(thousands) if thousands else "", re.escape(decimal)
+    grouped = rf"\d{{1,3}}(?:{t}\d{{3}})+" if t else r"(?!)"
+    shape = rf"^[+-]?(?:{grouped}|\d+)(?:{d}\d+)?$|^[+-]?{d}\d+$"
     if thousands:
-        s = s.str.replace_all(thousands, "", literal=True)
+        plain = s.str.replace_all(thousands, "", literal=True)
+    else:
+        plain = s
     if decimal != ".":
-        s = s.str.replace_all(decimal, ".", literal=True)
-    return s.cast(pl.Float64, strict=False)
+        plain = plain.str.replace_all(decimal, ".", literal=True)
+    return pl.when(s.str.contains(shape)).then(plain.cast(pl.Float64, strict=False))
 
 
 def _number_args(args: Any) -> tuple[str, str]:

@@ -115,13 +115,20 @@ def test_second_run_inserts_nothing_and_reports_every_row_unchanged(request, bac
 
 
 def test_dry_run_reports_what_the_real_run_does_and_writes_nothing(sqlite_url):
+    from migrate.snapshot import table_hashes
+
+    cli("db", "upgrade", "--target", sqlite_url)
+    empty = table_hashes(sqlite_url)
     dry = cli("migrate", "run", MAPPING, "--target", sqlite_url, "--dry-run", "--json")
     assert dry.exit_code == 0, dry.output
+    assert table_hashes(sqlite_url) == empty  # nothing written
     real = cli("migrate", "run", MAPPING, "--target", sqlite_url, "--json")
     d, r = json.loads(dry.output), json.loads(real.output)
     assert d["dry_run"] is True and d["entities"] == r["entities"]
+    assert table_hashes(sqlite_url) != empty
     history = json.loads(cli("migrate", "history", "--target", sqlite_url, "--json").output)
-    assert [h["kind"] for h in history] == ["run"]  # the dry run left no trace
+    assert [(h["action"], h["outcome"]) for h in history] == [
+        ("run", "succeeded"), ("run", "started"), ("dry_run", "succeeded")]  # the dry run is audited, nothing more
 
 
 def test_reject_threshold_gives_exit_code_1(sqlite_url):

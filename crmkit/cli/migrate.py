@@ -12,11 +12,13 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from crmkit.cli.options import json_option, target_option
+from crmkit.cli.options import json_option, operator_option, target_option
 from migrate import report
 from migrate.extract import mask_url
 from migrate.history import history as run_history
 from migrate.plan import plan as make_plan
+from migrate.rollback import rollback as rollback_run
+from migrate.verify import verify as verify_mapping
 from migrate.run import Options, Progress, RunResult, run as run_mapping
 
 MAPPING = click.argument("mapping", type=click.Path(dir_okay=False, path_type=Path))
@@ -116,23 +118,38 @@ def _progress(enabled: bool) -> Iterator[Progress | None]:
               help="Rejects allowed before exit code 1: a count or a share (default: the mapping's, else 0).")
 @click.option("--report", "report_dir", default=None, type=click.Path(file_okay=False, path_type=Path),
               help="Write summary.json, rejects.csv and report.html here.")
-@click.option("--operator", default=None, help="Who runs this (recorded; default: the OS user).")
+@operator_option
+@click.option("--resume", default=None, is_flag=False, flag_value="last", metavar="[RUN_ID]",
+              help="Resume the last unfinished run of MAPPING (or RUN_ID) where it stopped.")
+@click.option("--restart", is_flag=True,
+              help="With --resume: if the mapping or sources changed, abandon the old run and start over.")
 @json_option
 def run(mapping: Path, target: str, dry_run: bool, batch_size: int, max_rejects: str | None,
-        report_dir: Path | None, operator: str | None, as_json: bool) -> None:
+        report_dir: Path | None, operator: str | None, resume: str | None, restart: bool, as_json: bool) -> None:
     """Run MAPPING into TARGET: extract, transform, check, load, reconcile.
 
-    Exit codes: 0 success; 1 the run finished but its rejects passed the threshold;
-    2 a usage, configuration, source or connection error (nothing written).
+    Each batch commits its rows, id-map entries and checkpoint together: a run that died
+    (killed, connection lost, disk full) resumes with --resume and ends exactly where an
+    uninterrupted run would.  Exit codes: 0 success; 1 the run finished but its rejects
+    passed the threshold; 2 a usage, configuration, source or connection error.
 
     \b
     Example:
       crmkit migrate run migrate/mappings/acme-legacy.yaml --target sqlite:///crm.db --report reports/
       crmkit migrate run migrate/mappings/acme-legacy.yaml --dry-run --json
+      crmkit migrate run migrate/mappings/acme-legacy.yaml --target sqlite:///crm.db --resume
     """
+    if restart and resume is None:
+        raise click.UsageError("--restart goes with --resume")
+    if dry_run and resume is not None:
+        raise click.UsageError("--dry-run and --resume exclude each other")
+    if resume not in (None, "last") and not str(resume).isdigit():
+        raise click.UsageError(f"--resume takes a run id (a number), not {resume!r}")
+    resume_opt: bool | int = False if resume is None else (True if resume == "last" else int(resume))
     with _progress(sys.stdout.isatty() and not as_json) as progress:
         result = run_mapping(mapping, Options(target=target, dry_run=dry_run, batch_size=batch_size,
-                                              max_rejects=max_rejects, operator=operator, progress=progress))
+                                              max_rejects=max_rejects, operator=operator, progress=progress,
+                                              resume=resume_opt, restart=restart))
     page = report.write_report(result, report_dir) if report_dir else None
     if page:
         result.report_dir = str(report_dir)
@@ -146,7 +163,8 @@ def run(mapping: Path, target: str, dry_run: bool, batch_size: int, max_rejects:
 def _print_result(r: RunResult, page: Path | None) -> None:
     con = _console()
     t = Table(title=f"Run {r.run_id} of {r.mapping}{' (dry run, rolled back)' if r.dry_run else ''}")
-    cols = ("extracted", "inserted", "updated", "unchanged", "merged", "filtered", "rejected", "warnings")
+    cols = ("extracted", "inserted", "updated", "unchanged", "merged", "filtered", "rejected", "warnings",
+            "vanished")
     t.add_column("entity")
     for c in cols:
         t.add_column(c, justify="right")
@@ -155,6 +173,8 @@ def _print_result(r: RunResult, page: Path | None) -> None:
     totals = r.totals()
     t.add_row("[bold]total[/bold]", *(f"[bold]{totals[c]}[/bold]" for c in cols))
     con.print(t)
+    if r.message:
+        con.print(r.message)
     colour = "green" if r.status == "succeeded" else "red"
     con.print(f"status: [{colour}]{r.status}[/{colour}] (max rejects {r.max_rejects}) · target {r.target}")
     if page:
@@ -163,10 +183,10 @@ def _print_result(r: RunResult, page: Path | None) -> None:
 
 @migrate.command()
 @target_option
-@click.option("--limit", default=20, show_default=True, help="How many runs, newest first.")
+@click.option("--limit", default=20, show_default=True, help="How many entries, newest first.")
 @json_option
 def history(target: str, limit: int, as_json: bool) -> None:
-    """List the runs recorded in TARGET, newest first.
+    """List what happened to TARGET: runs, resumes, verifies and rollbacks, newest first.
 
     \b
     Example:
@@ -174,12 +194,73 @@ def history(target: str, limit: int, as_json: bool) -> None:
     """
     frame = run_history(target, limit)
     if as_json:
-        click.echo(json.dumps(frame.drop("counts_json").to_dicts(), ensure_ascii=False, indent=2))
+        click.echo(json.dumps(frame.to_dicts(), ensure_ascii=False, indent=2))
         return
-    t = Table(title=f"Runs in {mask_url(target)}")
-    for c in ("id", "kind", "mapping_name", "status", "operator", "started_at", "finished_at"):
+    t = Table(title=f"History of {mask_url(target)}")
+    cols = ("at", "action", "run_id", "mapping_name", "outcome", "operator")
+    for c in cols:
         t.add_column(c)
     for row in frame.iter_rows(named=True):
-        t.add_row(*(str(row[c] or "") for c in ("id", "kind", "mapping_name", "status", "operator",
-                                                 "started_at", "finished_at")))
+        t.add_row(*(str(row[c] or "") for c in cols))
     _console().print(t)
+
+
+@migrate.command()
+@MAPPING
+@target_option
+@operator_option
+@click.option("--report", "report_dir", default=None, type=click.Path(file_okay=False, path_type=Path),
+              help="Write verify.json and verify-mismatches.csv here.")
+@json_option
+def verify(mapping: Path, target: str, operator: str | None, report_dir: Path | None, as_json: bool) -> None:
+    """Re-read MAPPING's sources and compare them with TARGET, row by row.
+
+    Lists every row missing from the target, changed in it, or there unexpectedly.
+    Exit code 1 on any mismatch: run it before signing off a cut-over.
+
+    \b
+    Example:
+      crmkit migrate verify migrate/mappings/acme-legacy.yaml --target sqlite:///crm.db --report reports/
+    """
+    result = verify_mapping(mapping, target, operator)
+    if report_dir:
+        result.write(report_dir)
+    if as_json:
+        click.echo(json.dumps(result.to_json(), ensure_ascii=False, indent=2, default=str))
+    else:
+        con = _console()
+        t = Table(title=f"Verify {result.mapping} against {result.target}")
+        for c in ("entity", "source", "expected", "in_target", "mismatches"):
+            t.add_column(c)
+        for c in result.counts:
+            t.add_row(*(str(c[k]) for k in ("entity", "source", "expected", "in_target", "mismatches")))
+        con.print(t)
+        for row in result.mismatches.head(50).iter_rows(named=True):
+            con.print(f"  {row['kind']:<10} {row['entity']} {row['source_name']}:{row['legacy_key']}")
+        con.print("[green]clean[/green]" if result.ok else f"[red]{result.mismatches.height} mismatches[/red]")
+    sys.exit(0 if result.ok else 1)
+
+
+@migrate.command()
+@click.argument("run_id", type=int)
+@target_option
+@operator_option
+@click.option("--cascade", is_flag=True, help="Roll back the later runs that touched this run's rows first.")
+@json_option
+def rollback(run_id: int, target: str, operator: str | None, cascade: bool, as_json: bool) -> None:
+    """Return TARGET to its state before run RUN_ID.
+
+    Rows the run inserted are removed; rows it updated get their before-images back.  If
+    a later run touched those rows it refuses, naming them, unless --cascade.
+
+    \b
+    Example:
+      crmkit migrate rollback 3 --target sqlite:///crm.db
+      crmkit migrate rollback 2 --target sqlite:///crm.db --cascade
+    """
+    result = rollback_run(target, run_id, cascade=cascade, operator=operator)
+    if as_json:
+        click.echo(json.dumps(result.__dict__, indent=2))
+        return
+    click.echo(f"rolled back run(s) {', '.join(map(str, result.rolled_back))}: "
+               f"removed {sum(result.removed.values())} rows, restored {sum(result.restored.values())}")

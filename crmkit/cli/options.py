@@ -21,3 +21,7 @@ def target_option(fn: F) -> F:
 
 def json_option(fn: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of tables.")(fn)
+
+
+def operator_option(fn: F) -> F:
+    return click.option("--operator", default=None, help="Who does this (recorded in the audit; default: the OS user).")(fn)

@@ -1,0 +1,5 @@
+"""``python -m crmkit`` runs the command line."""
+
+from crmkit.cli import main
+
+main()

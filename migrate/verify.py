@@ -1,0 +1,127 @@
+"""Verify: re-read the sources and compare them with what the target holds, row by row.
+
+For every feed, the sources are shaped and checked exactly as a run would (references
+resolved through the target's id map); each loadable row's hash is compared with the hash
+of the row the target holds for its legacy key, recomputed from the target's current values.
+Mismatches: ``missing`` (the target has no row for a loadable source row), ``changed`` (the
+target's values differ), ``unexpected`` (the target holds a row for a key the source no
+longer has, or one the source now rejects).  This is what a team runs before sign-off.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from crmkit.schema.target import TargetField, entities
+from crmkit.schema.versions import ensure_schema
+from migrate import audit, delta
+from migrate.check import KeyMap, check
+from migrate.extract import mask_url
+from migrate.fields import ERRORS, KEY, Shaped
+from migrate.load import Loader, open_loader, q
+from migrate.mapping import load_mapping
+from migrate.run import prepare, ref_source
+
+
+@dataclass
+class VerifyResult:
+    mapping: str
+    target: str
+    counts: list[dict[str, object]] = field(default_factory=list)
+    mismatches: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(
+        schema={"entity": pl.String, "source_name": pl.String, "legacy_key": pl.String, "kind": pl.String}))
+
+    @property
+    def ok(self) -> bool:
+        return self.mismatches.height == 0
+
+    def to_json(self) -> dict[str, object]:
+        return {"mapping": self.mapping, "target": self.target, "ok": self.ok, "counts": self.counts,
+                "mismatches": self.mismatches.to_dicts()}
+
+    def write(self, directory: str | Path) -> None:
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "verify.json").write_text(json.dumps(self.to_json(), indent=2, ensure_ascii=False, default=str) + "\n",
+                                         encoding="utf-8")
+        self.mismatches.write_csv(out / "verify-mismatches.csv")
+
+
+def verify(mapping_path: str | Path, target: str, operator: str | None = None) -> VerifyResult:
+    mapping = load_mapping(mapping_path)
+    prepared = prepare(mapping)
+    ensure_schema(target)
+    loader = open_loader(target)
+    result = VerifyResult(mapping.name, mask_url(target))
+    try:
+        parts = []
+        for ename, feeds in prepared.shaped.items():
+            for shaped in feeds:
+                parts.append(_feed(loader, prepared, shaped, result))
+        result.mismatches = pl.concat(parts) if parts else result.mismatches
+        audit.record(loader, action="verify", operator=audit.operator_name(operator), target=result.target,
+                     outcome="clean" if result.ok else f"{result.mismatches.height} mismatches",
+                     mapping_name=mapping.name, mapping_hash=mapping.content_hash)
+    finally:
+        loader.close()
+    return result
+
+
+def _keymap(loader: Loader, entity: str, source: str) -> KeyMap:
+    ids = loader.query("SELECT legacy_key, target_id FROM crmkit_id_map WHERE entity = ? AND source_name = ?",
+                       (entity, source))
+    if ids.height == 0:
+        ids = pl.DataFrame(schema={"legacy_key": pl.String, "target_id": pl.Int64})
+    return KeyMap(entity, source, ids.with_columns(pl.col("target_id").cast(pl.Int64)),
+                  pl.DataFrame(schema={"legacy_key": pl.String}))
+
+
+def _feed(loader: Loader, prepared, shaped: Shaped, result: VerifyResult) -> pl.DataFrame:  # type: ignore[no-untyped-def]
+    parents = {}
+    for fname, spec in shaped.refs.items():
+        assert spec.ref is not None
+        parents[fname] = _keymap(loader, spec.ref, ref_source(prepared.mapping, spec, fname))
+    checked = check(shaped, parents)
+    fields = [f.name for f in shaped.fields]
+    expected = delta.with_row_hash(checked.filter(pl.col(ERRORS).list.len() == 0), fields)
+    actual = _target_rows(loader, shaped.entity, shaped.source, shaped.fields)
+    actual = delta.with_row_hash(actual, fields)
+    exp = expected.select(pl.col(KEY).alias("legacy_key"), pl.col(delta.HASH).alias("expected"))
+    act = actual.select("legacy_key", pl.col(delta.HASH).alias("actual"))
+    both = exp.join(act, on="legacy_key", how="full", coalesce=True)
+    kind = (pl.when(pl.col("actual").is_null()).then(pl.lit("missing"))
+            .when(pl.col("expected").is_null()).then(pl.lit("unexpected"))
+            .when(pl.col("expected") != pl.col("actual")).then(pl.lit("changed")))
+    mism = both.with_columns(kind.alias("kind")).filter(pl.col("kind").is_not_null())
+    result.counts.append({"entity": shaped.entity, "source": shaped.source, "expected": expected.height,
+                          "in_target": actual.height, "mismatches": mism.height})
+    return mism.select(pl.lit(shaped.entity).alias("entity"), pl.lit(shaped.source).alias("source_name"),
+                       "legacy_key", "kind").sort("legacy_key")
+
+
+def _target_rows(loader: Loader, entity: str, source: str, fields: list[TargetField]) -> pl.DataFrame:
+    cols = ", ".join(f"e.{q(f.name)}" for f in fields)
+    frame = loader.query(
+        f"SELECT m.legacy_key, {cols} FROM crmkit_id_map m JOIN {q(entity)} e ON e.id = m.target_id "
+        f"WHERE m.entity = ? AND m.source_name = ?", (entity, source))
+    if frame.height == 0:
+        return pl.DataFrame(schema={"legacy_key": pl.String, **{f.name: f.dtype for f in fields}})
+    return frame.with_columns([_as_dtype(frame, f) for f in fields])
+
+
+def _as_dtype(frame: pl.DataFrame, f: TargetField) -> pl.Expr:
+    """A target column read back (SQLite text dates, integer booleans, decimals) as the pipeline types it."""
+    e, dtype = pl.col(f.name), frame.schema[f.name]
+    if f.kind == "date" and dtype == pl.String:
+        return e.str.slice(0, 10).str.to_date("%Y-%m-%d")
+    if f.kind == "datetime" and dtype == pl.String:
+        return e.str.to_datetime("%Y-%m-%d %H:%M:%S%.f", time_unit="us")
+    if f.kind == "boolean" and dtype != pl.Boolean:
+        return e.cast(pl.Int64).cast(pl.Boolean)
+    if f.kind == "datetime":
+        return e.cast(pl.Datetime("us"))
+    return e.cast(f.dtype)
