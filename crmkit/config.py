@@ -129,6 +129,22 @@ def _describe(err: dict[str, Any]) -> str:
     return msg.removeprefix("Value error, ")
 
 
+def _present(data: Any, loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The parts of a pydantic error location that exist in the YAML (no union tags or list wrappers)."""
+    out: list[Any] = []
+    node = data
+    for i, part in enumerate(loc):
+        if isinstance(node, dict) and part in node:
+            out.append(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            out.append(part)
+            node = node[part]
+        elif i == len(loc) - 1 and isinstance(node, dict):
+            out.append(part)  # a missing or unknown key: name it
+    return tuple(out)
+
+
 def load_model(path: str | Path, model: type[M], context: dict[str, Any] | None = None) -> tuple[M, Document]:
     """Read ``path`` and validate it as ``model``; errors name ``file:line``."""
     doc = read_yaml(Path(path))
@@ -136,7 +152,7 @@ def load_model(path: str | Path, model: type[M], context: dict[str, Any] | None 
         obj = model.model_validate(doc.data, context={"base": Path(path).parent, **(context or {})})
     except ValidationError as exc:
         err = exc.errors()[0]
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))
+        loc = _present(doc.data, tuple(err["loc"]))
         where = ".".join(str(p) for p in loc) or "(top level)"
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise ConfigError(f"{path}:{doc.line_of(loc)}: {where}: {_describe(err)}{more}") from None

@@ -129,7 +129,18 @@ def read_csv(name: str, src: CsvSource) -> Extracted:
         raise SourceError(f"{path}: {_csv_problem(text, src, exc)}") from None
     frame = frame.rename(lambda c: c.strip().lstrip("\ufeff"))
     frame = frame.with_row_index(ROW, offset=src.header_row + 1).with_columns(pl.col(ROW).cast(pl.Int64))
-    return Extracted(name, frame, encoding=encoding, detected=detected)
+    frame, blanks = _drop_blank(frame)
+    return Extracted(name, frame, blank_rows=blanks, encoding=encoding, detected=detected)
+
+
+def _drop_blank(frame: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+    """Rows with no value in any column are counted and dropped (a blank line, an empty sheet row)."""
+    cols = [c for c in frame.columns if c != ROW]
+    if not cols:
+        return frame, 0
+    blank = pl.all_horizontal(pl.col(c).is_null() | (pl.col(c).cast(pl.String).str.strip_chars() == "") for c in cols)
+    n = frame.select(blank.sum()).item()
+    return (frame.filter(~blank), int(n)) if n else (frame, 0)
 
 
 def _csv_problem(text: str, src: CsvSource, exc: Exception) -> str:
@@ -179,10 +190,8 @@ def read_xlsx(name: str, src: XlsxSource) -> Extracted:
     assert isinstance(frame, pl.DataFrame)
     frame = frame.with_columns(pl.all().cast(pl.String)).rename(lambda c: c.strip())
     frame = frame.with_row_index(ROW, offset=src.header_row + 1).with_columns(pl.col(ROW).cast(pl.Int64))
-    data_cols = [c for c in frame.columns if c != ROW]
-    blank = pl.all_horizontal(pl.col(c).is_null() | (pl.col(c).str.strip_chars() == "") for c in data_cols)
-    blanks = frame.filter(blank).height if data_cols else 0
-    return Extracted(name, frame.filter(~blank) if data_cols else frame, blank_rows=blanks)
+    frame, blanks = _drop_blank(frame)
+    return Extracted(name, frame, blank_rows=blanks)
 
 
 # --- databases --------------------------------------------------------------------

@@ -153,12 +153,12 @@ class FieldSpec(Strict):
     @model_validator(mode="after")
     def _one_input(self) -> "FieldSpec":
         given = [k for k in ("column", "columns", "const") if getattr(self, k) is not None]
+        if self.ref and not self.column:
+            raise ValueError("a ref needs the column holding the legacy key (column: or key:)")
         if len(given) > 1:
             raise ValueError(f"give one of column, columns or const, not {' and '.join(given)}")
         if not given and self.default is None:
             raise ValueError("give a column, columns or const")
-        if self.ref and not self.column:
-            raise ValueError("a ref needs the column holding the legacy key (column: or key:)")
         return self
 
     @property
@@ -214,6 +214,19 @@ class Mapping(Strict):
     sources: dict[str, Source]
     entities: dict[str, list[Feed]]
     max_rejects: str | int | None = None
+
+    @field_validator("max_rejects")
+    @classmethod
+    def _threshold(cls, v: str | int | None) -> str | int | None:
+        if v is not None:
+            text = str(v).strip()
+            try:
+                value = float(text[:-1]) if text.endswith("%") else int(text)
+            except ValueError:
+                raise ValueError(f"'{text}' is neither a count (10) nor a percentage (0.5%)") from None
+            if value < 0:
+                raise ValueError(f"'{text}' is negative")
+        return v
 
     @field_validator("entities", mode="before")
     @classmethod

@@ -80,7 +80,7 @@ ERRORS = [
     pytest.param("account: {ref: accounts, column: acct}", "account: acct",
                  "account_id refers to accounts: write {ref: accounts, column: ...}", id="reference-without-ref"),
     pytest.param("{ref: accounts, column: acct}", "{ref: accounts}",
-                 "give a column, columns or const", id="ref-without-a-column"),
+                 "a ref needs the column holding the legacy key", id="ref-without-a-column"),
     pytest.param("      email: {column: mail", "      account_id: {ref: accounts, column: acct}\n      email: {column: mail",
                  "account_id is mapped twice", id="field-mapped-twice-by-both-names"),
     pytest.param("      full_name: {column: name, transform: strip}\n", "",
@@ -147,7 +147,7 @@ def test_columns_the_source_lacks_are_named(project, old, new, message):
 def test_max_rejects_that_is_not_a_number(project):
     res = run(project, write(project, BASE.replace("name: lang\n", "name: lang\nmax_rejects: lots\n")))
     assert res.exit_code == 2
-    assert "max rejects 'lots' is neither a count (10) nor a percentage (0.5%)" in res.stderr
+    assert "lang.yaml:3: max_rejects: 'lots' is neither a count (10) nor a percentage (0.5%)" in res.stderr
     assert not (project / "crm.db").exists()
 
 
