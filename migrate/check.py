@@ -24,11 +24,17 @@ class KeyMap:
     source: str
     ids: pl.DataFrame  # legacy_key, target_id
     rejected: pl.DataFrame  # legacy_key
+    #: keys the parent's filter or scope left out: rows pointing at them are out of scope, not rejects
+    left_out: pl.DataFrame | None = None
+
+
+OUT_OF_SCOPE = "__out_of_scope"
 
 
 def check(shaped: Shaped, parents: dict[str, KeyMap]) -> pl.DataFrame:
-    """The shaped frame with references resolved and ``__errors`` completed."""
-    frame = shaped.frame
+    """The shaped frame with references resolved, ``__errors`` completed, and ``__out_of_scope``
+    set on rows whose parent the filter or a rollout wave's scope left out (they follow it)."""
+    frame = shaped.frame.with_columns(pl.lit(False).alias(OUT_OF_SCOPE))
     extra: list[pl.Expr] = [_key_reasons()]
     extra += [
         pl.when(pl.col(f.name).is_null()).then(pl.lit(f"{f.name}: required value is missing"))
@@ -71,6 +77,11 @@ def _resolve(frame: pl.DataFrame, fname: str, parent: KeyMap, required: bool) ->
         .with_columns(pl.col("__rk_id").alias(fname))
     )
     missing = pl.col(ref).is_not_null() & pl.col(fname).is_null()
+    if parent.left_out is not None and parent.left_out.height:
+        left = parent.left_out.rename({"legacy_key": ref}).unique(ref).with_columns(pl.lit(True).alias("__rk_out"))
+        frame = frame.join(left, on=ref, how="left", maintain_order="left").with_columns(
+            (pl.col(OUT_OF_SCOPE) | (missing & pl.col("__rk_out").fill_null(False))).alias(OUT_OF_SCOPE)
+        ).drop("__rk_out")
     where = f"{parent.entity} (source {parent.source})"
     reason = (
         pl.when(missing & pl.col("__rk_rej").fill_null(False))

@@ -37,6 +37,7 @@ class Shaped:
     refs: dict[str, FieldSpec]  # target field -> its ref spec
     filtered: int  # rows the feed's filter left out
     all_keys: pl.Series  # legacy keys of every extracted row, in scope or not (to find vanished rows)
+    left_out: pl.Series  # legacy keys the filter or scope left out: their children are out of scope too
 
 
 def check_columns(feed: Feed, ex: Extracted, where: str) -> None:
@@ -51,21 +52,23 @@ def check_columns(feed: Feed, ex: Extracted, where: str) -> None:
         )
 
 
-def apply_filter(feed: Feed, frame: pl.DataFrame, where: str) -> pl.DataFrame:
-    if not feed.filter:
+def apply_filter(feed: Feed, frame: pl.DataFrame, where: str, scope: str | None = None) -> pl.DataFrame:
+    """The rows in scope: the feed's filter and, for a rollout wave, the wave's scope condition."""
+    conditions = [c for c in (feed.filter, scope) if c]
+    if not conditions:
         return frame
     try:
-        return frame.filter(pl.sql_expr(feed.filter))
+        return frame.filter(*(pl.sql_expr(c) for c in conditions))
     except pl.exceptions.ColumnNotFoundError as exc:
         raise MappingError(f"{where}: filter names a column the source lacks: {str(exc).splitlines()[0]}") from None
     except pl.exceptions.PolarsError as exc:
         raise MappingError(f"{where}: filter cannot be applied: {str(exc).splitlines()[0]}") from None
 
 
-def shape(feed: Feed, target: TargetEntity, ex: Extracted, where: str) -> Shaped:
-    """Run the feed's field chains over the extracted source."""
+def shape(feed: Feed, target: TargetEntity, ex: Extracted, where: str, scope: str | None = None) -> Shaped:
+    """Run the feed's field chains over the extracted source rows in scope."""
     check_columns(feed, ex, where)
-    scoped = apply_filter(feed, ex.frame, where)
+    scoped = apply_filter(feed, ex.frame, where, scope)
     work = scoped.with_columns(_key_expr(feed.key).alias(KEY))
     err_cols: list[str] = []
     warn_cols: list[str] = []
@@ -86,8 +89,11 @@ def shape(feed: Feed, target: TargetEntity, ex: Extracted, where: str) -> Shaped
     keep = [pl.col(ROW), pl.col(KEY)] + [pl.col(f"__v_{f.name}").alias(f.name) for f in fields]
     keep += [pl.col(ref_col(n)) for n in refs] + [pl.col(ERRORS), pl.col(WARNINGS)]
     all_keys = ex.frame.select(_key_expr(feed.key).alias(KEY))[KEY].drop_nulls()
+    out_of_scope = scoped.height < ex.frame.height
+    left_out = (all_keys.filter(~all_keys.is_in(work[KEY].drop_nulls().implode())) if out_of_scope
+                else all_keys.clear())
     return Shaped(target.name, feed.source, work.select(keep), scoped, fields, refs,
-                  ex.frame.height - scoped.height, all_keys)
+                  ex.frame.height - scoped.height, all_keys, left_out)
 
 
 def _ordered(fields: dict[str, FieldSpec]) -> list[tuple[str, FieldSpec]]:

@@ -21,7 +21,7 @@ import polars as pl
 from crmkit.errors import CrmkitError, MappingError, ReconcileError, TargetError
 from crmkit.schema.target import entities
 from migrate import audit, delta, faults, lock
-from migrate.check import KeyMap, check
+from migrate.check import OUT_OF_SCOPE, KeyMap, check
 from migrate.extract import ROW, Extracted, extract, mask_url
 from migrate.fields import ERRORS, KEY, WARNINGS, Shaped, ref_col, shape
 from migrate.load import Loader, is_db_error, open_loader, q
@@ -160,8 +160,16 @@ def _frame_digest(frame: pl.DataFrame) -> bytes:
     return hashlib.sha256(hashed["h"].to_numpy().tobytes() + ",".join(frame.columns).encode()).digest()
 
 
-def prepare(mapping: Mapping) -> Prepared:
-    """Read every source the mapping uses and shape every feed.  Writes nothing."""
+def prepare(mapping: Mapping, scope: dict[str, str] | None = None) -> Prepared:
+    """Read every source the mapping uses and shape every feed.  Writes nothing.
+
+    ``scope`` (a rollout wave's) maps entities to a SQL condition over their source columns;
+    rows outside it, and the rows that refer to them, are out of scope (``filtered``).
+    """
+    scope = scope or {}
+    unknown = set(scope) - set(mapping.entities)
+    if unknown:
+        raise MappingError(f"scope names entities the mapping {mapping.name} does not load: {', '.join(sorted(unknown))}")
     used = {f.source for feeds in mapping.entities.values() for f in feeds}
     extracted = {name: extract(name, mapping.sources[name]) for name in mapping.sources if name in used}
     targets = entities()
@@ -169,7 +177,8 @@ def prepare(mapping: Mapping) -> Prepared:
     for ename in entity_order(mapping):
         feeds = mapping.entities[ename]
         shaped[ename] = [
-            shape(feed, targets[ename], extracted[feed.source], _where(mapping, ename, i, len(feeds)))
+            shape(feed, targets[ename], extracted[feed.source], _where(mapping, ename, i, len(feeds)),
+                  scope.get(ename))
             for i, feed in enumerate(feeds)
         ]
     for ename, feeds in mapping.entities.items():
@@ -215,6 +224,8 @@ class Options:
     restart: bool = False
     #: checkpoints and before-images (turned off only to measure their cost)
     safety: bool = True
+    #: a rollout wave's scope: entity -> SQL condition over its source columns
+    scope: dict[str, str] | None = None
 
 
 class ResumeError(CrmkitError):
@@ -225,7 +236,7 @@ def run(mapping_path: str | Path, options: Options) -> RunResult:
     """Run a mapping against a target.  Raises CrmkitError subclasses for user errors."""
     mapping = load_mapping(mapping_path)
     limit = parse_threshold(options.max_rejects if options.max_rejects is not None else mapping.max_rejects)
-    prepared = prepare(mapping)
+    prepared = prepare(mapping, options.scope)
     ensure_schema(options.target)
     loader = open_loader(options.target)
     result = RunResult(
@@ -428,6 +439,9 @@ class _Runner:
         counts = FeedCounts(shaped.entity, shaped.source,
                             extracted=self.p.extracted[shaped.source].frame.height, filtered=shaped.filtered)
         checked = check(shaped, self._parents(shaped))
+        out = pl.col(OUT_OF_SCOPE)
+        counts.filtered += int(checked.select(out.sum()).item())
+        checked = checked.filter(~out).drop(OUT_OF_SCOPE)
         bad_mask = pl.col(ERRORS).list.len() > 0
         ok, bad = checked.filter(~bad_mask), checked.filter(bad_mask)
         value_fields = [f.name for f in shaped.fields]
@@ -447,10 +461,12 @@ class _Runner:
         self._update(shaped, d.updates, value_fields, counts)
         self._reject(shaped, bad, counts)
         self._vanished(shaped, before, deactivating, counts)
+        loaded = pl.concat([before.select("legacy_key", "target_id"), inserted])
         self.keymaps[(shaped.entity, shaped.source)] = KeyMap(
-            shaped.entity, shaped.source,
-            pl.concat([before.select("legacy_key", "target_id"), inserted]),
+            shaped.entity, shaped.source, loaded,
             bad.select(pl.col(KEY).alias("legacy_key")).drop_nulls(),
+            pl.DataFrame({"legacy_key": shaped.left_out}).filter(
+                ~pl.col("legacy_key").is_in(loaded["legacy_key"].implode())),
         )
         return counts
 

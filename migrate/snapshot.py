@@ -19,17 +19,21 @@ from migrate.load import open_loader, q
 _SKIP = {"id"}
 
 
-def table_hashes(url: str, include_id_map: bool = True) -> dict[str, str]:
+def table_hashes(url: str, include_id_map: bool = True, content_only: bool = False) -> dict[str, str]:
+    """Hash per CRM table (and the id map).  ``content_only`` leaves out which run wrote a row
+    (``run_id``): a migration done in waves then equals the same migration done at once."""
+    skip = _SKIP | ({"run_id"} if content_only else set())
     loader = open_loader(url)
     try:
         idmap = loader.query("SELECT entity, source_name, legacy_key, target_id, run_id FROM crmkit_id_map").cast(
             {"entity": pl.String, "source_name": pl.String, "legacy_key": pl.String, "target_id": pl.Int64,
              "run_id": pl.Int64})
         refs = _provenance(loader)
-        out = {e: _hash(_normalised(loader, e, refs)) for e in ENTITY_MODELS}
+        out = {e: _hash(_normalised(loader, e, refs).drop(skip, strict=False)) for e in ENTITY_MODELS}
         if include_id_map:
             out["crmkit_id_map"] = _hash(idmap.join(refs, left_on=["entity", "target_id"],
-                                                    right_on=["entity", "id"], how="left").drop("target_id"))
+                                                    right_on=["entity", "id"], how="left")
+                                         .drop(["target_id", *skip], strict=False))
         return out
     finally:
         loader.close()

@@ -19,7 +19,7 @@ import polars as pl
 from crmkit.schema.target import TargetField, entities
 from crmkit.schema.versions import ensure_schema
 from migrate import audit, delta
-from migrate.check import KeyMap, check
+from migrate.check import OUT_OF_SCOPE, KeyMap, check
 from migrate.extract import mask_url
 from migrate.fields import ERRORS, KEY, Shaped
 from migrate.load import Loader, open_loader, q
@@ -85,7 +85,15 @@ def _feed(loader: Loader, prepared, shaped: Shaped, result: VerifyResult) -> pl.
     for fname, spec in shaped.refs.items():
         assert spec.ref is not None
         parents[fname] = _keymap(loader, spec.ref, ref_source(prepared.mapping, spec, fname))
+    for fname, spec in shaped.refs.items():  # rows whose parent the filter left out are not expected
+        parent_feeds = prepared.shaped.get(spec.ref, [])
+        src = parents[fname].source
+        left = [s.left_out for s in parent_feeds if s.source == src]
+        if left:
+            parents[fname].left_out = pl.DataFrame({"legacy_key": pl.concat(left)}).filter(
+                ~pl.col("legacy_key").is_in(parents[fname].ids["legacy_key"].implode()))
     checked = check(shaped, parents)
+    checked = checked.filter(~pl.col(OUT_OF_SCOPE)).drop(OUT_OF_SCOPE)
     fields = [f.name for f in shaped.fields]
     expected = delta.with_row_hash(checked.filter(pl.col(ERRORS).list.len() == 0), fields)
     actual = _target_rows(loader, shaped.entity, shaped.source, shaped.fields)
