@@ -51,9 +51,11 @@ class VerifyResult:
         self.mismatches.write_csv(out / "verify-mismatches.csv")
 
 
-def verify(mapping_path: str | Path, target: str, operator: str | None = None) -> VerifyResult:
+def verify(mapping_path: str | Path, target: str, operator: str | None = None,
+           scope: dict[str, str] | None = None) -> VerifyResult:
+    """Compare the sources with the target; ``scope`` limits it to what rollout waves moved so far."""
     mapping = load_mapping(mapping_path)
-    prepared = prepare(mapping)
+    prepared = prepare(mapping, scope)
     ensure_schema(target)
     loader = open_loader(target)
     result = VerifyResult(mapping.name, mask_url(target))

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import sqlite3
+from contextlib import closing
 import subprocess
 import sys
 import time
@@ -189,7 +190,7 @@ def test_a_second_run_refuses_while_one_is_running_and_a_dead_holder_is_taken_ov
         deadline = time.time() + 30
         while time.time() < deadline:
             try:
-                with sqlite3.connect(db) as conn:
+                with closing(sqlite3.connect(db)) as conn:
                     if conn.execute("SELECT count(*) FROM crmkit_checkpoints").fetchone()[0] >= 2:
                         break
             except sqlite3.OperationalError:

@@ -1,0 +1,307 @@
+"""Gates: each reads evidence the toolkit itself produced and says pass, fail or inconclusive.
+
+Evidence that is missing, or older than the gate's ``max_age``, makes a gate
+``inconclusive``: the plan pauses and the gate says what to produce.  A gate never passes
+by default.  Gate kinds register in :data:`GATES`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from migrate.audit import now
+from migrate.load import open_loader
+from rollout.plan import Plan, Wave
+
+PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
+
+
+@dataclass
+class GateResult:
+    gate: str
+    subject: str  # the wave whose evidence it judges
+    status: str  # pass | fail | inconclusive
+    measured: str
+    required: str
+    hint: str = ""  # what to do about it
+
+    @property
+    def passed(self) -> bool:
+        return self.status == PASS
+
+    def to_json(self) -> dict[str, str]:
+        return self.__dict__.copy()
+
+
+@dataclass
+class WaveState:
+    """What the target records of a wave."""
+
+    name: str
+    status: str  # pending | migrated | rolled_back
+    run_ids: list[int]
+    migrated_at: dt.datetime | None
+
+
+@dataclass
+class Context:
+    plan: Plan
+    wave: Wave  # the wave to advance to
+    previous: Wave | None
+    states: dict[str, WaveState]
+    target: str
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> pl.DataFrame:
+        """One query on a short-lived connection: gates call code (verify, validate) that opens its
+        own, and two SQLite library copies in one process must never hold the same file open."""
+        loader = open_loader(self.target)
+        try:
+            return loader.query(sql, params)
+        finally:
+            loader.close()
+
+    @property
+    def previous_state(self) -> WaveState | None:
+        return self.states.get(self.previous.name) if self.previous else None
+
+
+Gate = Callable[[Context, Any], GateResult]
+GATES: dict[str, Gate] = {}
+
+
+def gate(name: str) -> Callable[[Gate], Gate]:
+    def deco(fn: Gate) -> Gate:
+        GATES[name] = fn
+        return fn
+
+    return deco
+
+
+def _file_age(path: Path) -> dt.timedelta:
+    return now() - dt.datetime.fromtimestamp(os.path.getmtime(path), dt.timezone.utc).replace(tzinfo=None)
+
+
+def _stale(ctx: Context, spec: Any, age: dt.timedelta) -> str | None:
+    limit = ctx.plan.age(spec)
+    if age > limit:
+        return f"evidence is {age.days}d {age.seconds // 3600}h old (older than {spec.max_age or ctx.plan.max_evidence_age})"
+    return None
+
+
+def _needs_previous(ctx: Context, name: str) -> GateResult | None:
+    prev = ctx.previous_state
+    if ctx.previous is None:
+        return GateResult(name, "-", INCONCLUSIVE, "no previous wave", "-", "this gate judges the previous wave")
+    if prev is None or prev.status != "migrated":
+        return GateResult(name, ctx.previous.name, INCONCLUSIVE, "not migrated", "migrated",
+                          f"migrate wave {ctx.previous.name} first (crmkit rollout advance)")
+    return None
+
+
+@gate("reconciliation")
+def reconciliation(ctx: Context, spec: Any) -> GateResult:
+    if (early := _needs_previous(ctx, "reconciliation")) is not None:
+        return early
+    assert ctx.previous is not None and ctx.previous_state is not None
+    state = ctx.previous_state
+    runs = ctx.query(
+        f"SELECT id, status, counts_json FROM crmkit_runs WHERE id IN ({', '.join('?' * len(state.run_ids))})",
+        tuple(state.run_ids)) if state.run_ids else pl.DataFrame()
+    rejected = extracted = 0
+    bad_status = []
+    for rid, status, counts in runs.iter_rows() if runs.height else []:
+        if status != "succeeded":
+            bad_status.append(f"run {rid} {status}")
+        for c in json.loads(counts or "{}").values():
+            rejected += int(c.get("rejected", 0))
+            extracted += int(c.get("extracted", 0)) - int(c.get("filtered", 0))
+    share = f"{rejected}/{extracted} rejected ({100 * rejected / extracted if extracted else 0:.1f}%)"
+    from migrate.run import over_threshold
+
+    required = f"rejects ≤ {spec.max_rejects}, runs succeeded" + (", verify clean" if spec.verify else "")
+    if bad_status:
+        return GateResult("reconciliation", ctx.previous.name, FAIL, "; ".join(bad_status), required,
+                          "resume or re-run the wave's migration")
+    if over_threshold(rejected, extracted, spec.max_rejects):
+        return GateResult("reconciliation", ctx.previous.name, FAIL, share, required,
+                          "fix the rejected rows (see the run's rejects.csv) and advance the wave again")
+    measured = share
+    if spec.verify:
+        mismatches = _verify(ctx)
+        measured += f", verify: {mismatches} mismatches"
+        if mismatches:
+            return GateResult("reconciliation", ctx.previous.name, FAIL, measured, required,
+                              "crmkit migrate verify lists them; fix the target or re-run the wave")
+    return GateResult("reconciliation", ctx.previous.name, PASS, measured, required)
+
+
+def _verify(ctx: Context) -> int:
+    from migrate.verify import verify
+
+    assert ctx.previous is not None
+    scope = ctx.plan.cumulative_scope(ctx.previous.name)
+    return sum(verify(m, ctx.target, scope=scope).mismatches.height for m in ctx.plan.mappings)
+
+
+@gate("validation")
+def validation(ctx: Context, spec: Any) -> GateResult:
+    if (early := _needs_previous(ctx, "validation")) is not None:
+        return early
+    assert ctx.previous is not None
+    from validate.run import Request, run
+
+    failing = []
+    for entity in spec.entities:
+        result = run(Request(entity=entity, target=ctx.target, rules=spec.rules))
+        failing += [f"{entity}: {g.name} {g.measured}" for g in result.gates if not g.passed]
+    required = f"every gate of {spec.rules.name} on {', '.join(spec.entities)}"
+    if failing:
+        return GateResult("validation", ctx.previous.name, FAIL, "; ".join(failing)[:300], required,
+                          f"crmkit validate --target URL --entity ENTITY --rules {spec.rules} shows the failures")
+    return GateResult("validation", ctx.previous.name, PASS, "all validation gates pass", required)
+
+
+@gate("dedupe_review")
+def dedupe_review(ctx: Context, spec: Any) -> GateResult:
+    subject = ctx.previous.name if ctx.previous else ctx.wave.name
+    required = "no undecided pair"
+    if not spec.file.exists():
+        return GateResult("dedupe_review", subject, INCONCLUSIVE, f"{spec.file} missing", required,
+                          "export the review queue: crmkit dedupe ... --review FILE")
+    if (stale := _stale(ctx, spec, _file_age(spec.file))) is not None:
+        return GateResult("dedupe_review", subject, INCONCLUSIVE, stale, required, "export the review queue again")
+    frame = pl.read_csv(spec.file, infer_schema=False)
+    if spec.decision_column not in frame.columns:
+        return GateResult("dedupe_review", subject, INCONCLUSIVE, f"no column {spec.decision_column!r}", required,
+                          f"{spec.file} is not a review queue export")
+    pending = frame.filter(pl.col(spec.decision_column).fill_null("").str.strip_chars() == "").height
+    status = PASS if pending == 0 else FAIL
+    return GateResult("dedupe_review", subject, status, f"{pending} of {frame.height} pairs undecided", required,
+                      "" if pending == 0 else f"decide the pairs in {spec.file} and import it")
+
+
+@gate("loadtest")
+def loadtest(ctx: Context, spec: Any) -> GateResult:
+    users = ctx.plan.cumulative_users(ctx.wave.name)
+    required = f"passed at ≥ {users} users (cumulative)"
+    hint = f"crmkit loadtest run --profile ... --users {users} --report {spec.summary.parent}"
+    if not spec.summary.exists():
+        return GateResult("loadtest", ctx.wave.name, INCONCLUSIVE, "no summary", required, hint)
+    if (stale := _stale(ctx, spec, _file_age(spec.summary))) is not None:
+        return GateResult("loadtest", ctx.wave.name, INCONCLUSIVE, stale, required, hint)
+    doc = json.loads(spec.summary.read_text(encoding="utf-8"))
+    peak = int(doc.get("peak_users", 0))
+    failed = [t.get("name", "?") for t in doc.get("thresholds", []) if not t.get("passed")]
+    measured = f"{peak} users, {'passed' if doc.get('passed') else 'failed: ' + ', '.join(map(str, failed))}"
+    if peak < users:
+        return GateResult("loadtest", ctx.wave.name, FAIL, measured, required, hint)
+    return GateResult("loadtest", ctx.wave.name, PASS if doc.get("passed") else FAIL, measured, required,
+                      "" if doc.get("passed") else hint)
+
+
+@gate("sandboxes")
+def sandboxes(ctx: Context, spec: Any) -> GateResult:
+    from training import sandbox as sb
+
+    home = spec.home or Path(os.environ.get(sb.HOME_ENV, ".crmkit"))
+    required = f"sandbox {spec.sandbox} with ≥ {spec.min_trainees} trainees"
+    hint = f"crmkit sandbox create {spec.sandbox} --scenario ... --trainees {spec.min_trainees} --home {home}"
+    try:
+        box = sb.load(home, spec.sandbox)
+    except Exception:
+        return GateResult("sandboxes", ctx.wave.name, INCONCLUSIVE, "not provisioned", required, hint)
+    n = len(box.trainees)
+    return GateResult("sandboxes", ctx.wave.name, PASS if n >= spec.min_trainees else FAIL,
+                      f"{n} trainees", required, "" if n >= spec.min_trainees else hint)
+
+
+@gate("feedback")
+def feedback(ctx: Context, spec: Any) -> GateResult:
+    if (early := _needs_previous(ctx, "feedback")) is not None:
+        return early
+    assert ctx.previous is not None
+    required = f"mean {spec.column} ≥ {spec.min_mean}, response rate ≥ {spec.min_response_rate:.0%}"
+    hint = f"collect the survey of wave {ctx.previous.name} into {spec.file} (a column {spec.column!r}, 1–5)"
+    if not spec.file.exists():
+        return GateResult("feedback", ctx.previous.name, INCONCLUSIVE, "no survey answers", required, hint)
+    if (stale := _stale(ctx, spec, _file_age(spec.file))) is not None:
+        return GateResult("feedback", ctx.previous.name, INCONCLUSIVE, stale, required, hint)
+    frame = pl.read_csv(spec.file, infer_schema=False)
+    if spec.column not in frame.columns:
+        return GateResult("feedback", ctx.previous.name, INCONCLUSIVE, f"no column {spec.column!r}", required, hint)
+    scores = frame[spec.column].cast(pl.Float64, strict=False).drop_nulls()
+    if scores.len() == 0:
+        return GateResult("feedback", ctx.previous.name, INCONCLUSIVE, "no answers", required, hint)
+    mean = float(scores.mean())  # type: ignore[arg-type]
+    rate = scores.len() / ctx.previous.users if ctx.previous.users else 1.0
+    measured = f"mean {mean:.2f} from {scores.len()} answers, response rate {rate:.0%}"
+    ok = mean >= spec.min_mean and rate >= spec.min_response_rate
+    return GateResult("feedback", ctx.previous.name, PASS if ok else FAIL, measured, required,
+                      "" if ok else "address the pilot's feedback, then survey again")
+
+
+@gate("adoption")
+def adoption(ctx: Context, spec: Any) -> GateResult:
+    if (early := _needs_previous(ctx, "adoption")) is not None:
+        return early
+    assert ctx.previous is not None and ctx.previous_state is not None
+    since = ctx.previous_state.migrated_at or now()
+    until = since + dt.timedelta(days=spec.within_days)
+    required = f"≥ {spec.min_share:.0%} of the wave's users active within {spec.within_days} days"
+    codes = ctx.previous.departments
+    if not codes:
+        return GateResult("adoption", ctx.previous.name, INCONCLUSIVE, "the wave names no departments", required,
+                          "list the wave's departments in the plan")
+    users = ctx.query(
+        f"SELECT u.id FROM users u JOIN departments d ON d.id = u.department_id "
+        f"WHERE d.code IN ({', '.join('?' * len(codes))})", tuple(codes))
+    if users.height == 0:
+        return GateResult("adoption", ctx.previous.name, INCONCLUSIVE, "no users migrated", required,
+                          "migrate the wave's users")
+    try:
+        active = ctx.query(
+            "SELECT DISTINCT user_id FROM crmkit_api_audit WHERE at >= ? AND at <= ?",
+            (since.isoformat(sep=" "), until.isoformat(sep=" ")))
+    except Exception:
+        return GateResult("adoption", ctx.previous.name, INCONCLUSIVE, "no API audit log", required,
+                          "serve the CRM with crmkit serve so that its use is recorded")
+    ids = set(users["id"].cast(pl.Int64).to_list())
+    n = len(ids & set(active["user_id"].cast(pl.Int64).to_list())) if active.height else 0
+    share = n / len(ids)
+    measured = f"{n} of {len(ids)} users active ({share:.0%})"
+    if share >= spec.min_share:
+        return GateResult("adoption", ctx.previous.name, PASS, measured, required)
+    if now() < until:
+        return GateResult("adoption", ctx.previous.name, INCONCLUSIVE, measured, required,
+                          f"the adoption window is open until {until:%Y-%m-%d}")
+    return GateResult("adoption", ctx.previous.name, FAIL, measured, required, "support the wave's users, train again")
+
+
+def approvals(ctx: Context, given: dict[str, tuple[str, dt.datetime]]) -> list[GateResult]:
+    out = []
+    for name in ctx.wave.approvals:
+        if name in given:
+            by, at = given[name]
+            out.append(GateResult(f"approval:{name}", ctx.wave.name, PASS, f"by {by} at {at:%Y-%m-%d %H:%M}", "given"))
+        else:
+            out.append(GateResult(f"approval:{name}", ctx.wave.name, INCONCLUSIVE, "not given", "given",
+                                  f"crmkit rollout approve {ctx.plan.path} {ctx.wave.name} --approval {name} --by NAME"))
+    return out
+
+
+def evaluate(ctx: Context, given: dict[str, tuple[str, dt.datetime]]) -> list[GateResult]:
+    """Every gate of the wave to advance to, in the plan's order, then its approvals."""
+    results = []
+    for name in GATES:
+        spec = getattr(ctx.wave.gates, name, None)
+        if spec is not None:
+            results.append(GATES[name](ctx, spec))
+    return results + approvals(ctx, given)

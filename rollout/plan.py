@@ -1,0 +1,214 @@
+"""The rollout plan (YAML): mappings, target, waves in order with their scope and gates.
+
+See docs/rollout-reference.md.  Paths are relative to the plan file; the target URL may
+take secrets through ``${VAR}``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
+
+from crmkit.config import Strict, expand_env, load_model
+from crmkit.errors import ConfigError
+
+_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([dhm])\s*$")
+
+
+def parse_age(text: str) -> dt.timedelta:
+    m = _AGE.match(str(text))
+    if not m:
+        raise ValueError(f"'{text}' is not an age like 7d, 12h or 30m")
+    n, unit = float(m.group(1)), m.group(2)
+    return dt.timedelta(days=n) if unit == "d" else dt.timedelta(hours=n) if unit == "h" else dt.timedelta(minutes=n)
+
+
+def _rel(v: Path, info: ValidationInfo) -> Path:
+    base = (info.context or {}).get("base")
+    return v if v.is_absolute() or base is None else base / v
+
+
+#: a path relative to the plan file
+RelPath = Annotated[Path, AfterValidator(_rel)]
+
+
+class _Gate(Strict):
+    max_age: str | None = None  # evidence older than this is inconclusive (default: the plan's)
+
+    @field_validator("max_age")
+    @classmethod
+    def _age(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_age(v)
+        return v
+
+
+class ReconciliationGate(_Gate):
+    """The previous wave's migration runs: rejects within bounds, nothing unaccounted, verify clean."""
+
+    max_rejects: str = "0"
+    verify: bool = True
+
+    @field_validator("max_rejects")
+    @classmethod
+    def _limit(cls, v: str) -> str:
+        text = str(v).strip()
+        try:
+            float(text[:-1]) if text.endswith("%") else int(text)
+        except ValueError:
+            raise ValueError(f"'{text}' is neither a count (10) nor a percentage (0.5%)") from None
+        return text
+
+
+class ValidationGate(_Gate):
+    """Post-load validation of the target with a rules file (its own gates must pass)."""
+
+    rules: RelPath
+    entities: list[str] = ["accounts", "contacts"]
+
+
+class DedupeReviewGate(_Gate):
+    """The dedupe review queue (a review CSV) must hold no undecided pair."""
+
+    file: RelPath
+    decision_column: str = "decision"
+
+
+class LoadTestGate(_Gate):
+    """A load-test summary (crmkit loadtest run --report) that passed at the cumulative users."""
+
+    summary: RelPath
+
+
+class SandboxGate(_Gate):
+    """Training sandboxes provisioned for the wave's trainees."""
+
+    sandbox: str
+    min_trainees: int = Field(1, ge=1)
+    home: RelPath | None = None
+
+
+class FeedbackGate(_Gate):
+    """Pilot feedback: a CSV of survey answers (a form export)."""
+
+    file: RelPath
+    column: str = "satisfaction"
+    min_mean: float = 4.0
+    min_response_rate: float = Field(0.5, ge=0, le=1)
+
+
+class AdoptionGate(_Gate):
+    """The share of the previous wave's users who wrote through the CRM API within N days."""
+
+    min_share: float = Field(0.5, ge=0, le=1)
+    within_days: int = Field(14, ge=1)
+
+
+class Gates(Strict):
+    reconciliation: ReconciliationGate | None = None
+    validation: ValidationGate | None = None
+    dedupe_review: DedupeReviewGate | None = None
+    loadtest: LoadTestGate | None = None
+    sandboxes: SandboxGate | None = None
+    feedback: FeedbackGate | None = None
+    adoption: AdoptionGate | None = None
+
+
+#: gates judged on the previous wave's evidence; the others on this wave's readiness
+PREVIOUS_WAVE_GATES = ("reconciliation", "validation", "dedupe_review", "feedback", "adoption")
+
+
+class Wave(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    #: entity -> SQL condition over its source columns; rows that refer to them follow
+    scope: dict[str, str] = {}
+    #: department codes (departments.code) whose people this wave brings on board
+    departments: list[str] = []
+    users: int = Field(0, ge=0)
+    training_scenario: RelPath | None = None
+    approvals: list[str] = []
+    gates: Gates = Gates()
+
+
+class Plan(Strict):
+    version: Literal[1]
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str | None = None
+    target: str
+    mappings: list[RelPath]
+    max_evidence_age: str = "7d"
+    waves: list[Wave]
+
+    _path: Path | None = PrivateAttr(None)
+
+    @field_validator("max_evidence_age")
+    @classmethod
+    def _age(cls, v: str) -> str:
+        parse_age(v)
+        return v
+
+    @model_validator(mode="after")
+    def _waves(self) -> "Plan":
+        if not self.waves:
+            raise ValueError("a plan needs at least one wave (the pilot)")
+        names = [w.name for w in self.waves]
+        dupes = {n for n in names if names.count(n) > 1}
+        if dupes:
+            raise ValueError(f"wave names repeat: {', '.join(sorted(dupes))}")
+        first = self.waves[0].gates
+        early = [g for g in PREVIOUS_WAVE_GATES if getattr(first, g) is not None]
+        if early:
+            raise ValueError(f"the first wave has no previous wave to judge: drop its {', '.join(early)} gate(s)")
+        return self
+
+    @property
+    def path(self) -> Path:
+        assert self._path is not None
+        return self._path
+
+    def target_url(self) -> str:
+        """The target URL with ``${VAR}`` expanded; a relative SQLite path is relative to the plan."""
+        from sqlalchemy.engine import make_url
+
+        url = expand_env(self.target, f"{self.path}: target")
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite" and parsed.database and not Path(parsed.database).is_absolute():
+            db = (self.path.parent / parsed.database).resolve()
+            db.parent.mkdir(parents=True, exist_ok=True)
+            return parsed.set(database=str(db)).render_as_string(hide_password=False)
+        return url
+
+    def wave(self, name: str) -> Wave:
+        for w in self.waves:
+            if w.name == name:
+                return w
+        raise ConfigError(f"plan {self.name} has no wave {name!r} (waves: {', '.join(w.name for w in self.waves)})")
+
+    def cumulative_users(self, upto: str) -> int:
+        total = 0
+        for w in self.waves:
+            total += w.users
+            if w.name == upto:
+                break
+        return total
+
+    def cumulative_scope(self, upto: str) -> dict[str, str]:
+        """The union of the waves' scopes up to and including ``upto`` (what should be in the target)."""
+        waves = self.waves[: [w.name for w in self.waves].index(upto) + 1]
+        entities = {e for w in waves for e in w.scope}
+        # an entity some wave up to here takes without a condition is no longer restricted
+        return {e: " OR ".join(f"({w.scope[e]})" for w in waves) for e in sorted(entities)
+                if all(e in w.scope for w in waves)}
+
+    def age(self, gate: Any) -> dt.timedelta:
+        return parse_age(gate.max_age or self.max_evidence_age)
+
+
+def load_plan(path: str | Path) -> Plan:
+    plan, _ = load_model(Path(path), Plan)
+    plan._path = Path(path)
+    return plan
