@@ -16,6 +16,7 @@ from crmkit.config import Document, Strict, load_model
 from crmkit.errors import ConfigError, MappingError
 from crmkit.schema.target import TargetEntity, entities
 from migrate import transform as T
+from validate.rules import ValidationRules, check_meaning
 
 ENCODINGS_HINT = "utf-8, utf-8-sig, gb18030, gbk, big5, latin-1, cp1252"
 
@@ -214,6 +215,9 @@ class Mapping(Strict):
     sources: dict[str, Source]
     entities: dict[str, list[Feed]]
     max_rejects: str | int | None = None
+    #: validation rules (inline, or the path of a rules file) run before anything loads; see
+    #: docs/validation-reference.md.  Named validate_ since ``validate`` is a pydantic method.
+    validate_: ValidationRules | None = Field(None, alias="validate")
 
     @field_validator("max_rejects")
     @classmethod
@@ -277,6 +281,11 @@ def _check_meaning(m: Mapping, doc: Document) -> None:
             loc = ("entities", ename) + ((i,) if len(feeds) > 1 else ())
             _check_feed(m, doc, target, feed, loc)
     entity_order(m)  # raises on a cycle
+    if m.validate_ is not None:
+        try:
+            check_meaning(m.validate_, doc, ("validate",))
+        except ConfigError as exc:
+            raise MappingError(str(exc)) from None
 
 
 def _check_feed(m: Mapping, doc: Document, target: TargetEntity, feed: Feed, loc: tuple[Any, ...]) -> None:

@@ -27,6 +27,8 @@ def write_report(result: "RunResult", directory: str | Path) -> Path:
     doc["report_dir"] = str(out)
     (out / "summary.json").write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     result.rejects.write_csv(out / "rejects.csv")
+    if result.validation is not None:
+        result.validation.write_report(out / "validation")
     page = out / "report.html"
     page.write_text(render_html(doc, result.rejects.head(500).rows(named=True)), encoding="utf-8")
     return page
@@ -88,6 +90,9 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}} th{{background:#f
 <p>Status: <span class="status {status}">{status}</span>{' (dry run: nothing was written)' if doc['dry_run'] else ''}
  · target <code>{html.escape(str(doc['target']))}</code> · started {html.escape(str(doc['started_at']))}
  · finished {html.escape(str(doc['finished_at']))} · max rejects {html.escape(str(doc['max_rejects']))}</p>
+{'<p>Validation before the load: <a href="validation/index.html">validation report</a>'
+  + (' (gates passed)' if (doc.get("validation") or {}).get("passed") else ' (gates failed)') + '</p>'
+  if doc.get("validation") else ''}
 <h2>Outcomes per entity</h2>
 {chart_svg(entities)}
 {counts}

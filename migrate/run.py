@@ -15,6 +15,7 @@ import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -84,6 +85,7 @@ class RunResult:
     report_dir: str | None = None
     message: str = ""
     resumed: bool = False
+    validation: Any = None  # validate.migration.PreloadValidation, when the mapping has rules
 
     @property
     def exit_code(self) -> int:
@@ -107,6 +109,7 @@ class RunResult:
             "sources": [asdict(s) for s in self.sources],
             "totals": self.totals(), "report_dir": self.report_dir, "message": self.message,
             "resumed": self.resumed,
+            "validation": self.validation.to_json() if self.validation is not None else None,
         }
 
 
@@ -226,6 +229,8 @@ class Options:
     safety: bool = True
     #: a rollout wave's scope: entity -> SQL condition over its source columns
     scope: dict[str, str] | None = None
+    #: load even when a validation gate of the mapping fails
+    force: bool = False
 
 
 class ResumeError(CrmkitError):
@@ -237,15 +242,24 @@ def run(mapping_path: str | Path, options: Options) -> RunResult:
     mapping = load_mapping(mapping_path)
     limit = parse_threshold(options.max_rejects if options.max_rejects is not None else mapping.max_rejects)
     prepared = prepare(mapping, options.scope)
-    ensure_schema(options.target)
-    loader = open_loader(options.target)
+    pre = _validate(mapping, prepared)
     result = RunResult(
         run_id=None, status="running", dry_run=options.dry_run, mapping=mapping.name,
         mapping_hash=mapping.content_hash, target=mask_url(options.target),
         started_at=now().isoformat(timespec="seconds"), max_rejects=limit,
         sources=[SourceInfo(n, mapping.sources[n].kind, e.frame.height, e.blank_rows, e.encoding, e.detected)
                  for n, e in prepared.extracted.items()],
+        validation=pre,
     )
+    if pre is not None and not pre.passed and not options.force:
+        result.status = "gates_failed"
+        result.finished_at = now().isoformat(timespec="seconds")
+        result.message = "nothing loaded: " + "; ".join(
+            f"validation gate '{g.name}' {g.detail or 'failed'}" for g in pre.gates if not g.passed
+        ) + " (--force loads anyway)"
+        return result
+    ensure_schema(options.target)
+    loader = open_loader(options.target)
     try:
         if not options.dry_run:
             lock.acquire(loader, mapping.name)
@@ -270,6 +284,24 @@ def run(mapping_path: str | Path, options: Options) -> RunResult:
         except Exception:
             pass
     return result
+
+
+def _validate(mapping: Mapping, prepared: Prepared) -> Any:
+    """The mapping's validation rules over every shaped feed, before anything loads.
+
+    Rows failing an ``error`` rule carry its reason into ``__errors`` (they will be rejected),
+    ``warning`` rules into ``__warnings``.  Gates measured here cannot see rows that later
+    fail to resolve a reference: those count against the run's own max_rejects.
+    """
+    if mapping.validate_ is None:
+        return None
+    from validate.migration import merge_into_pipeline, validate_feeds
+
+    pairs = [(e, sh) for e, feeds in prepared.shaped.items() for sh in feeds]
+    pre = validate_feeds(mapping.validate_, [(e, sh.source, sh.frame) for e, sh in pairs])
+    for (_, sh), fv in zip(pairs, pre.feeds):
+        sh.frame = merge_into_pipeline(fv.result.checked)
+    return pre
 
 
 def _resumable(loader: Loader, p: Prepared, options: Options, result: RunResult) -> int | None:

@@ -123,9 +123,11 @@ def _progress(enabled: bool) -> Iterator[Progress | None]:
               help="Resume the last unfinished run of MAPPING (or RUN_ID) where it stopped.")
 @click.option("--restart", is_flag=True,
               help="With --resume: if the mapping or sources changed, abandon the old run and start over.")
+@click.option("--force", is_flag=True, help="Load even when a validation gate of the mapping fails.")
 @json_option
 def run(mapping: Path, target: str, dry_run: bool, batch_size: int, max_rejects: str | None,
-        report_dir: Path | None, operator: str | None, resume: str | None, restart: bool, as_json: bool) -> None:
+        report_dir: Path | None, operator: str | None, resume: str | None, restart: bool, force: bool,
+        as_json: bool) -> None:
     """Run MAPPING into TARGET: extract, transform, check, load, reconcile.
 
     Each batch commits its rows, id-map entries and checkpoint together: a run that died
@@ -149,7 +151,7 @@ def run(mapping: Path, target: str, dry_run: bool, batch_size: int, max_rejects:
     with _progress(sys.stdout.isatty() and not as_json) as progress:
         result = run_mapping(mapping, Options(target=target, dry_run=dry_run, batch_size=batch_size,
                                               max_rejects=max_rejects, operator=operator, progress=progress,
-                                              resume=resume_opt, restart=restart))
+                                              resume=resume_opt, restart=restart, force=force))
     page = report.write_report(result, report_dir) if report_dir else None
     if page:
         result.report_dir = str(report_dir)
