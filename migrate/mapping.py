@@ -13,7 +13,7 @@ from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_
 from sqlalchemy.engine import make_url
 
 from crmkit.config import Document, Strict, load_model
-from crmkit.errors import ConfigError, MappingError
+from crmkit.errors import ConfigError, CrmkitError, MappingError
 from crmkit.schema.target import TargetEntity, entities
 from migrate import transform as T
 from validate.rules import ValidationRules, check_meaning
@@ -218,6 +218,14 @@ class Mapping(Strict):
     #: validation rules (inline, or the path of a rules file) run before anything loads; see
     #: docs/validation-reference.md.  Named validate_ since ``validate`` is a pydantic method.
     validate_: ValidationRules | None = Field(None, alias="validate")
+    #: entity -> dedupe rules file (relative to the mapping): duplicates merge before they load
+    dedupe: dict[str, Path] = {}
+
+    @field_validator("dedupe")
+    @classmethod
+    def _dedupe_paths(cls, v: dict[str, Path], info: ValidationInfo) -> dict[str, Path]:
+        base = (info.context or {}).get("base")
+        return {e: p if p.is_absolute() or base is None else base / p for e, p in v.items()}
 
     @field_validator("max_rejects")
     @classmethod
@@ -281,6 +289,15 @@ def _check_meaning(m: Mapping, doc: Document) -> None:
             loc = ("entities", ename) + ((i,) if len(feeds) > 1 else ())
             _check_feed(m, doc, target, feed, loc)
     entity_order(m)  # raises on a cycle
+    for entity, rules_path in m.dedupe.items():
+        if entity not in m.entities:
+            raise _fail(doc, ("dedupe", entity), f"the mapping loads no {entity} to deduplicate")
+        from dedupe.rules import load_rules as load_dedupe_rules
+
+        try:
+            load_dedupe_rules(rules_path)
+        except CrmkitError as exc:
+            raise MappingError(f"{doc.path}:{doc.line_of(('dedupe', entity))}: dedupe.{entity}: {exc}") from None
     if m.validate_ is not None:
         try:
             check_meaning(m.validate_, doc, ("validate",))

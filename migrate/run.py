@@ -343,6 +343,7 @@ class _Runner:
         self.rejects: list[pl.DataFrame] = []
         self.dry = options.dry_run
         self.operator = audit.operator_name(options.operator)
+        self._checks: dict[int, pl.DataFrame] = {}
 
     # transactions: one per batch for a real run, one for the whole of a dry run
     def _begin(self) -> None:
@@ -368,9 +369,12 @@ class _Runner:
             if not self.dry:
                 self._audit("resume" if resume_id else "run", "started", detail=f"pid {os.getpid()}")
             faults.point("run.opened", self.loader)
-            for feeds in self.p.shaped.values():
+            for entity, feeds in self.p.shaped.items():
+                plan = self._merge_plan(entity)
                 for shaped in feeds:
-                    r.counts.append(self._feed(shaped))
+                    r.counts.append(self._feed(shaped, plan))
+                if plan is not None:
+                    self._record_merges(entity, plan)
             self._reconcile()
             r.rejects = pl.concat(self.rejects) if self.rejects else _empty_rejects()
             total = r.totals()
@@ -465,17 +469,74 @@ class _Runner:
             )
         return self.keymaps[(entity, source)]
 
-    def _feed(self, shaped: Shaped) -> FeedCounts:
+    def _checked(self, shaped: Shaped) -> pl.DataFrame:
+        """References resolved and every reason collected (kept: a merge plan needs it first)."""
+        key = id(shaped)
+        if key not in self._checks:
+            self._checks[key] = check(shaped, self._parents(shaped))
+        return self._checks[key]
+
+    def _merge_plan(self, entity: str) -> Any:
+        """When the mapping names dedupe rules for ``entity``: the merge of its loadable rows."""
+        rules_path = self.p.mapping.dedupe.get(entity)
+        if rules_path is None:
+            return None
+        from dedupe import load_rules, merge_plan
+        from dedupe.store import target_decisions
+
+        frames, fields = [], {}
+        for shaped in self.p.shaped[entity]:
+            checked = self._checked(shaped)
+            ok = checked.filter(~pl.col(OUT_OF_SCOPE) & (pl.col(ERRORS).list.len() == 0))
+            fields.update({f.name: None for f in shaped.fields})
+            frames.append(ok.select(pl.lit(shaped.source).alias("__source"), KEY, *(f.name for f in shaped.fields)))
+        frame = pl.concat(frames, how="diagonal_relaxed")
+        return merge_plan(frame, load_rules(rules_path), target_decisions(self.loader, entity), list(fields))
+
+    def _record_merges(self, entity: str, plan: Any) -> None:
+        """Every merged legacy key into the id map, pointing at its golden row; merge lineage."""
+        from dedupe.merge import merged_keys
+        from dedupe.store import record_merges
+
+        sources = [s.source for s in self.p.shaped[entity]]
+        survivors = pl.concat([self.keymaps[(entity, src)].ids.select(
+            pl.lit(src).alias("__source"), pl.col("legacy_key").alias(KEY), "target_id") for src in sources])
+        rows = merged_keys(plan, survivors).select(
+            pl.lit(entity).alias("entity"), "source_name", "legacy_key", pl.col("target_id").cast(pl.Int64),
+            pl.lit(self.run_id).alias("run_id"))
+        self._begin()
+        if rows.height:
+            stage = self.loader.stage("crmkit_id_map", rows)
+            self.loader.execute(
+                f"DELETE FROM crmkit_id_map WHERE EXISTS (SELECT 1 FROM {q(stage)} s WHERE s.entity = "
+                f"crmkit_id_map.entity AND s.source_name = crmkit_id_map.source_name "
+                f"AND s.legacy_key = crmkit_id_map.legacy_key)")
+            self.loader.execute(f"INSERT INTO crmkit_id_map (entity, source_name, legacy_key, target_id, run_id) "
+                                f"SELECT entity, source_name, legacy_key, target_id, run_id FROM {q(stage)}")
+            self.loader.execute(f"DROP TABLE {q(stage)}")
+        record_merges(self.loader, entity, plan, survivors, self.run_id, self.p.mapping.dedupe[entity].stem,
+                      self.operator)
+        self._commit("merge.before_commit")
+        for src in sources:
+            km = self.keymaps[(entity, src)]
+            extra = rows.filter(pl.col("source_name") == src).select("legacy_key", "target_id")
+            km.ids = pl.concat([km.ids.filter(~pl.col("legacy_key").is_in(extra["legacy_key"].implode())), extra])
+
+    def _feed(self, shaped: Shaped, plan: Any = None) -> FeedCounts:
         faults.point("feed.start", self.loader)
         feed_def = self._feed_def(shaped)
         counts = FeedCounts(shaped.entity, shaped.source,
                             extracted=self.p.extracted[shaped.source].frame.height, filtered=shaped.filtered)
-        checked = check(shaped, self._parents(shaped))
+        checked = self._checked(shaped)
         out = pl.col(OUT_OF_SCOPE)
         counts.filtered += int(checked.select(out.sum()).item())
         checked = checked.filter(~out).drop(OUT_OF_SCOPE)
         bad_mask = pl.col(ERRORS).list.len() > 0
         ok, bad = checked.filter(~bad_mask), checked.filter(bad_mask)
+        if plan is not None:
+            from dedupe.merge import feed_rows
+
+            ok, counts.merged = feed_rows(plan, shaped.source, ok)
         value_fields = [f.name for f in shaped.fields]
         deactivating = feed_def.on_vanished == "deactivate"
         if deactivating:
