@@ -28,8 +28,10 @@ def parse_age(text: str) -> dt.timedelta:
 
 
 def _rel(v: Path, info: ValidationInfo) -> Path:
+    import os
+
     base = (info.context or {}).get("base")
-    return v if v.is_absolute() or base is None else base / v
+    return v if v.is_absolute() or base is None else Path(os.path.normpath(base / v))
 
 
 #: a path relative to the plan file
