@@ -159,6 +159,11 @@ def _field(work: pl.DataFrame, tf: TargetField, spec: FieldSpec) -> tuple[pl.Dat
 
 
 def _run_step(work: pl.DataFrame, step: T.Step, val: str, err: str, field: str) -> pl.DataFrame:
+    """One step over the whole column; a fallible step also records its reason where it fails.
+
+    The new value and the reason are computed in one ``with_columns`` (polars evaluates the
+    step's expression once for both: common subexpressions are shared).
+    """
     before = pl.col(val)
     if step.frame_apply is not None:
         out: pl.Expr = pl.lit(step.frame_apply(work, val))
@@ -167,14 +172,10 @@ def _run_step(work: pl.DataFrame, step: T.Step, val: str, err: str, field: str) 
         out = step.apply(before)
     if not step.fallible:
         return work.with_columns(out.alias(val))
-    work = work.with_columns(out.alias("__out"))
     if step.fails is not None:
         failed = pl.col(err).is_null() & step.fails(before)
     else:
-        failed = pl.col(err).is_null() & before.is_not_null() & pl.col("__out").is_null()
+        failed = pl.col(err).is_null() & before.is_not_null() & out.is_null()
     shown = before.cast(pl.String).str.slice(0, 60)
     reason = pl.concat_str([pl.lit(f"{field}: '"), shown, pl.lit(f"' {step.reason}")])
-    return work.with_columns(
-        pl.when(failed).then(reason).otherwise(pl.col(err)).alias(err),
-        pl.col("__out").alias(val),
-    ).drop("__out")
+    return work.with_columns(pl.when(failed).then(reason).otherwise(pl.col(err)).alias(err), out.alias(val))

@@ -69,6 +69,28 @@ class Loader:
         frame = self.query(sql, params)
         return frame.item(0, 0) if frame.height else None
 
+    def _dialect(self) -> Any:
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        return sqlite.dialect() if self.dialect == "sqlite" else postgresql.dialect()
+
+    def secondary_indexes(self, table: str) -> list[Any]:
+        from crmkit.schema.models import Base
+
+        return sorted(Base.metadata.tables[table].indexes, key=lambda i: str(i.name))
+
+    def drop_indexes(self, table: str) -> None:
+        """Drop ``table``'s secondary indexes: a bulk insert then builds them once, sorted, at the end."""
+        for index in self.secondary_indexes(table):
+            self.execute(f"DROP INDEX IF EXISTS {q(str(index.name))}")
+
+    def create_indexes(self, table: str) -> None:
+        """(Re)create ``table``'s secondary indexes where missing (also after a crash mid-load)."""
+        from sqlalchemy.schema import CreateIndex
+
+        for index in self.secondary_indexes(table):
+            self.execute(str(CreateIndex(index, if_not_exists=True).compile(dialect=self._dialect())))
+
     def stage(self, table: str, frame: pl.DataFrame) -> str:
         """A temporary table shaped like ``table``'s columns in ``frame``, holding ``frame``."""
         stage = f"_crmkit_stage_{table}"
@@ -184,7 +206,15 @@ class PostgresLoader(Loader):
             other.execute("SELECT pg_terminate_backend(%s)", (pid,))
 
     def next_ids(self, table: str, n: int) -> pl.Series:
+        """``n`` ids from the table's sequence.  Drawn in one statement they are nearly always one
+        block (checked: first + n - 1 = last); only when other sessions drew in between are they fetched."""
         seq = f"pg_get_serial_sequence('{table}', 'id')"
+        first, last, count = self.query(
+            f"SELECT min(v), max(v), count(*) FROM (SELECT nextval({seq}) AS v FROM generate_series(1, ?)) s",
+            (n,)).row(0)
+        if count == n and last - first + 1 == n:
+            return pl.int_range(first, last + 1, dtype=pl.Int64, eager=True).alias("id")
+        # another session drew values in between: those of this block are not ours to assume
         ids = self.query(f"SELECT nextval({seq}) AS id FROM generate_series(1, ?)", (n,))
         return ids["id"].cast(pl.Int64).sort()
 

@@ -231,6 +231,9 @@ class Options:
     scope: dict[str, str] | None = None
     #: load even when a validation gate of the mapping fails
     force: bool = False
+    #: inserts of at least this many rows drop the secondary indexes and build them after
+    #: (env CRMKIT_BULK_ROWS; the tests lower it to exercise that path on small data)
+    bulk_rows: int = field(default_factory=lambda: int(os.environ.get("CRMKIT_BULK_ROWS", "200000")))
 
 
 class ResumeError(CrmkitError):
@@ -366,6 +369,7 @@ class _Runner:
             self.loader.begin()
         try:
             r.run_id = self._reopen_run(resume_id) if resume_id else self._open_run()
+            self._repair_indexes()
             if not self.dry:
                 self._audit("resume" if resume_id else "run", "started", detail=f"pid {os.getpid()}")
             faults.point("run.opened", self.loader)
@@ -412,6 +416,13 @@ class _Runner:
             lock.set_run(self.loader, r.mapping, int(run_id))
         self._commit("run.open")
         return int(run_id)
+
+    def _repair_indexes(self) -> None:
+        """Build any secondary index a bulk load dropped and a crash kept from rebuilding."""
+        self._begin()
+        for table in [*self.p.shaped, "crmkit_id_map"]:
+            self.loader.create_indexes(table)
+        self._commit("indexes.repair")
 
     def _reopen_run(self, run_id: int) -> int:
         self.loader.begin()
@@ -586,6 +597,25 @@ class _Runner:
         return [rows.slice(s, self.opt.batch_size) for s in range(0, rows.height, self.opt.batch_size)]
 
     def _insert(self, shaped: Shaped, rows: pl.DataFrame, fields: list[str], counts: FeedCounts) -> pl.DataFrame:
+        bulk = rows.height >= self.opt.bulk_rows
+        if bulk:
+            self._indexes("drop", shaped.entity)
+        out = self._insert_batches(shaped, rows, fields, counts)
+        if bulk:
+            self._indexes("create", shaped.entity)
+        return out
+
+    def _indexes(self, what: str, table: str) -> None:
+        """Drop or build the secondary indexes of ``table`` and of the id map, in a transaction of
+        their own.  A run that dies in between leaves them missing; every run starts by building
+        whatever is missing (``_open_run``/``_reopen_run``)."""
+        self._begin()
+        for t in (table, "crmkit_id_map"):
+            (self.loader.drop_indexes if what == "drop" else self.loader.create_indexes)(t)
+        self._commit(f"indexes.{what}")
+
+    def _insert_batches(self, shaped: Shaped, rows: pl.DataFrame, fields: list[str],
+                        counts: FeedCounts) -> pl.DataFrame:
         table = shaped.entity
         defaults = [pl.lit(f.default).alias(f.name) for f in entities()[table].fields.values()
                     if f.default is not None and f.name not in fields]

@@ -145,3 +145,30 @@ def test_connection_cut_mid_run_then_resume(estate, targets):
         resumed = crmkit(estate, target, "--resume")
         assert resumed.returncode == 0, resumed.stderr
         assert table_hashes(target) == expected
+
+
+def test_a_run_killed_while_its_indexes_are_dropped_gets_them_back_on_resume(estate, tmp_path):
+    """Bulk inserts drop the secondary indexes and build them after; a crash in between must not lose them."""
+    import sqlite3
+    from contextlib import closing
+
+    os.environ["CRMKIT_BULK_ROWS"] = "1"
+    try:
+        clean = f"sqlite:///{tmp_path / 'clean.db'}"
+        assert crmkit(estate, clean).returncode == 0
+        target = f"sqlite:///{tmp_path / 'killed.db'}"
+        killed = crmkit(estate, target, faults="kill@insert.after_commit#3")
+        assert killed.returncode == -signal.SIGKILL
+        with closing(sqlite3.connect(tmp_path / "killed.db")) as db:
+            missing_while_dead = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert crmkit(estate, target, "--resume").returncode == 0
+    finally:
+        del os.environ["CRMKIT_BULK_ROWS"]
+    assert table_hashes(target) == table_hashes(clean)
+
+    def indexes(path):
+        with closing(sqlite3.connect(path)) as db:
+            return {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+
+    assert indexes(tmp_path / "killed.db") == indexes(tmp_path / "clean.db")
+    assert "ix_crmkit_id_map_target" not in missing_while_dead  # it really was dropped during the load
