@@ -206,17 +206,16 @@ class PostgresLoader(Loader):
             other.execute("SELECT pg_terminate_backend(%s)", (pid,))
 
     def next_ids(self, table: str, n: int) -> pl.Series:
-        """``n`` ids from the table's sequence.  Drawn in one statement they are nearly always one
-        block (checked: first + n - 1 = last); only when other sessions drew in between are they fetched."""
+        """A block of ``n`` ids from the table's sequence, reserved with one ``setval``.
+
+        The table is locked against other writers for the rest of the batch's transaction
+        (SHARE ROW EXCLUSIVE: readers go on), so no other session's insert can draw a value
+        inside the block between ``nextval`` and ``setval``.
+        """
         seq = f"pg_get_serial_sequence('{table}', 'id')"
-        first, last, count = self.query(
-            f"SELECT min(v), max(v), count(*) FROM (SELECT nextval({seq}) AS v FROM generate_series(1, ?)) s",
-            (n,)).row(0)
-        if count == n and last - first + 1 == n:
-            return pl.int_range(first, last + 1, dtype=pl.Int64, eager=True).alias("id")
-        # another session drew values in between: those of this block are not ours to assume
-        ids = self.query(f"SELECT nextval({seq}) AS id FROM generate_series(1, ?)", (n,))
-        return ids["id"].cast(pl.Int64).sort()
+        self.execute(f"LOCK TABLE {q(table)} IN SHARE ROW EXCLUSIVE MODE")
+        last = int(self.scalar(f"SELECT setval({seq}, nextval({seq}) + ? - 1)", (n,)))
+        return pl.int_range(last - n + 1, last + 1, dtype=pl.Int64, eager=True).alias("id")
 
 
 def is_db_error(exc: BaseException) -> bool:
