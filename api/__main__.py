@@ -1,0 +1,27 @@
+"""``python -m api --port N [--workers N]``: uvicorn over the target in ``CRMKIT_API_TARGET``, no checks.
+
+For processes crmkit starts itself (the load-test runner, after the checks ``crmkit serve``
+would do); people use ``crmkit serve``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from api.server import TARGET_ENV, is_loopback, run_uvicorn
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m api")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args()
+    if TARGET_ENV not in os.environ or not is_loopback(args.host):
+        parser.error(f"needs {TARGET_ENV} and a loopback --host; people use `crmkit serve`")
+    run_uvicorn(os.environ[TARGET_ENV], args.host, args.port, args.workers)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,320 @@
+"""The FastAPI application: routes for each resource, the pipeline report, audit, health, metrics.
+
+``create_app(target)`` builds an app over one target database; ``app_from_env()`` is the
+factory uvicorn workers call (the target URL comes from ``CRMKIT_API_TARGET``, so that it
+never appears on a command line).
+"""
+
+# No `from __future__ import annotations` here: FastAPI reads the endpoint annotations,
+# and the per-resource endpoints below close over their models.
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from typing import Annotated, Any, Literal, Optional
+
+import anyio.to_thread
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field, create_model
+from sqlalchemy import Engine
+
+from api import auth, queries, reports
+from api.db import POOL_SIZE, make_engine
+from api.metrics import CONTENT_TYPE, Metrics, MetricsMiddleware
+from api.policy import ApiError, Forbidden, Principal
+from api.resources import (ACTIVITY_TYPES, CASE_STATUSES, MAX_ID, PRIORITIES, RESOURCES, STAGES, OutDateTime, Resource,
+                           text_type)
+
+TARGET_ENV = "CRMKIT_API_TARGET"
+TOKEN_CACHE_ENV = "CRMKIT_API_TOKEN_CACHE"
+DEFAULT_TOKEN_CACHE = 5.0
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+RecordId = Annotated[int, Path(ge=1, le=MAX_ID, description="The record's id.")]
+_bearer = HTTPBearer(auto_error=False, description="A token from `crmkit serve token --user EMAIL`.")
+
+
+# --- request and response models ------------------------------------------------------
+
+
+class Params(BaseModel):
+    """Paging and search, common to every list endpoint."""
+
+    model_config = ConfigDict(extra="forbid")
+    q: Optional[text_type(200)] = Field(None, description="Search: name, email or phone (any part of it).")  # type: ignore[valid-type]
+    limit: int = Field(50, ge=1, le=200)
+    offset: int = Field(0, ge=0, le=1_000_000)
+
+
+class AccountParams(Params):
+    owner_id: Optional[Id] = None
+    department_id: Optional[Id] = None
+
+
+class ContactParams(Params):
+    account_id: Optional[Id] = None
+    owner_id: Optional[Id] = None
+
+
+class OpportunityParams(Params):
+    account_id: Optional[Id] = None
+    owner_id: Optional[Id] = None
+    stage: Optional[Literal[STAGES]] = None  # type: ignore[valid-type]
+
+
+class CaseParams(Params):
+    account_id: Optional[Id] = None
+    owner_id: Optional[Id] = None
+    status: Optional[Literal[CASE_STATUSES]] = None  # type: ignore[valid-type]
+    priority: Optional[Literal[PRIORITIES]] = None  # type: ignore[valid-type]
+
+
+class ActivityParams(Params):
+    account_id: Optional[Id] = None
+    contact_id: Optional[Id] = None
+    opportunity_id: Optional[Id] = None
+    owner_id: Optional[Id] = None
+    type: Optional[Literal[ACTIVITY_TYPES]] = None  # type: ignore[valid-type]
+
+
+PARAMS: dict[str, type[Params]] = {"accounts": AccountParams, "contacts": ContactParams,
+                                   "opportunities": OpportunityParams, "cases": CaseParams,
+                                   "activities": ActivityParams}
+
+
+class Problem(BaseModel):
+    detail: str
+
+
+class FieldProblem(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationProblem(BaseModel):
+    detail: list[FieldProblem]
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "The body is not JSON."},
+    401: {"model": Problem, "description": "No token, or not a live one."},
+    403: {"model": Problem, "description": "Your role may not do this."},
+    404: {"model": Problem, "description": "No such record in your scope."},
+    422: {"model": ValidationProblem, "description": "The request does not validate."},
+    503: {"model": Problem, "description": "The database is busy; try again."},
+}
+
+
+class Me(BaseModel):
+    user_id: int
+    name: str
+    email: Optional[str]
+    role: str
+    department_id: Optional[int]
+
+
+class OwnerStage(BaseModel):
+    stage: str
+    owner_id: Optional[int]
+    owner_name: Optional[str]
+    count: int
+    amount: Decimal
+
+
+class StageTotal(BaseModel):
+    stage: str
+    count: int
+    amount: Decimal
+
+
+class Pipeline(BaseModel):
+    department_id: Optional[int]
+    by_stage: list[StageTotal]
+    by_owner: list[OwnerStage]
+
+
+class AuditEntry(BaseModel):
+    id: int
+    at: OutDateTime
+    user_id: int
+    user_email: Optional[str]
+    action: str
+    entity: str
+    entity_id: int
+    before: Optional[dict[str, Any]]
+    after: dict[str, Any]
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEntry]
+    limit: int
+    offset: int
+    next_offset: Optional[int]
+
+
+class Health(BaseModel):
+    status: str
+
+
+def page_model(out: type[BaseModel]) -> type[BaseModel]:
+    return create_model(f"{out.__name__}Page", items=(list[out], ...), limit=(int, ...),  # type: ignore[valid-type]
+                        offset=(int, ...), next_offset=(Optional[int], None))
+
+
+# --- dependencies ---------------------------------------------------------------------
+
+
+async def engine_of(request: Request) -> Engine:
+    return request.app.state.engine  # type: ignore[no-any-return]
+
+
+async def principal(request: Request,
+                    creds: Annotated[Optional[HTTPAuthorizationCredentials], Depends(_bearer)]) -> Principal:
+    """The caller: from the token cache, else from the database (in a worker thread)."""
+    token = creds.credentials if creds else None
+    cache: auth.TokenCache = request.app.state.tokens
+    who = cache.get(token) if token else None
+    if who is None:
+        who = await run_in_threadpool(auth.authenticate, request.app.state.engine, token)
+        cache.put(token or "", who)
+    return who
+
+
+Who = Annotated[Principal, Depends(principal)]
+Db = Annotated[Engine, Depends(engine_of)]
+
+
+# --- routes ---------------------------------------------------------------------------
+
+
+def resource_router(res: Resource) -> APIRouter:
+    """GET list/search, GET one, POST, PATCH for one resource."""
+    router = APIRouter(prefix=f"/{res.name}", tags=[res.name], responses=ERRORS)
+    Out, Create, Update, Q = res.out, res.create, res.update, PARAMS[res.name]
+    Page = page_model(Out)
+
+    @router.get("", response_model=Page, summary=f"List or search {res.name}")
+    def list_records(params: Annotated[Q, Query()], who: Who, db: Db) -> Any:  # type: ignore[valid-type]
+        return queries.list_records(db, res, who, params.model_dump())  # type: ignore[attr-defined]
+
+    @router.get("/{record_id}", response_model=Out, summary=f"One of {res.name}")
+    def get_record(record_id: RecordId, who: Who, db: Db) -> Any:
+        return queries.get_record(db, res, who, record_id)
+
+    @router.post("", response_model=Out, status_code=201, summary=f"Create one of {res.name}")
+    def create_record(body: Create, who: Who, db: Db) -> Any:  # type: ignore[valid-type]
+        return queries.create_record(db, res, who, body.model_dump())  # type: ignore[attr-defined]
+
+    @router.patch("/{record_id}", response_model=Out, summary=f"Change one of {res.name}")
+    def update_record(record_id: RecordId, body: Update, who: Who, db: Db) -> Any:  # type: ignore[valid-type]
+        return queries.update_record(db, res, who, record_id, body.model_dump(exclude_unset=True))  # type: ignore[attr-defined]
+
+    return router
+
+
+def misc_router() -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/health", response_model=Health, tags=["service"], summary="Liveness (no database)")
+    async def health() -> Any:
+        return {"status": "ok"}
+
+    @router.get("/health/ready", response_model=Health, tags=["service"], summary="Readiness: the database answers",
+                responses={503: ERRORS[503]})
+    def ready(db: Db) -> Any:
+        from api.db import reading
+
+        with queries._db_errors(), reading(db) as conn:
+            conn.exec_driver_sql("SELECT 1")
+        return {"status": "ok"}
+
+    @router.get("/metrics", tags=["service"], summary="Prometheus metrics",
+                response_class=Response, responses={200: {"content": {CONTENT_TYPE: {}}}})
+    def metrics(request: Request) -> Response:
+        return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE)
+
+    @router.get("/me", response_model=Me, tags=["service"], summary="Who the token belongs to",
+                responses={401: ERRORS[401]})
+    def me(who: Who) -> Any:
+        return who.__dict__
+
+    @router.get("/reports/pipeline", response_model=Pipeline, tags=["reports"], responses=ERRORS,
+                summary="Opportunity count and amount by stage and owner")
+    def pipeline(who: Who, db: Db,
+                 department_id: Annotated[Optional[int], Query(ge=1, le=MAX_ID,
+                                          description="Admins only: one department.")] = None) -> Any:
+        return reports.pipeline(db, who, department_id)
+
+    @router.get("/audit", response_model=AuditPage, tags=["audit"], responses=ERRORS,
+                summary="The log of every write (admins)")
+    def audit(who: Who, db: Db,
+              entity: Annotated[Optional[Literal[tuple(RESOURCES)]], Query()] = None,  # type: ignore[valid-type]
+              entity_id: Annotated[Optional[int], Query(ge=1, le=MAX_ID)] = None,
+              limit: Annotated[int, Query(ge=1, le=200)] = 50,
+              offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> Any:
+        if who.role != "admin":
+            raise Forbidden("only admins may read the audit log")
+        return queries.audit_entries(db, entity, entity_id, limit, offset)
+
+    return router
+
+
+# --- the application ------------------------------------------------------------------
+
+
+async def _api_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    if exc.status == 422:
+        loc = ["body", exc.field] if exc.field else ["body"]
+        return JSONResponse({"detail": [{"loc": loc, "msg": exc.message, "type": "value_error"}]}, 422)
+    return JSONResponse({"detail": exc.message}, exc.status, headers=headers)
+
+
+def create_app(target: str | None = None, engine: Engine | None = None,
+               token_cache_seconds: float = DEFAULT_TOKEN_CACHE) -> FastAPI:
+    """The API over ``target`` (a database URL), or over an engine the caller owns.
+
+    ``token_cache_seconds``: how long a token, once checked, is trusted without asking the
+    database again (revocations take effect within this time; 0 checks every request).
+    """
+    owned = engine is None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # every database call runs in a worker thread: as many threads as pooled connections
+        anyio.to_thread.current_default_thread_limiter().total_tokens = POOL_SIZE
+        if owned:
+            app.state.engine = make_engine(target or os.environ[TARGET_ENV])
+        else:
+            app.state.engine = engine
+        try:
+            yield
+        finally:
+            if owned:
+                app.state.engine.dispose()
+
+    app = FastAPI(title="crmkit reference CRM API", version="1", lifespan=lifespan,
+                  description="Accounts, contacts, opportunities, cases and activities of the target CRM, "
+                              "scoped by role and department. Every write is audited.")
+    app.state.metrics = Metrics()
+    app.state.tokens = auth.TokenCache(token_cache_seconds)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    app.add_exception_handler(ApiError, _api_error)
+    app.include_router(misc_router())
+    for res in RESOURCES.values():
+        app.include_router(resource_router(res))
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for uvicorn workers: the target comes from CRMKIT_API_TARGET."""
+    if TARGET_ENV not in os.environ:
+        raise RuntimeError(f"{TARGET_ENV} is not set: start the API with `crmkit serve --target URL`")
+    return create_app(os.environ[TARGET_ENV],
+                      token_cache_seconds=float(os.environ.get(TOKEN_CACHE_ENV, DEFAULT_TOKEN_CACHE)))
+

@@ -1,0 +1,127 @@
+"""Bearer tokens: minted for a CRM user, shown once, stored only as a SHA-256 hash.
+
+Tokens are 256 random bits (``crm_`` + URL-safe base64), so a plain SHA-256 is enough to
+make the stored hash useless to whoever reads the database.  A token is refused when it is
+unknown, revoked, expired, or its user is inactive.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+import time
+from collections.abc import Iterable
+
+from typing import cast
+
+from sqlalchemy import Engine, Table, and_, insert, or_, select, update
+
+from api.db import reading, writing
+from api.policy import ROLES, Principal, Unauthorized
+from crmkit.errors import CrmkitError
+from crmkit.schema.api_models import ApiToken
+from crmkit.schema.models import User
+
+TOKENS = cast(Table, ApiToken.__table__)
+USERS = cast(Table, User.__table__)
+PREFIX = "crm_"
+
+
+class TokenError(CrmkitError):
+    """A token cannot be minted or revoked: unknown user, inactive user, unknown role."""
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def new_token() -> str:
+    return PREFIX + secrets.token_urlsafe(32)
+
+
+def find_user(engine: Engine, email: str, active: bool = True) -> tuple[int, str]:
+    """The id and role of the (active) user with ``email`` (case-insensitive), else TokenError."""
+    stmt = select(USERS.c.id, USERS.c.role, USERS.c.active).where(USERS.c.email.ilike(email.strip()))
+    with reading(engine) as conn:
+        rows = conn.execute(stmt).all()
+    if not rows:
+        raise TokenError(f"no user with email {email!r} in the target: check the spelling (users.email)")
+    if len(rows) > 1:
+        raise TokenError(f"{len(rows)} users share the email {email!r}: deduplicate users first")
+    user_id, role, is_active = rows[0]
+    if active and not is_active:
+        raise TokenError(f"user {email!r} is inactive: activate them before minting a token")
+    if role not in ROLES:
+        raise TokenError(f"user {email!r} has role {role!r}; the API knows {', '.join(ROLES)}")
+    return int(user_id), str(role)
+
+
+def mint(engine: Engine, user_ids: Iterable[int], label: str | None = None,
+         expires_at: dt.datetime | None = None) -> dict[int, str]:
+    """A new token for each user; only the hashes are stored.  Returns user id -> token."""
+    tokens = {uid: new_token() for uid in user_ids}
+    rows = [{"user_id": uid, "token_hash": hash_token(tok), "label": label, "created_at": _now(),
+             "expires_at": expires_at} for uid, tok in tokens.items()]
+    if rows:
+        with writing(engine) as conn:
+            conn.execute(insert(TOKENS), rows)
+    return tokens
+
+
+def revoke(engine: Engine, user_id: int | None = None, label: str | None = None) -> int:
+    """Revoke the live tokens of a user, or with a label; returns how many."""
+    if user_id is None and label is None:
+        raise ValueError("revoke needs a user or a label")
+    stmt = update(TOKENS).where(TOKENS.c.revoked_at.is_(None)).values(revoked_at=_now())
+    if user_id is not None:
+        stmt = stmt.where(TOKENS.c.user_id == user_id)
+    if label is not None:
+        stmt = stmt.where(TOKENS.c.label == label)
+    with writing(engine) as conn:
+        return conn.execute(stmt).rowcount
+
+
+def authenticate(engine: Engine, token: str | None) -> Principal:
+    """The user a bearer token belongs to; Unauthorized if it is not a live token of an active user."""
+    if not token or not token.startswith(PREFIX) or len(token) > 200:
+        raise Unauthorized("a bearer token is required: mint one with `crmkit serve token --user EMAIL`")
+    stmt = (select(USERS.c.id, USERS.c.name, USERS.c.email, USERS.c.role, USERS.c.department_id)
+            .select_from(TOKENS.join(USERS, USERS.c.id == TOKENS.c.user_id))
+            .where(TOKENS.c.token_hash == hash_token(token), TOKENS.c.revoked_at.is_(None),
+                   USERS.c.active.is_(True),
+                   or_(TOKENS.c.expires_at.is_(None), and_(TOKENS.c.expires_at > _now()))))
+    with reading(engine) as conn:
+        row = conn.execute(stmt).first()
+    if row is None or row.role not in ROLES:
+        raise Unauthorized("the token is unknown, revoked or expired, or its user is inactive")
+    return Principal(user_id=row.id, name=row.name, email=row.email, role=row.role, department_id=row.department_id)
+
+
+class TokenCache:
+    """Principals of recently seen tokens, for ``ttl`` seconds (0 turns caching off).
+
+    Saves one query per request; the price is that revoking a token, or deactivating its
+    user, takes effect within ``ttl`` seconds instead of at once.
+    """
+
+    def __init__(self, ttl: float, max_entries: int = 10_000) -> None:
+        self.ttl, self.max_entries = ttl, max_entries
+        self._entries: dict[str, tuple[float, Principal]] = {}
+
+    def get(self, token: str) -> Principal | None:
+        hit = self._entries.get(token)
+        if hit is None or hit[0] < time.monotonic():
+            return None
+        return hit[1]
+
+    def put(self, token: str, who: Principal) -> None:
+        if self.ttl <= 0:
+            return
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        self._entries[token] = (time.monotonic() + self.ttl, who)
