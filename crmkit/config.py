@@ -140,7 +140,7 @@ def _present(data: Any, loc: tuple[Any, ...]) -> tuple[Any, ...]:
         elif isinstance(node, list) and isinstance(part, int) and part < len(node):
             out.append(part)
             node = node[part]
-        elif i == len(loc) - 1 and isinstance(node, dict):
+        elif i == len(loc) - 1 and isinstance(node, dict) and part != "[key]":
             out.append(part)  # a missing or unknown key: name it
     return tuple(out)
 
