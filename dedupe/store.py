@@ -14,7 +14,6 @@ rows deleted; field lineage is written.  :func:`unmerge` reverses exactly that, 
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -33,17 +32,7 @@ MAP = "_crmkit_merge_map"  # work tables, created and dropped inside one transac
 STAGE = "_crmkit_decisions_stage"
 
 
-def now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-
-
-def operator_name(given: str | None) -> str:
-    if given:
-        return given
-    try:
-        return getpass.getuser()
-    except Exception:
-        return "unknown"
+from migrate.audit import now, operator_name  # noqa: E402  (one definition of who and when)
 
 
 def value_fields(entity: str) -> list[TargetField]:
