@@ -137,9 +137,18 @@ def test_sigkill_at_random_moments_from_outside_then_resume(estate, targets):
         assert table_hashes(target) == expected
 
 
-def test_connection_cut_mid_run_then_resume(estate, targets):
-    if targets.backend != "postgresql":
-        pytest.skip("a server-side connection cut exists only for PostgreSQL")
+@pytest.fixture
+def pg_targets(pg_url, tmp_path):
+    from sqlalchemy.engine import make_url
+
+    t = Targets("postgresql", tmp_path, make_url(pg_url))
+    yield t
+    t.drop_all()
+
+
+def test_connection_cut_mid_run_then_resume(estate, pg_targets):
+    """A server-side connection cut (pg_terminate_backend): PostgreSQL only."""
+    targets = pg_targets
     clean = targets.new()
     assert crmkit(estate, clean).returncode == 0
     expected = table_hashes(clean)
