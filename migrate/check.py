@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from migrate.extract import ROW
-from migrate.fields import ERRORS, KEY, Shaped, ref_col
+from migrate.fields import ERRORS, KEY, Shaped, reason_list, ref_col
 
 
 @dataclass
@@ -44,7 +44,7 @@ def check(shaped: Shaped, parents: dict[str, KeyMap]) -> pl.DataFrame:
     for fname in shaped.refs:
         frame = _resolve(frame, fname, parents[fname], required=_required(shaped, fname))
         extra.append(pl.col(f"__rk_reason_{fname}"))
-    reasons = pl.concat_list([pl.col(ERRORS), pl.concat_list(extra).list.drop_nulls()])
+    reasons = pl.concat_list([pl.col(ERRORS), reason_list(extra)])
     frame = frame.with_columns(reasons.alias(ERRORS))
     return frame.drop([c for c in frame.columns if c.startswith("__rk_")])
 
