@@ -16,6 +16,8 @@ from typing import Any
 
 import polars as pl
 
+from migrate import transform as T
+
 ExprFn = Callable[[pl.Expr], pl.Expr]
 SeriesFn = Callable[[pl.Series], pl.Series]
 
@@ -30,13 +32,7 @@ class Norm:
     distinct: SeriesFn | None = None
 
 
-def nfkc(s: pl.Series) -> pl.Series:
-    """NFKC, computed only for the values that are not plain ASCII (NFKC leaves those as they are)."""
-    s = s.cast(pl.String)
-    mask = s.str.contains(r"[^\x00-\x7f]").fill_null(False)
-    if not mask.any():
-        return s
-    return s.scatter(mask.arg_true(), s.filter(mask).str.normalize("NFKC"))
+nfkc = T.nfkc_series  # NFKC only where a value is not plain ASCII
 
 
 Factory = Callable[[Any], Norm]
@@ -155,8 +151,6 @@ def _region_codes(region: str) -> tuple[str, str | None]:
 @register("date")
 def _date(args: Any) -> Norm:
     """Parse with each format in turn (and ISO, and ``excel_serial``)."""
-    from migrate import transform as T
-
     formats = [args] if isinstance(args, str) else list(args or ["%Y-%m-%d"])
     step = T.build("date", formats)
     assert step.apply is not None
@@ -166,8 +160,6 @@ def _date(args: Any) -> Norm:
 @register("number")
 def _number(args: Any) -> Norm:
     """``1,234.50`` → 1234.5 (``{number: {thousands: '.', decimal: ','}}`` for other conventions)."""
-    from migrate import transform as T
-
     step = T.build("number", args)
     assert step.apply is not None
     return Norm("number", step.apply)

@@ -66,25 +66,35 @@ def apply_filter(feed: Feed, frame: pl.DataFrame, where: str, scope: str | None 
 
 
 def shape(feed: Feed, target: TargetEntity, ex: Extracted, where: str, scope: str | None = None) -> Shaped:
-    """Run the feed's field chains over the extracted source rows in scope."""
+    """Run the feed's field chains over the extracted source rows in scope.
+
+    Fields are independent (except a phone's ``region_field``, which comes after the field it
+    reads), so they run on two threads: polars releases the GIL while it computes.
+    """
     check_columns(feed, ex, where)
     scoped = apply_filter(feed, ex.frame, where, scope)
     work = scoped.with_columns(_key_expr(feed.key).alias(KEY))
-    err_cols: list[str] = []
-    warn_cols: list[str] = []
     fields: list[TargetField] = []
     refs: dict[str, FieldSpec] = {}
-    for fname, spec in _ordered(feed.fields):
+    for fname, spec in feed.fields.items():
         tf = target.field(fname)
         assert tf is not None  # checked when the mapping was loaded
         fields.append(tf)
-        work, err = _field(work, tf, spec)
-        (warn_cols if spec.on_error == "warn" else err_cols).append(err)
         if spec.ref:
             refs[tf.name] = spec
+    chains: dict[str, _Chain] = {}
+    for group in _phases(feed.fields):
+        done = _run_fields(work, [(target.field(f), feed.fields[f]) for f in group])  # type: ignore[misc]
+        chains.update(done)
+        work = work.with_columns(c.value.alias(f"__v_{name}") for name, c in done.items())
+    errors = [c.error for f, c in chains.items() if c.error is not None and feed.fields[f].on_error != "warn"]
+    warnings = [c.error for f, c in chains.items() if c.error is not None and feed.fields[f].on_error == "warn"]
+    work = work.with_columns(*(c.ref.alias(ref_col(n)) for n, c in chains.items() if c.ref is not None),
+                             *(pl.lit(e).alias(f"__e{i}") for i, e in enumerate(errors)),
+                             *(pl.lit(w).alias(f"__w{i}") for i, w in enumerate(warnings)))
     work = work.with_columns(
-        _reasons(err_cols).alias(ERRORS),
-        _reasons(warn_cols).alias(WARNINGS),
+        _reasons([f"__e{i}" for i in range(len(errors))]).alias(ERRORS),
+        _reasons([f"__w{i}" for i in range(len(warnings))]).alias(WARNINGS),
     )
     keep = [pl.col(ROW), pl.col(KEY)] + [pl.col(f"__v_{f.name}").alias(f.name) for f in fields]
     keep += [pl.col(ref_col(n)) for n in refs] + [pl.col(ERRORS), pl.col(WARNINGS)]
@@ -96,12 +106,32 @@ def shape(feed: Feed, target: TargetEntity, ex: Extracted, where: str, scope: st
                   ex.frame.height - scoped.height, all_keys, left_out)
 
 
-def _ordered(fields: dict[str, FieldSpec]) -> list[tuple[str, FieldSpec]]:
-    """Fields that read another target field (phone region_field) come after the others."""
-    def late(item: tuple[str, FieldSpec]) -> bool:
-        return any(T.build(s.name, s.args).needs_field for s in item[1].transform)
+@dataclass
+class _Chain:
+    """One field while its steps run: the current value, and the first reason it failed."""
 
-    return sorted(fields.items(), key=late)
+    field: str
+    value: pl.Series
+    error: pl.Series | None = None  # String, null where the row has not failed (None: no row has)
+    ref: pl.Series | None = None  # for a reference: the legacy key it names
+
+
+def _phases(fields: dict[str, FieldSpec]) -> list[list[str]]:
+    """Field names in groups that can run together: those that read another target field
+    (phone ``region_field``) come after the others."""
+    late = [name for name, spec in fields.items()
+            if any(T.build(s.name, s.args).needs_field for s in spec.transform)]
+    return [g for g in ([n for n in fields if n not in late], late) if g]
+
+
+def _run_fields(work: pl.DataFrame, todo: list[tuple[TargetField, FieldSpec]]) -> dict[str, _Chain]:
+    if len(todo) < 2 or work.height < 10_000:
+        return {tf.name: _field(work, tf, spec) for tf, spec in todo}
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {tf.name: pool.submit(_field, work, tf, spec) for tf, spec in todo}
+        return {name: f.result() for name, f in futures.items()}
 
 
 def _key_expr(key: list[str]) -> pl.Expr:
@@ -146,53 +176,67 @@ def _start(spec: FieldSpec) -> pl.Expr:
     return pl.lit(None, dtype=pl.String)
 
 
-def _field(work: pl.DataFrame, tf: TargetField, spec: FieldSpec) -> tuple[pl.DataFrame, str]:
-    """Add the field's value column (named like the target field) and its error column."""
-    val, err = f"__v_{tf.name}", f"__e_{tf.name}"
-    work = work.with_columns(_start(spec).alias(val), pl.lit(None, dtype=pl.String).alias(err))
-    if spec.const is None and work.schema[val] == pl.String:
-        work = _run_step(work, T.blank_to_null(), val, err, tf.name)  # blank text is no value
+def _field(work: pl.DataFrame, tf: TargetField, spec: FieldSpec) -> _Chain:
+    """The field's typed values and, per row, the first reason a step failed."""
+    val = f"__v_{tf.name}"
+    chain = _Chain(tf.name, work.with_columns(_start(spec).alias(val))[val])
+    if spec.const is None and chain.value.dtype == pl.String:
+        _run_step(work, chain, T.blank_to_null())  # blank text is no value
     steps = [T.build(s.name, s.args) for s in spec.transform]
     if spec.map is not None:
         steps.append(T.map_step(spec.map, spec.default, spec.has_default))
     for step in steps:
-        work = _run_step(work, step, val, err, tf.name)
+        _run_step(work, chain, step)
     if spec.has_default and spec.default is not None:
-        work = work.with_columns(pl.col(val).fill_null(pl.lit(spec.default)).alias(val))
+        chain.value = _eval(work, chain, pl.col(val).fill_null(pl.lit(spec.default)))
     if spec.ref:
         key = pl.col(val).cast(pl.String).str.strip_chars()
-        work = work.with_columns(pl.when(key == "").then(None).otherwise(key).alias(ref_col(tf.name)))
-        return work.with_columns(pl.lit(None, dtype=pl.Int64).alias(val)), err
-    if work.schema[val] == pl.String:
-        work = _run_step(work, T.blank_to_null(), val, err, tf.name)
-    if work.schema[val] != tf.dtype:
-        if spec.const is not None and work.schema[val] != pl.String:
-            work = work.with_columns(T.typed_cast(pl.col(val), tf.kind).alias(val))
+        chain.ref = _eval(work, chain, pl.when(key == "").then(None).otherwise(key))
+        chain.value = pl.Series(val, [], dtype=pl.Int64).extend_constant(None, work.height)
+        return chain
+    if chain.value.dtype == pl.String:
+        _run_step(work, chain, T.blank_to_null())
+    if chain.value.dtype != tf.dtype:
+        if spec.const is not None and chain.value.dtype != pl.String:
+            chain.value = _eval(work, chain, T.typed_cast(pl.col(val), tf.kind))
         else:
-            work = _run_step(work, T.cast_step(tf.kind, tf.max_length), val, err, tf.name)
+            _run_step(work, chain, T.cast_step(tf.kind, tf.max_length))
     elif tf.kind == "string":
-        work = _run_step(work, T.cast_step(tf.kind, tf.max_length), val, err, tf.name)
-    return work, err
+        _run_step(work, chain, T.cast_step(tf.kind, tf.max_length))
+    return chain
 
 
-def _run_step(work: pl.DataFrame, step: T.Step, val: str, err: str, field: str) -> pl.DataFrame:
+def _eval(work: pl.DataFrame, chain: _Chain, expr: pl.Expr) -> pl.Series:
+    """``expr`` over the field's current value (named ``__v_<field>``) and the source columns."""
+    val = f"__v_{chain.field}"
+    return work.with_columns(chain.value.alias(val)).select(expr.alias(val)).to_series()
+
+
+def _run_step(work: pl.DataFrame, chain: _Chain, step: T.Step) -> None:
     """One step over the whole column; a fallible step also records its reason where it fails.
 
-    The new value and the reason are computed in one ``with_columns`` (polars evaluates the
-    step's expression once for both: common subexpressions are shared).
+    The reason text is built only for the rows that fail, and only where no earlier step failed.
     """
-    before = pl.col(val)
+    before = chain.value
     if step.frame_apply is not None:
-        out: pl.Expr = pl.lit(step.frame_apply(work, val))
+        out = step.frame_apply(work.with_columns(before.alias(f"__v_{chain.field}")), f"__v_{chain.field}")
     else:
         assert step.apply is not None
-        out = step.apply(before)
+        out = _eval(work, chain, step.apply(pl.col(f"__v_{chain.field}")))
+    chain.value = out.alias(before.name)
     if not step.fallible:
-        return work.with_columns(out.alias(val))
+        return
     if step.fails is not None:
-        failed = pl.col(err).is_null() & step.fails(before)
+        failed = _eval(work, _Chain(chain.field, before), step.fails(pl.col(f"__v_{chain.field}"))).fill_null(False)
     else:
-        failed = pl.col(err).is_null() & before.is_not_null() & out.is_null()
-    shown = before.cast(pl.String).str.slice(0, 60)
-    reason = pl.concat_str([pl.lit(f"{field}: '"), shown, pl.lit(f"' {step.reason}")])
-    return work.with_columns(pl.when(failed).then(reason).otherwise(pl.col(err)).alias(err), out.alias(val))
+        failed = before.is_not_null() & out.is_null()
+    if chain.error is not None:
+        failed = failed & chain.error.is_null()
+    if not failed.any():
+        return
+    rows = failed.arg_true()
+    shown = before.gather(rows).cast(pl.String).str.slice(0, 60)
+    reasons = pl.select(pl.concat_str([pl.lit(f"{chain.field}: '"), pl.lit(shown), pl.lit(f"' {step.reason}")]))
+    if chain.error is None:
+        chain.error = pl.Series(chain.field, [], dtype=pl.String).extend_constant(None, before.len())
+    chain.error = chain.error.scatter(rows, reasons.to_series())

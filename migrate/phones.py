@@ -74,13 +74,53 @@ def fast_path_region(region: str) -> bool:
 def _fast(work: pl.DataFrame, region: str) -> pl.Series:
     """E.164 for the ``cleaned`` numbers of ``region`` the fast path is sure of, else null.
 
-    Each stage is materialised as a column, so that no regular expression runs twice.
+    Each stage is materialised as a column, so that no regular expression runs twice; the
+    number-type patterns run only on the numbers no earlier type matched (mobile and fixed
+    line first: most numbers are one of those).
     """
     meta = PhoneMetadata.metadata_for_region(region)
     cc = str(meta.country_code)
+    general = meta.general_desc
+    typed_descs = [d for t in _TYPES_FIRST if getattr(d := getattr(meta, t, None), "national_number_pattern", None)]
+    if not getattr(general, "national_number_pattern", None) or not typed_descs:
+        return pl.Series("e164", [], dtype=pl.String).extend_constant(None, work.height)
+    nsn, valid = _national_significant(work, meta)
+    valid = valid & _lengths_ok(nsn, general) & nsn.str.contains(r"^\d+$").fill_null(False)
+    rows = valid.arg_true()
+    todo = nsn.gather(rows)
+    typed = pl.Series("typed", [], dtype=pl.UInt32)
+    for desc in typed_descs:
+        if todo.len() == 0:
+            break
+        hit = todo.str.contains(_full(desc.national_number_pattern)).fill_null(False) & _lengths_ok(todo, desc)
+        typed = typed.append(rows.filter(hit))
+        rows, todo = rows.filter(~hit), todo.filter(~hit)
+    out = pl.Series("e164", [], dtype=pl.String).extend_constant(None, work.height)
+    if typed.len() == 0:
+        return out
+    return out.scatter(typed, ("+" + cc) + nsn.gather(typed))
+
+
+#: the order number types are tried in (any match makes a number valid)
+_TYPES_FIRST = ("mobile", "fixed_line") + tuple(t for t in _TYPES if t not in ("mobile", "fixed_line"))
+
+
+def _lengths_ok(nsn: pl.Series, desc: object) -> pl.Series:
+    lengths = [n for n in getattr(desc, "possible_length", ()) if n > 0]
+    if not lengths:
+        return pl.Series([True]).extend_constant(True, nsn.len() - 1) if nsn.len() else pl.Series([], dtype=pl.Boolean)
+    return nsn.str.len_chars().is_in(lengths).fill_null(False)
+
+
+def _national_significant(work: pl.DataFrame, meta: PhoneMetadata) -> tuple[pl.Series, pl.Series]:
+    """The national significant number of each ``cleaned`` value (null where the fast path
+    cannot tell) and whether it matches the region's general pattern, as ``phonenumbers``
+    strips the national prefix: only where the rest is still a viable number."""
+    cc = str(meta.country_code)
     idd = meta.international_prefix or "(?!)"
     cleaned = pl.col("cleaned")
-    work = work.select(
+    general = _full(meta.general_desc.national_number_pattern)
+    national = work.select(
         pl.when(cleaned.str.starts_with("+" + cc))
         .then(cleaned.str.slice(len(cc) + 1))
         .when(
@@ -91,39 +131,28 @@ def _fast(work: pl.DataFrame, region: str) -> pl.Series:
         .then(cleaned)
         .alias("national")
     )
-    general = meta.general_desc
-    national = pl.col("national")
-    if meta.national_prefix_for_parsing:
-        work = work.with_columns(
-            national.str.extract(f"^({meta.national_prefix_for_parsing})", 1).alias("prefix"),
-            national.str.contains(_full(general.national_number_pattern)).alias("viable"),
-        ).with_columns(national.str.slice(pl.col("prefix").str.len_chars()).alias("stripped"))
-        work = work.with_columns(
-            pl.col("stripped").str.contains(_full(general.national_number_pattern)).alias("stripped_viable")
-        ).select(
-            pl.when(pl.col("prefix").is_not_null() & ~(pl.col("viable") & ~pl.col("stripped_viable")))
-            .then(pl.col("stripped"))
-            .otherwise(national)
-            .alias("nsn")
-        )
-    else:
-        work = work.select(national.alias("nsn"))
-    nsn = pl.col("nsn")
-    valid = _matches_desc(nsn, general)
-    typed = [m for t in _TYPES if (m := _matches_desc(nsn, getattr(meta, t, None))) is not None]
-    if valid is None or not typed:
-        return pl.Series("e164", [None] * work.height, dtype=pl.String)
-    work = work.with_columns(valid.alias("valid")).with_columns(
-        pl.when(pl.col("valid")).then(pl.any_horizontal(typed)).otherwise(False).alias("typed")
+    n = pl.col("national")
+    if not meta.national_prefix_for_parsing:
+        out = national.select(n.alias("nsn"), n.str.contains(general).fill_null(False).alias("ok"))
+        return out["nsn"], out["ok"]
+    steps = national.with_columns(
+        n.str.extract(f"^({meta.national_prefix_for_parsing})", 1).alias("prefix"),
+        n.str.contains(general).alias("viable"),
+    ).with_columns(n.str.slice(pl.col("prefix").str.len_chars()).alias("stripped"))
+    steps = steps.with_columns(pl.col("stripped").str.contains(general).alias("stripped_viable"))
+    use = pl.col("prefix").is_not_null() & ~(pl.col("viable") & ~pl.col("stripped_viable"))
+    out = steps.select(
+        pl.when(use).then(pl.col("stripped")).otherwise(n).alias("nsn"),
+        pl.when(use).then(pl.col("stripped_viable")).otherwise(pl.col("viable")).fill_null(False).alias("ok"),
     )
-    return work.select(
-        pl.when(pl.col("typed") & nsn.str.contains(r"^\d+$")).then(pl.lit("+" + cc) + nsn).alias("e164")
-    )["e164"]
+    return out["nsn"], out["ok"]
 
 
 def clean(expr: pl.Expr) -> pl.Expr:
     """Full-width to half-width and separators removed: what the fast path reads."""
-    return expr.str.normalize("NFKC").str.replace_all(_SEPARATORS, "")
+    from migrate.transform import nfkc
+
+    return nfkc(expr).str.replace_all(_SEPARATORS, "")
 
 
 def parse_one(raw: str, region: str | None) -> str | None:
@@ -141,15 +170,19 @@ def to_e164(frame: pl.DataFrame, value: str, region: str | None, region_column: 
     """E.164 numbers for ``frame[value]``; null where a value is not a valid number.
 
     ``region`` is the default region; ``region_column`` (ISO 3166 alpha-2 codes) overrides
-    it row by row where set.
+    it row by row where set.  Only the rows with a value are worked on.
     """
+    raw = frame[value]
+    present = raw.is_not_null()
+    rows = present.arg_true()
     if region_column:
         r = pl.col(region_column).cast(pl.String).str.strip_chars().str.to_uppercase()
         known = r.is_in(sorted(phonenumbers.SUPPORTED_REGIONS))
-        regions = frame.select(pl.when(known).then(r).otherwise(pl.lit(region)).alias("r"))["r"]
+        regions = frame.select(pl.when(known).then(r).otherwise(pl.lit(region)).alias("r"))["r"].gather(rows)
     else:
-        regions = pl.Series("r", [region] * frame.height, dtype=pl.String)
-    work = pl.DataFrame({"raw": frame[value], "region": regions})
+        regions = pl.Series("r", [region], dtype=pl.String).extend_constant(region, rows.len() - 1) \
+            if rows.len() else pl.Series("r", [], dtype=pl.String)
+    work = pl.DataFrame({"raw": raw.gather(rows), "region": regions})
     work = work.with_columns(clean(pl.col("raw")).alias("cleaned"), pl.lit(None, dtype=pl.String).alias("e164"))
     for r in sorted(r for r in work["region"].drop_nulls().unique().to_list() if fast_path_region(r)):
         mine = work["region"] == r
@@ -158,11 +191,12 @@ def to_e164(frame: pl.DataFrame, value: str, region: str | None, region_column: 
         else:
             answers = _fast(work.filter(mine), r)
             work = work.with_columns(work["e164"].scatter(mine.arg_true(), answers))
-    slow = work.filter(pl.col("e164").is_null() & pl.col("raw").is_not_null()).select("raw", "region").unique()
+    slow = work.filter(pl.col("e164").is_null()).select("raw", "region").unique()
     if slow.height:
         answers = [parse_one(raw, reg) for raw, reg in slow.iter_rows()]
         slow = slow.with_columns(pl.Series("slow", answers, dtype=pl.String))
-        work = work.join(slow, on=["raw", "region"], how="left", nulls_equal=True).with_columns(
+        work = work.join(slow, on=["raw", "region"], how="left", nulls_equal=True, maintain_order="left").with_columns(
             pl.coalesce("e164", "slow").alias("e164")
         )
-    return work["e164"]
+    out = pl.Series("e164", [], dtype=pl.String).extend_constant(None, raw.len())
+    return out.scatter(rows, work["e164"]) if rows.len() else out
