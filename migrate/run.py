@@ -630,11 +630,12 @@ class _Runner:
                 delta.HASH, pl.lit(self.run_id).alias("run_id"), *fields, *defaults,
             ))
             faults.point("insert.after_rows", self.loader)
-            self.loader.append("crmkit_id_map", batch.select(
-                pl.lit(table).alias("entity"), pl.lit(shaped.source).alias("source_name"),
-                pl.col(KEY).alias("legacy_key"), pl.col("id").alias("target_id"),
-                pl.lit(self.run_id).alias("run_id"),
-            ))
+            # the batch's id-map entries copied inside the database from the rows just written
+            # (their ids are one block): no second bulk transfer of the batch
+            self.loader.execute(
+                f"INSERT INTO crmkit_id_map (entity, source_name, legacy_key, target_id, run_id) "
+                f"SELECT ?, source_name, legacy_key, id, run_id FROM {q(table)} WHERE id BETWEEN ? AND ?",
+                (table, batch["id"][0], batch["id"][-1]))
             faults.point("insert.after_idmap", self.loader)
             self._checkpoint(shaped, "insert", batch_no + i, batch.height)
             self._commit("insert.before_commit")
@@ -671,11 +672,12 @@ class _Runner:
     def _reject(self, shaped: Shaped, bad: pl.DataFrame, counts: FeedCounts) -> None:
         counts.rejected = bad.height
         raw_cols = [c for c in shaped.raw.columns if c != ROW]
-        raw = shaped.raw.select(ROW, pl.struct(raw_cols).struct.json_encode().alias("raw_json"))
-        rows = bad.select(ROW, KEY, ERRORS).join(raw, on=ROW, how="left", maintain_order="left").select(
+        # the raw rows of the rejected rows only, encoded after the join (not every source row)
+        rows = bad.select(ROW, KEY, ERRORS).join(shaped.raw, on=ROW, how="left", maintain_order="left").select(
             pl.lit(self.run_id).alias("run_id"), pl.lit(shaped.entity).alias("entity"),
             pl.lit(shaped.source).alias("source_name"), pl.col(ROW).alias("row_number"),
-            pl.col(KEY).alias("legacy_key"), pl.col(ERRORS).list.join("; ").alias("reasons"), "raw_json",
+            pl.col(KEY).alias("legacy_key"), pl.col(ERRORS).list.join("; ").alias("reasons"),
+            pl.struct(raw_cols).struct.json_encode().alias("raw_json"),
         )
         self._begin()
         self.loader.execute("DELETE FROM crmkit_rejects WHERE run_id = ? AND entity = ? AND source_name = ?",
