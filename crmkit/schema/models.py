@@ -56,7 +56,8 @@ class Provenance:
 
 
 def _fk(table: str) -> Mapped[Optional[int]]:
-    return mapped_column(ForeignKey(f"{table}.id"), index=True)
+    """An optional reference, with a partial index over the rows that have one (see SPARSE_INDEXED)."""
+    return mapped_column(ForeignKey(f"{table}.id"), info={"sparse_index": True})
 
 
 class Department(Provenance, Base):
@@ -250,6 +251,17 @@ ENTITY_MODELS: dict[str, type[Base]] = {
     for m in (Department, User, Account, Contact, Lead, Opportunity, Activity, Case, Tag, Tagging)
 }
 PROVENANCE_COLUMNS = ("id", "source_name", "legacy_key", "row_hash", "run_id")
+
+#: optional references, indexed only where set (``WHERE col IS NOT NULL``): lookups by a
+#: parent id use the index as before, and a bulk load of rows without an owner or a
+#: department builds nothing for them (schema revision 0007)
+SPARSE_INDEXED: list[tuple[str, str]] = []
+for _model in ENTITY_MODELS.values():
+    for _col in _model.__table__.columns:  # type: ignore[attr-defined]
+        if _col.info.get("sparse_index"):
+            Index(f"ix_{_model.__tablename__}_{_col.name}", _col,
+                  postgresql_where=_col.isnot(None), sqlite_where=_col.isnot(None))
+            SPARSE_INDEXED.append((_model.__tablename__, _col.name))
 
 
 # --- migration safety (resume, rollback, locks, audit) ------------------------------
