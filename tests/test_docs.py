@@ -164,7 +164,10 @@ def test_example_data_is_what_the_build_script_writes(tmp_path):
 
 def command_paths(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     out = []
-    for name, cmd in sorted(group.commands.items()):
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):  # the public interface: commands load lazily
+        cmd = group.get_command(ctx, name)
+        assert cmd is not None, name
         out.append(prefix + (name,))
         if isinstance(cmd, click.Group):
             out += command_paths(cmd, prefix + (name,))

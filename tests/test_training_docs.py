@@ -20,7 +20,7 @@ def commands() -> list[tuple[str, ...]]:
 
     out = []
     for group in ("training", "sandbox"):
-        cmd = main.commands[group]
+        cmd = main.get_command(click.Context(main), group)
         assert isinstance(cmd, click.Group)
         out.append((group,))
         out += [(group, name) for name in cmd.commands]

@@ -16,7 +16,9 @@ from crmkit.errors import CrmkitError
 
 
 class CrmkitGroup(click.Group):
-    """A click group that turns domain errors into one line and exit code 2."""
+    """A click group that turns domain errors into one line and exit code 2, and imports a
+    command's module only when that command runs (``crmkit migrate run`` does not pay for
+    the API server's or the dedupe engine's imports)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -26,6 +28,17 @@ class CrmkitGroup(click.Group):
                 raise
             click.echo(f"Error: {exc}", err=True)
             sys.exit(exc.exit_code)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_available()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in _available():
+            import importlib
+
+            module = importlib.import_module(f"crmkit.cli.{cmd_name}")
+            self.add_command(getattr(module, cmd_name))
+        return super().get_command(ctx, cmd_name)
 
 
 @click.group(cls=CrmkitGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -45,15 +58,8 @@ def main(debug: bool) -> None:
 COMMANDS = ("db", "migrate", "validate", "dedupe", "training", "sandbox", "serve", "loadtest", "rollout")
 
 
-def _register() -> None:
-    import importlib
+def _available() -> list[str]:
     import importlib.util
 
-    for name in COMMANDS:
-        if importlib.util.find_spec(f"crmkit.cli.{name}") is None:
-            continue  # a capability not built yet
-        module = importlib.import_module(f"crmkit.cli.{name}")
-        main.add_command(getattr(module, name))
-
-
-_register()
+    # a capability not built yet has no module
+    return [name for name in COMMANDS if importlib.util.find_spec(f"crmkit.cli.{name}") is not None]
