@@ -64,3 +64,33 @@ def test_optional_references_are_indexed_only_where_set(request, backend, tmp_pa
     finally:
         loader.close()
     assert "owner_id IS NOT NULL" in _index_sql(url, "ix_contacts_owner_id").replace('"', "").replace("(", "").replace(")", "")
+
+
+def test_a_schema_creation_that_dies_midway_leaves_nothing_and_the_next_one_completes(tmp_path, monkeypatch):
+    """SQLite DDL is transactional only if a transaction is really open (Python's sqlite3 opens
+    none for DDL): a run killed while it created the schema left tables without
+    alembic_version, and every later run failed with 'table ... already exists'."""
+    import alembic.operations
+    from sqlalchemy import text
+
+    url = f"sqlite:///{tmp_path / 'crm.db'}"
+    real = alembic.operations.Operations.create_table
+    made: list[str] = []
+
+    def dies_after_three(self, name, *args, **kwargs):
+        if len(made) == 3:
+            raise RuntimeError("killed")
+        made.append(name)
+        return real(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(alembic.operations.Operations, "create_table", dies_after_three)
+    with pytest.raises(RuntimeError, match="killed"):
+        versions.ensure_schema(url)
+    monkeypatch.undo()
+    assert len(made) == 3
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        left = conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'table'")).scalars().all()
+    engine.dispose()
+    assert left == []
+    assert versions.ensure_schema(url)[1] == versions.head()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -62,6 +63,8 @@ def connect(url: str) -> Engine:
         raise TargetError(f"target {mask_url(url)}: not a usable database URL ({str(exc).splitlines()[0]})") from None
     if engine.dialect.name not in ("sqlite", "postgresql"):
         raise TargetError(f"target {mask_url(url)}: only sqlite and postgresql targets are supported")
+    if engine.dialect.name == "sqlite":
+        _transactional_ddl(engine)
     try:
         with engine.connect():
             pass
@@ -69,6 +72,22 @@ def connect(url: str) -> Engine:
         orig = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise TargetError(f"cannot connect to target {mask_url(url)}: {orig}") from None
     return engine
+
+
+def _transactional_ddl(engine: Engine) -> None:
+    """SQLite can roll DDL back, but Python's sqlite3 module opens no transaction for it: a
+    process killed while the schema is being created would leave half of it (tables without
+    ``alembic_version``, which the next run then fails to create).  Let SQLAlchemy's BEGIN be
+    the real one (the recipe in SQLAlchemy's pysqlite notes), so an upgrade is all or nothing."""
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _no_driver_transactions(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN")
 
 
 def ensure_schema(url: str) -> tuple[str | None, str]:
