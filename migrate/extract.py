@@ -114,23 +114,35 @@ def read_csv(name: str, src: CsvSource) -> Extracted:
         raise SourceError(f"source {name}: {path}: no such file") from None
     except OSError as exc:
         raise SourceError(f"source {name}: {path}: {exc.strerror}") from None
-    text, encoding, detected = _decode(path, data, src.encoding)
-    raw = text.encode("utf-8") if encoding not in ("utf-8", "utf-8-sig") else data
+    utf8 = src.encoding is None or codecs.lookup(src.encoding).name in ("utf-8", "utf-8-sig")
+    frame, problem = _parse_csv(data, src) if utf8 else (None, None)
+    if frame is not None:  # polars validated the bytes as UTF-8 while parsing: no decode in Python
+        encoding, detected = "utf-8", False
+    else:
+        text, encoding, detected = _decode(path, data, src.encoding)
+        if problem is None or encoding != "utf-8":
+            frame, problem = _parse_csv(text.encode("utf-8") if encoding != "utf-8" else data, src)
+        if frame is None:
+            raise SourceError(f"{path}: {_csv_problem(text, src, problem)}")
+    frame = frame.rename(lambda c: c.strip().lstrip("\ufeff"))
+    frame = frame.with_row_index(ROW, offset=src.header_row + 1).with_columns(pl.col(ROW).cast(pl.Int64))
+    frame, blanks = _drop_blank(frame)
+    return Extracted(name, frame, blank_rows=blanks, encoding=encoding, detected=detected)
+
+
+def _parse_csv(data: bytes, src: CsvSource) -> tuple[pl.DataFrame | None, Exception | None]:
+    """The frame, or None and why polars could not read it (bad UTF-8 is one such reason)."""
     try:
-        frame = pl.read_csv(
-            raw,
+        return pl.read_csv(
+            data,
             separator=src.sep,
             quote_char=src.quote or None,
             skip_rows=src.header_row - 1,
             infer_schema=False,
             has_header=True,
-        )
+        ), None
     except (pl.exceptions.ComputeError, pl.exceptions.NoDataError, pl.exceptions.ShapeError) as exc:
-        raise SourceError(f"{path}: {_csv_problem(text, src, exc)}") from None
-    frame = frame.rename(lambda c: c.strip().lstrip("\ufeff"))
-    frame = frame.with_row_index(ROW, offset=src.header_row + 1).with_columns(pl.col(ROW).cast(pl.Int64))
-    frame, blanks = _drop_blank(frame)
-    return Extracted(name, frame, blank_rows=blanks, encoding=encoding, detected=detected)
+        return None, exc
 
 
 def _drop_blank(frame: pl.DataFrame) -> tuple[pl.DataFrame, int]:
@@ -138,9 +150,17 @@ def _drop_blank(frame: pl.DataFrame) -> tuple[pl.DataFrame, int]:
     cols = [c for c in frame.columns if c != ROW]
     if not cols:
         return frame, 0
-    blank = pl.all_horizontal(pl.col(c).is_null() | (pl.col(c).cast(pl.String).str.strip_chars() == "") for c in cols)
-    n = frame.select(blank.sum()).item()
-    return (frame.filter(~blank), int(n)) if n else (frame, 0)
+    # column by column, each looked at only on the rows still blank so far (usually: none after the first)
+    rows = pl.int_range(frame.height, dtype=pl.UInt32, eager=True)
+    for c in cols:
+        if rows.len() == 0:
+            return frame, 0
+        values = frame[c].gather(rows).cast(pl.String)
+        rows = rows.filter((values.is_null() | (values.str.strip_chars() == "")).fill_null(True))
+    if rows.len() == 0:
+        return frame, 0
+    keep = pl.Series([True]).extend_constant(True, frame.height - 1).scatter(rows, False)
+    return frame.filter(keep), rows.len()
 
 
 def _csv_problem(text: str, src: CsvSource, exc: Exception) -> str:

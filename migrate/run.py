@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,14 +144,31 @@ class Prepared:
     mapping: Mapping
     extracted: dict[str, Extracted]
     shaped: dict[str, list[Shaped]]  # entity -> one per feed
+    #: the sources' digest, computed on a thread of its own while the feeds are shaped
+    _hashing: Future[str] | None = None
 
     @property
     def sources_hash(self) -> str:
         """A stable digest of every source's content, as read: a resume must find it unchanged."""
-        digest = hashlib.sha256()
-        for name in sorted(self.extracted):
-            digest.update(name.encode() + b"\0" + _frame_digest(self.extracted[name].frame))
-        return digest.hexdigest()
+        if self._hashing is None:
+            self._hashing = _hash_in_background(self.extracted)
+        return self._hashing.result()
+
+
+def _sources_digest(extracted: dict[str, Extracted]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(extracted):
+        digest.update(name.encode() + b"\0" + _frame_digest(extracted[name].frame))
+    return digest.hexdigest()
+
+
+def _hash_in_background(extracted: dict[str, Extracted]) -> Future[str]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="crmkit-sources-hash")
+    future = pool.submit(_sources_digest, dict(extracted))
+    pool.shutdown(wait=False)
+    return future
 
 
 def _frame_digest(frame: pl.DataFrame) -> bytes:
@@ -175,6 +193,7 @@ def prepare(mapping: Mapping, scope: dict[str, str] | None = None) -> Prepared:
         raise MappingError(f"scope names entities the mapping {mapping.name} does not load: {', '.join(sorted(unknown))}")
     used = {f.source for feeds in mapping.entities.values() for f in feeds}
     extracted = {name: extract(name, mapping.sources[name]) for name in mapping.sources if name in used}
+    hashing = _hash_in_background(extracted)  # polars hashes without the GIL while the feeds are shaped
     targets = entities()
     shaped: dict[str, list[Shaped]] = {}
     for ename in entity_order(mapping):
@@ -189,7 +208,7 @@ def prepare(mapping: Mapping, scope: dict[str, str] | None = None) -> Prepared:
             for fname, spec in feed.fields.items():
                 if spec.ref:
                     ref_source(mapping, spec, f"{_where(mapping, ename, 0, 1)}.fields.{fname}")
-    return Prepared(mapping, extracted, shaped)
+    return Prepared(mapping, extracted, shaped, hashing)
 
 
 def _where(m: Mapping, entity: str, i: int, n: int) -> str:
@@ -598,11 +617,15 @@ class _Runner:
 
     def _insert(self, shaped: Shaped, rows: pl.DataFrame, fields: list[str], counts: FeedCounts) -> pl.DataFrame:
         bulk = rows.height >= self.opt.bulk_rows
-        if bulk:
-            self._indexes("drop", shaped.entity)
-        out = self._insert_batches(shaped, rows, fields, counts)
-        if bulk:
-            self._indexes("create", shaped.entity)
+        if not bulk:
+            return self._insert_batches(shaped, rows, fields, counts)
+        self._indexes("drop", shaped.entity)
+        self.loader.bulk_mode(True)
+        try:
+            out = self._insert_batches(shaped, rows, fields, counts)
+        finally:
+            self.loader.bulk_mode(False)
+        self._indexes("create", shaped.entity)
         return out
 
     def _indexes(self, what: str, table: str) -> None:
