@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import polars as pl
@@ -265,12 +265,11 @@ class PostgresLoader(Loader):
     def append(self, table: str, frame: pl.DataFrame, temporary: bool = False) -> None:
         if frame.height == 0:
             return
-        buf = io.BytesIO()
-        frame.write_csv(buf, include_header=False, datetime_format="%Y-%m-%d %H:%M:%S%.f")
         cols = ", ".join(q(c) for c in frame.columns)
         with self.conn.cursor() as cur:
             with cur.copy(f"COPY {q(table)} ({cols}) FROM STDIN (FORMAT csv)") as copy:
-                copy.write(buf.getbuffer())
+                for chunk in _csv_chunks(frame):
+                    copy.write(chunk)
 
     def drop_indexes(self, table: str) -> None:
         """Also drop ``table``'s foreign keys: ``COPY`` would check each row by a trigger (most of
@@ -314,6 +313,29 @@ class PostgresLoader(Loader):
         self.execute(f"LOCK TABLE {q(table)} IN SHARE ROW EXCLUSIVE MODE")
         last = int(self.scalar(f"SELECT setval({seq}, nextval({seq}) + ? - 1)", (n,)))
         return pl.int_range(last - n + 1, last + 1, dtype=pl.Int64, eager=True).alias("id")
+
+
+def _csv(frame: pl.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    frame.write_csv(buf, include_header=False, datetime_format="%Y-%m-%d %H:%M:%S%.f")
+    return buf.getvalue()
+
+
+def _csv_chunks(frame: pl.DataFrame, rows: int = 10_000) -> Iterator[bytes]:
+    """The frame as CSV, a chunk at a time, the next chunk written on a thread while the
+    server parses the one before (polars writes without the GIL, psycopg sends without it)."""
+    if frame.height <= rows:
+        yield _csv(frame)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="crmkit-csv") as pool:
+        ahead = pool.submit(_csv, frame.slice(0, rows))
+        for start in range(rows, frame.height + rows, rows):
+            chunk = ahead.result()
+            if start < frame.height:
+                ahead = pool.submit(_csv, frame.slice(start, rows))
+            yield chunk
 
 
 def _foreign_keys(table: str) -> list[Any]:
