@@ -15,9 +15,9 @@ from collections.abc import Iterable
 
 from typing import cast
 
-from sqlalchemy import Engine, Table, and_, insert, or_, select, update
+from sqlalchemy import Engine, Table, and_, bindparam, insert, or_, select, update
 
-from api.db import reading, writing
+from api.db import Database, reading, run_to_end, writing
 from api.policy import ROLES, Principal, Unauthorized
 from crmkit.errors import CrmkitError
 from crmkit.schema.api_models import ApiToken
@@ -88,18 +88,26 @@ def revoke(engine: Engine, user_id: int | None = None, label: str | None = None)
 
 def authenticate(engine: Engine, token: str | None) -> Principal:
     """The user a bearer token belongs to; Unauthorized if it is not a live token of an active user."""
+    return run_to_end(authenticate_in, Database(engine), token)  # type: ignore[no-any-return]
+
+
+async def authenticate_in(database: Database, token: str | None) -> Principal:
+    """:func:`authenticate` over the API's :class:`~api.db.Database`."""
     if not token or not token.startswith(PREFIX) or len(token) > 200:
         raise Unauthorized("a bearer token is required: mint one with `crmkit serve token --user EMAIL`")
-    stmt = (select(USERS.c.id, USERS.c.name, USERS.c.email, USERS.c.role, USERS.c.department_id)
-            .select_from(TOKENS.join(USERS, USERS.c.id == TOKENS.c.user_id))
-            .where(TOKENS.c.token_hash == hash_token(token), TOKENS.c.revoked_at.is_(None),
-                   USERS.c.active.is_(True),
-                   or_(TOKENS.c.expires_at.is_(None), and_(TOKENS.c.expires_at > _now()))))
-    with reading(engine) as conn:
-        row = conn.execute(stmt).first()
-    if row is None or row.role not in ROLES:
+    async with database.session() as db:
+        row = await db.first(_AUTHENTICATE, {"token_hash": hash_token(token), "now": _now()})
+    if row is None or row["role"] not in ROLES:
         raise Unauthorized("the token is unknown, revoked or expired, or its user is inactive")
-    return Principal(user_id=row.id, name=row.name, email=row.email, role=row.role, department_id=row.department_id)
+    return Principal(user_id=row["id"], name=row["name"], email=row["email"], role=row["role"],
+                     department_id=row["department_id"])
+
+
+_AUTHENTICATE = (select(USERS.c.id, USERS.c.name, USERS.c.email, USERS.c.role, USERS.c.department_id)
+                 .select_from(TOKENS.join(USERS, USERS.c.id == TOKENS.c.user_id))
+                 .where(TOKENS.c.token_hash == bindparam("token_hash"), TOKENS.c.revoked_at.is_(None),
+                        USERS.c.active.is_(True),
+                        or_(TOKENS.c.expires_at.is_(None), and_(TOKENS.c.expires_at > bindparam("now")))))
 
 
 class TokenCache:

@@ -27,10 +27,20 @@ class Metrics:
                                 ("method", "route", "status"), registry=self.registry)
         self.latency = Histogram("crmkit_api_request_duration_seconds", "Time to answer a request.",
                                  ("method", "route"), buckets=BUCKETS, registry=self.registry)
+        #: the labelled children, looked up once per label set (``labels()`` takes a lock and
+        #: builds a key on every call)
+        self._counters: dict[tuple[str, str, int], Any] = {}
+        self._histograms: dict[tuple[str, str], Any] = {}
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(method, route).observe(seconds)
+        counter = self._counters.get((method, route, status))
+        if counter is None:
+            counter = self._counters[(method, route, status)] = self.requests.labels(method, route, str(status))
+        histogram = self._histograms.get((method, route))
+        if histogram is None:
+            histogram = self._histograms[(method, route)] = self.latency.labels(method, route)
+        counter.inc()
+        histogram.observe(seconds)
 
     def render(self) -> bytes:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -6,15 +6,15 @@ import functools
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, func, select
+from sqlalchemy import bindparam, func, select
 
-from api.db import reading
+from api.db import Database
 from api.policy import Principal, Scope
 from api.queries import _db_errors, dept_param, in_department
 from api.resources import RESOURCES, STAGES, USERS
 
 
-def pipeline(engine: Engine, who: Principal, department_id: int | None = None) -> dict[str, Any]:
+async def pipeline(database: Database, who: Principal, department_id: int | None = None) -> dict[str, Any]:
     """Count and sum of amount per (stage, owner), and per stage, of the opportunities in scope.
 
     Admins see every department, or the one they ask for; managers and sales reps their own.
@@ -22,8 +22,8 @@ def pipeline(engine: Engine, who: Principal, department_id: int | None = None) -
     scope = who.report_scope()
     filtered = scope == "all" and department_id is not None
     dept = dept_param(who) if scope == "department" else department_id
-    with _db_errors(), reading(engine) as conn:
-        rows = [dict(r) for r in conn.execute(_statement(scope, filtered), {"dept": dept}).mappings()]
+    async with _db_errors(), database.session() as db:
+        rows = await db.rows(_statement(scope, filtered), {"dept": dept})
     for r in rows:
         r["amount"] = Decimal(r["amount"]).quantize(Decimal("0.01"))
     return {"by_owner": rows, "by_stage": _by_stage(rows),
