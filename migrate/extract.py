@@ -123,6 +123,7 @@ def read_csv(name: str, src: CsvSource) -> Extracted:
         if problem is None or encoding != "utf-8":
             frame, problem = _parse_csv(text.encode("utf-8") if encoding != "utf-8" else data, src)
         if frame is None:
+            assert problem is not None
             raise SourceError(f"{path}: {_csv_problem(text, src, problem)}")
     frame = frame.rename(lambda c: c.strip().lstrip("\ufeff"))
     frame = frame.with_row_index(ROW, offset=src.header_row + 1).with_columns(pl.col(ROW).cast(pl.Int64))

@@ -79,6 +79,7 @@ def _fast(work: pl.DataFrame, region: str) -> pl.Series:
     line first: most numbers are one of those).
     """
     meta = PhoneMetadata.metadata_for_region(region)
+    assert meta is not None  # fast_path_region() said so
     cc = str(meta.country_code)
     general = meta.general_desc
     typed_descs = [d for t in _TYPES_FIRST if getattr(d := getattr(meta, t, None), "national_number_pattern", None)]
@@ -119,6 +120,7 @@ def _national_significant(work: pl.DataFrame, meta: PhoneMetadata) -> tuple[pl.S
     cc = str(meta.country_code)
     idd = meta.international_prefix or "(?!)"
     cleaned = pl.col("cleaned")
+    assert meta.general_desc is not None and meta.general_desc.national_number_pattern  # checked by _fast
     general = _full(meta.general_desc.national_number_pattern)
     national = work.select(
         pl.when(cleaned.str.starts_with("+" + cc))
