@@ -160,7 +160,7 @@ def _drop_blank(frame: pl.DataFrame) -> tuple[pl.DataFrame, int]:
         rows = rows.filter((values.is_null() | (values.str.strip_chars() == "")).fill_null(True))
     if rows.len() == 0:
         return frame, 0
-    keep = pl.Series([True]).extend_constant(True, frame.height - 1).scatter(rows, False)
+    keep = pl.repeat(True, frame.height, eager=True).scatter(rows, False)
     return frame.filter(keep), rows.len()
 
 

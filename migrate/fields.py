@@ -192,7 +192,7 @@ def _field(work: pl.DataFrame, tf: TargetField, spec: FieldSpec) -> _Chain:
     if spec.ref:
         key = pl.col(val).cast(pl.String).str.strip_chars()
         chain.ref = _eval(work, chain, pl.when(key == "").then(None).otherwise(key))
-        chain.value = pl.Series(val, [], dtype=pl.Int64).extend_constant(None, work.height)
+        chain.value = pl.repeat(None, work.height, dtype=pl.Int64, eager=True).alias(val)
         return chain
     if chain.value.dtype == pl.String:
         _run_step(work, chain, T.blank_to_null())
@@ -238,5 +238,5 @@ def _run_step(work: pl.DataFrame, chain: _Chain, step: T.Step) -> None:
     shown = before.gather(rows).cast(pl.String).str.slice(0, 60)
     reasons = pl.select(pl.concat_str([pl.lit(f"{chain.field}: '"), pl.lit(shown), pl.lit(f"' {step.reason}")]))
     if chain.error is None:
-        chain.error = pl.Series(chain.field, [], dtype=pl.String).extend_constant(None, before.len())
+        chain.error = pl.repeat(None, before.len(), dtype=pl.String, eager=True)
     chain.error = chain.error.scatter(rows, reasons.to_series())

@@ -84,7 +84,7 @@ def _fast(work: pl.DataFrame, region: str) -> pl.Series:
     general = meta.general_desc
     typed_descs = [d for t in _TYPES_FIRST if getattr(d := getattr(meta, t, None), "national_number_pattern", None)]
     if not getattr(general, "national_number_pattern", None) or not typed_descs:
-        return pl.Series("e164", [], dtype=pl.String).extend_constant(None, work.height)
+        return pl.repeat(None, work.height, dtype=pl.String, eager=True).alias("e164")
     nsn, valid = _national_significant(work, meta)
     valid = valid & _lengths_ok(nsn, general) & nsn.str.contains(r"^\d+$").fill_null(False)
     rows = valid.arg_true()
@@ -96,7 +96,7 @@ def _fast(work: pl.DataFrame, region: str) -> pl.Series:
         hit = todo.str.contains(_full(desc.national_number_pattern)).fill_null(False) & _lengths_ok(todo, desc)
         typed = typed.append(rows.filter(hit))
         rows, todo = rows.filter(~hit), todo.filter(~hit)
-    out = pl.Series("e164", [], dtype=pl.String).extend_constant(None, work.height)
+    out = pl.repeat(None, work.height, dtype=pl.String, eager=True).alias("e164")
     if typed.len() == 0:
         return out
     return out.scatter(typed, ("+" + cc) + nsn.gather(typed))
@@ -109,7 +109,7 @@ _TYPES_FIRST = ("mobile", "fixed_line") + tuple(t for t in _TYPES if t not in ("
 def _lengths_ok(nsn: pl.Series, desc: object) -> pl.Series:
     lengths = [n for n in getattr(desc, "possible_length", ()) if n > 0]
     if not lengths:
-        return pl.Series([True]).extend_constant(True, nsn.len() - 1) if nsn.len() else pl.Series([], dtype=pl.Boolean)
+        return pl.repeat(True, nsn.len(), eager=True)
     return nsn.str.len_chars().is_in(lengths).fill_null(False)
 
 
@@ -182,8 +182,7 @@ def to_e164(frame: pl.DataFrame, value: str, region: str | None, region_column: 
         known = r.is_in(sorted(phonenumbers.SUPPORTED_REGIONS))
         regions = frame.select(pl.when(known).then(r).otherwise(pl.lit(region)).alias("r"))["r"].gather(rows)
     else:
-        regions = pl.Series("r", [region], dtype=pl.String).extend_constant(region, rows.len() - 1) \
-            if rows.len() else pl.Series("r", [], dtype=pl.String)
+        regions = pl.repeat(region, rows.len(), dtype=pl.String, eager=True).alias("r")
     work = pl.DataFrame({"raw": raw.gather(rows), "region": regions})
     work = work.with_columns(clean(pl.col("raw")).alias("cleaned"), pl.lit(None, dtype=pl.String).alias("e164"))
     for r in sorted(r for r in work["region"].drop_nulls().unique().to_list() if fast_path_region(r)):
@@ -200,5 +199,5 @@ def to_e164(frame: pl.DataFrame, value: str, region: str | None, region_column: 
         work = work.join(slow, on=["raw", "region"], how="left", nulls_equal=True, maintain_order="left").with_columns(
             pl.coalesce("e164", "slow").alias("e164")
         )
-    out = pl.Series("e164", [], dtype=pl.String).extend_constant(None, raw.len())
+    out = pl.repeat(None, raw.len(), dtype=pl.String, eager=True).alias("e164")
     return out.scatter(rows, work["e164"]) if rows.len() else out

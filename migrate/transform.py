@@ -285,7 +285,7 @@ def _format_expr(e: pl.Expr, fmt: str) -> pl.Expr:
 
 
 def _parse_series(s: pl.Series, formats: list[str]) -> pl.Series:
-    out = pl.Series(s.name, [], dtype=pl.Datetime("us")).extend_constant(None, s.len())
+    out = pl.repeat(None, s.len(), dtype=pl.Datetime("us"), eager=True).alias(s.name)
     idx = s.is_not_null().arg_true()
     todo = s.gather(idx)
     for fmt in formats:
