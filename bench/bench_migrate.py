@@ -32,6 +32,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections import defaultdict
@@ -488,13 +489,15 @@ class StageClock:
     Nothing in ``migrate/`` changes: the wrappers are installed for one run and removed.
     Top-level stages (``mapping``, ``extract``, ``transform:E``, ``sources_hash``,
     ``schema``, ``check:E``, ``delta``, ``load:E``, ``reconcile``) do not nest;
-    ``append:T``, ``ids``, ``commit``, ``indexes`` and ``rejects`` are parts of ``load``.
+    ``append:T``, ``ids``, ``commit``, ``indexes`` and ``rejects`` are parts of ``load``; ``background:X`` is
+    X on the companion connection's thread (it overlaps them), ``background wait`` the main thread waiting for it.
     """
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
         self.missing: list[str] = []  # hooks the engine no longer has (it changed): reported, not fatal
         self._undo: list[tuple[Any, str, Any]] = []
+        self._active: set[str] = set()
 
     def wrap(self, owner: Any, attr: str, label: Callable[[tuple[Any, ...]], str]) -> None:
         original = owner.__dict__.get(attr) if isinstance(owner, type) else getattr(owner, attr, None)
@@ -504,11 +507,18 @@ class StageClock:
         fn = cast(Callable[..., Any], original.fget if isinstance(original, property) else original)
 
         def timed(*args: Any, **kwargs: Any) -> Any:
+            name = label(args)
+            if threading.current_thread() is not threading.main_thread():
+                name = f"background:{name}"  # overlaps the main thread's stages
+            if name in self._active:  # nested (an override calling super()): timed once, outside
+                return fn(*args, **kwargs)
+            self._active.add(name)
             t0 = time.perf_counter()
             try:
                 return fn(*args, **kwargs)
             finally:
-                self.seconds[label(args)] += time.perf_counter() - t0
+                self.seconds[name] += time.perf_counter() - t0
+                self._active.discard(name)
 
         setattr(owner, attr, property(timed) if isinstance(original, property) else timed)
         self._undo.append((owner, attr, original))
@@ -538,7 +548,10 @@ def stage_clock() -> Iterator[StageClock]:
     for attr in ("_insert", "_update", "_reject"):
         clock.wrap(r._Runner, attr, lambda a: f"load:{a[1].entity}")
     clock.wrap(r._Runner, "_reject", fixed("rejects"))  # nested: the part of load that writes rejects
-    clock.wrap(r._Runner, "_indexes", fixed("indexes"))  # bulk mode: drop, then rebuild secondary indexes
+    for cls in (migrate.load.Loader, migrate.load.PostgresLoader):  # bulk mode: drop, then rebuild indexes
+        for attr in ("drop_indexes", "create_indexes"):
+            clock.wrap(cls, attr, fixed("indexes"))
+    clock.wrap(migrate.load.Background, "close", fixed("background wait"))
     clock.wrap(r._Runner, "_reconcile", fixed("reconcile"))
     for cls in (migrate.load.SqliteLoader, migrate.load.PostgresLoader):
         clock.wrap(cls, "append", lambda a: f"append:{a[1]}")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import polars as pl
@@ -48,6 +48,11 @@ class Loader:
 
     def terminate_backend(self) -> None:
         """Only PostgreSQL has a server side to cut the connection from."""
+
+    def companion(self) -> Loader | None:
+        """A second connection to the same target for work that can run beside this one's
+        (see :class:`Background`); None where the target takes one writer at a time (SQLite)."""
+        return None
 
     begin_sql = "BEGIN"
 
@@ -241,15 +246,19 @@ def _sqlite_ready(frame: pl.DataFrame) -> pl.DataFrame:
 class PostgresLoader(Loader):
     dialect = "postgresql"
 
-    def __init__(self, url: URL):
+    def __init__(self, params: dict[str, Any]):
         import psycopg
 
+        self._params = dict(params)
+        self.conn = psycopg.connect(**self._params, autocommit=True)
+
+    @classmethod
+    def from_url(cls, url: URL) -> PostgresLoader:
         params = {k: v for k, v in {
             "host": url.host, "port": url.port, "user": url.username,
             "password": url.password, "dbname": url.database,
         }.items() if v is not None}
-        self._params = {**params, **{k: str(v) for k, v in url.query.items()}}
-        self.conn = psycopg.connect(**self._params, autocommit=True)
+        return cls({**params, **{k: str(v) for k, v in url.query.items()}})
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         with self.conn.cursor() as cur:
@@ -263,13 +272,30 @@ class PostgresLoader(Loader):
         return pl.DataFrame(rows, schema=names, orient="row", infer_schema_length=None)
 
     def append(self, table: str, frame: pl.DataFrame, temporary: bool = False) -> None:
+        """``COPY`` in PostgreSQL's binary format where every column's type has a binary encoding
+        here (see :func:`_pg_binary_ready`), else as CSV.  Binary spares the server the parsing of
+        text: about 30% of its time for a contacts table."""
         if frame.height == 0:
             return
         cols = ", ".join(q(c) for c in frame.columns)
+        binary = _pg_binary_ready(frame, self.column_types(table))
         with self.conn.cursor() as cur:
+            if binary is not None:
+                with cur.copy(f"COPY {q(table)} ({cols}) FROM STDIN (FORMAT binary)") as copy:
+                    copy.write(PG_COPY_SIGNATURE)
+                    for chunk in _chunks(binary, _pg_binary):
+                        copy.write(chunk)
+                    copy.write(PG_COPY_TRAILER)
+                return
             with cur.copy(f"COPY {q(table)} ({cols}) FROM STDIN (FORMAT csv)") as copy:
-                for chunk in _csv_chunks(frame):
+                for chunk in _chunks(frame, _csv):
                     copy.write(chunk)
+
+    def column_types(self, table: str) -> dict[str, str]:
+        """The table's columns and their PostgreSQL type names (``int4``, ``varchar``, ...)."""
+        return dict(self.query(
+            "SELECT a.attname, t.typname FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
+            "WHERE a.attrelid = ?::regclass AND a.attnum > 0 AND NOT a.attisdropped", (q(table),)).iter_rows())
 
     def drop_indexes(self, table: str) -> None:
         """Also drop ``table``'s foreign keys: ``COPY`` would check each row by a trigger (most of
@@ -294,6 +320,9 @@ class PostgresLoader(Loader):
             if not state.get(name, False):
                 self.execute(f"ALTER TABLE {q(table)} VALIDATE CONSTRAINT {q(name)}")  # one join, not a trigger a row
 
+    def companion(self) -> PostgresLoader:
+        return PostgresLoader(self._params)
+
     def terminate_backend(self) -> None:
         """Cut this connection from the server side (fault injection: a dropped connection)."""
         import psycopg
@@ -315,27 +344,158 @@ class PostgresLoader(Loader):
         return pl.int_range(last - n + 1, last + 1, dtype=pl.Int64, eager=True).alias("id")
 
 
+class Background:
+    """Jobs run in order on a companion connection, on a thread of their own, each job in a
+    transaction of its own: the server then works on a second core beside the main connection.
+
+    A job is ``fn(loader)``.  The first job that fails stops the queue (the jobs after it are
+    dropped, nothing more is written) and :meth:`close` raises its error, so a caller treats it
+    like an error on the main connection.  What a job writes is committed independently of the
+    main connection's transactions: callers submit only work that a crash may leave undone and
+    that the next run can redo (see ``migrate.run``: the id map of a bulk insert).
+    """
+
+    def __init__(self, loader: Loader):
+        import queue
+        import threading
+
+        self.loader = loader
+        self._todo: queue.Queue[Callable[[Loader], None] | None] = queue.Queue()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._work, name="crmkit-background", daemon=True)
+        self._thread.start()
+
+    def submit(self, job: Callable[[Loader], None]) -> None:
+        if self._error is None:
+            self._todo.put(job)
+
+    def close(self) -> None:
+        """Wait for every job; raise the first job's error.  The connection is closed either way."""
+        self._todo.put(None)
+        self._thread.join()
+        try:
+            self.loader.close()
+        except Exception:
+            pass
+        if self._error is not None:
+            raise self._error
+
+    def _work(self) -> None:
+        while (job := self._todo.get()) is not None:
+            if self._error is not None:
+                continue
+            try:
+                self.loader.begin()
+                job(self.loader)
+                self.loader.commit()
+            except BaseException as exc:
+                self._error = exc
+                try:
+                    self.loader.rollback()
+                except Exception:
+                    pass
+
+
 def _csv(frame: pl.DataFrame) -> bytes:
     buf = io.BytesIO()
     frame.write_csv(buf, include_header=False, datetime_format="%Y-%m-%d %H:%M:%S%.f")
     return buf.getvalue()
 
 
-def _csv_chunks(frame: pl.DataFrame, rows: int = 10_000) -> Iterator[bytes]:
-    """The frame as CSV, a chunk at a time, the next chunk written on a thread while the
-    server parses the one before (polars writes without the GIL, psycopg sends without it)."""
+def _chunks(frame: pl.DataFrame, encode: Callable[[pl.DataFrame], bytes], rows: int = 10_000) -> Iterator[bytes]:
+    """The frame encoded a chunk at a time, the next chunk encoded on a thread while the server
+    parses the one before (polars, numpy and pyarrow encode without the GIL; psycopg sends without it)."""
     if frame.height <= rows:
-        yield _csv(frame)
+        yield encode(frame)
         return
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="crmkit-csv") as pool:
-        ahead = pool.submit(_csv, frame.slice(0, rows))
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="crmkit-encode") as pool:
+        ahead = pool.submit(encode, frame.slice(0, rows))
         for start in range(rows, frame.height + rows, rows):
             chunk = ahead.result()
             if start < frame.height:
-                ahead = pool.submit(_csv, frame.slice(start, rows))
+                ahead = pool.submit(encode, frame.slice(start, rows))
             yield chunk
+
+
+# PostgreSQL's binary COPY format: a signature, then per row a 16-bit field count and per field
+# a 32-bit length (-1: NULL) and the value in the type's binary form, then a trailer.
+PG_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # + 32-bit flags and header-extension length
+PG_COPY_TRAILER = b"\xff\xff"
+_PG_EPOCH_DAYS = 10_957  # 2000-01-01, PostgreSQL's epoch, in days after 1970-01-01
+# fixed-width types and the polars dtype whose numpy form, big-endian, is their binary form
+_PG_FIXED: dict[str, Any] = {
+    "int2": pl.Int16, "int4": pl.Int32, "int8": pl.Int64, "float4": pl.Float32, "float8": pl.Float64,
+    "bool": pl.UInt8, "date": pl.Int32, "timestamp": pl.Int64,
+}
+_PG_TEXT = {"text", "varchar", "bpchar"}
+
+
+def _pg_binary_ready(frame: pl.DataFrame, types: dict[str, str]) -> pl.DataFrame | None:
+    """The frame with every column as the integers, floats or strings of its binary form, or
+    None when a column has no binary encoding here (numeric, json, ...) or its values do not
+    fit its type (an out-of-range integer: CSV then lets the server say what is wrong)."""
+    out = []
+    for name, dtype in frame.schema.items():
+        typ = types.get(name, "")
+        col = pl.col(name)
+        if dtype == pl.Null and (typ in _PG_FIXED or typ in _PG_TEXT):
+            out.append(col.cast(_PG_FIXED.get(typ, pl.String)))
+        elif typ in _PG_TEXT and dtype == pl.String:
+            out.append(col)
+        elif typ in ("int2", "int4", "int8") and dtype.is_integer():
+            out.append(col.cast(_PG_FIXED[typ], strict=True))
+        elif typ in ("float4", "float8") and dtype.is_numeric():
+            out.append(col.cast(_PG_FIXED[typ]))
+        elif typ == "bool" and dtype == pl.Boolean:
+            out.append(col.cast(pl.UInt8))
+        elif typ == "date" and dtype == pl.Date:
+            out.append(col.cast(pl.Int32) - _PG_EPOCH_DAYS)
+        elif typ == "timestamp" and isinstance(dtype, pl.Datetime) and dtype.time_zone is None:
+            out.append(col.dt.cast_time_unit("us").cast(pl.Int64) - _PG_EPOCH_DAYS * 86_400_000_000)
+        else:
+            return None
+    try:
+        return frame.select(out)
+    except pl.exceptions.InvalidOperationError:  # e.g. an integer too large for int4
+        return None
+
+
+def _pg_binary(frame: pl.DataFrame) -> bytes:
+    """Rows of a frame from :func:`_pg_binary_ready` in the binary COPY format, column-wise:
+    each column becomes an array of encoded fields, then the fields are joined row by row."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    binary, n = pa.large_binary(), frame.height
+
+    def cells(prefix: bytes, values: Any, width: int) -> Any:
+        """n fixed-size cells ``prefix + value`` (numpy), as a binary array."""
+        out = np.empty((n, len(prefix) + width), dtype=np.uint8)
+        out[:, :len(prefix)] = np.frombuffer(prefix, dtype=np.uint8)
+        out[:, len(prefix):] = values.view(np.uint8).reshape(n, width)
+        size = len(prefix) + width
+        return pa.FixedSizeBinaryArray.from_buffers(pa.binary(size), n, [None, pa.py_buffer(out)]).cast(binary)
+
+    null = pa.scalar(b"\xff\xff\xff\xff", binary)
+    fields = [pa.scalar(len(frame.columns).to_bytes(2, "big"), binary)]
+    for s in frame.iter_columns():
+        if s.dtype == pl.String:
+            text = s.to_arrow().cast(binary)
+            lengths = s.str.len_bytes().fill_null(0).to_numpy().astype(">i4")
+            field = pc.binary_join_element_wise(cells(b"", lengths, 4), text, pa.scalar(b"", binary))
+        else:
+            values = s.fill_null(0).to_numpy()
+            width = values.dtype.itemsize
+            field = cells(width.to_bytes(4, "big"), values.astype(values.dtype.newbyteorder(">")), width)
+            if s.null_count():
+                field = pc.if_else(s.is_null().to_arrow(), null, field)
+        fields.append(pc.coalesce(field, null) if s.null_count() else field)  # text: a NULL joins to NULL
+    rows = pc.binary_join_element_wise(*fields, pa.scalar(b"", binary))
+    offsets = np.frombuffer(rows.buffers()[1], dtype=np.int64)
+    return rows.buffers()[2].to_pybytes()[offsets[0]:offsets[n]]
 
 
 def _foreign_keys(table: str) -> list[Any]:
@@ -364,7 +524,7 @@ def open_loader(url: str) -> Loader:
         if backend == "sqlite":
             return SqliteLoader(parsed.database or ":memory:")
         if backend == "postgresql":
-            return PostgresLoader(parsed)
+            return PostgresLoader.from_url(parsed)
     except Exception as exc:
         raise TargetError(f"cannot connect to target {mask_url(url)}: {_first(exc)}") from None
     raise TargetError(f"target {mask_url(url)}: only sqlite and postgresql targets are supported")

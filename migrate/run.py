@@ -26,13 +26,15 @@ from migrate import audit, delta, faults, lock
 from migrate.check import OUT_OF_SCOPE, KeyMap, check
 from migrate.extract import ROW, Extracted, extract, mask_url
 from migrate.fields import ERRORS, KEY, WARNINGS, Shaped, ref_col, shape
-from migrate.load import Loader, is_db_error, open_loader, q
+from migrate.load import Background, Loader, is_db_error, open_loader, q
 from migrate.mapping import Feed, FieldSpec, Mapping, entity_order, load_mapping
 from crmkit.schema.versions import ensure_schema
 
 Progress = Callable[[str, int, int], None]
 
 
+#: a crmkit_checkpoints phase: a bulk insert's id map is being written beside it (see _Runner._insert)
+ID_MAP_PENDING = "idmap-pending"
 COUNT_KEYS = ("extracted", "filtered", "inserted", "updated", "unchanged", "merged", "rejected", "warnings",
               "vanished", "deactivated")
 
@@ -437,11 +439,27 @@ class _Runner:
         return int(run_id)
 
     def _repair_indexes(self) -> None:
-        """Build any secondary index a bulk load dropped and a crash kept from rebuilding."""
+        """Build any secondary index a bulk load dropped and a crash kept from rebuilding, and
+        the id map of any bulk insert that a crash cut short (see :meth:`_insert`)."""
         self._begin()
         for table in [*self.p.shaped, "crmkit_id_map"]:
             self.loader.create_indexes(table)
+        pending = self.loader.query(
+            "SELECT run_id, entity, source_name FROM crmkit_checkpoints WHERE phase = ?", (ID_MAP_PENDING,))
+        for run_id, entity, source in pending.iter_rows():
+            # the rows the bulk insert committed carry their provenance: their keys map to themselves
+            self.loader.execute(
+                f"INSERT INTO crmkit_id_map (entity, source_name, legacy_key, target_id, run_id) "
+                f"SELECT ?, e.source_name, e.legacy_key, e.id, ? FROM {q(entity)} e "
+                f"WHERE e.run_id = ? AND e.source_name = ? AND NOT EXISTS (SELECT 1 FROM crmkit_id_map m "
+                f"WHERE m.entity = ? AND m.source_name = e.source_name AND m.legacy_key = e.legacy_key)",
+                (entity, run_id, run_id, source, entity))
+            self._id_map_done(run_id, entity, source)
         self._commit("indexes.repair")
+
+    def _id_map_done(self, run_id: int, entity: str, source: str) -> None:
+        self.loader.execute("DELETE FROM crmkit_checkpoints WHERE run_id = ? AND entity = ? AND source_name = ? "
+                            "AND phase = ?", (run_id, entity, source, ID_MAP_PENDING))
 
     def _reopen_run(self, run_id: int) -> int:
         self.loader.begin()
@@ -619,26 +637,47 @@ class _Runner:
         bulk = rows.height >= self.opt.bulk_rows
         if not bulk:
             return self._insert_batches(shaped, rows, fields, counts)
-        self._indexes("drop", shaped.entity)
+        # A real bulk insert into PostgreSQL writes its id map on a second connection, a batch
+        # behind the rows, so that the server works on both cores.  Until it is complete a
+        # marker row says so; a crash in between leaves the marker, and the next run's
+        # _repair_indexes maps the committed rows' keys from their provenance columns.
+        companion = None if self.dry else self.loader.companion()
+        side = Background(companion) if companion is not None else None
+        table = shaped.entity
+        self._begin()
+        if side is not None:
+            self.loader.execute(
+                "INSERT INTO crmkit_checkpoints (run_id, entity, source_name, phase, batch_no, rows) "
+                "VALUES (?, ?, ?, ?, 0, 0)", (self.run_id, table, shaped.source, ID_MAP_PENDING))
+        for t in (table, "crmkit_id_map"):
+            self.loader.drop_indexes(t)
+        self._commit("indexes.drop")
         self.loader.bulk_mode(True)
         try:
-            out = self._insert_batches(shaped, rows, fields, counts)
+            out = self._insert_batches(shaped, rows, fields, counts, side)
+        except BaseException:
+            if side is not None:
+                try:
+                    side.close()
+                except Exception:
+                    pass  # the main connection's error is the one to report; the marker stays
+            raise
         finally:
             self.loader.bulk_mode(False)
-        self._indexes("create", shaped.entity)
+        self._begin()
+        if side is not None:
+            side.submit(lambda loader: loader.create_indexes("crmkit_id_map"))
+            self.loader.create_indexes(table)  # meanwhile, on this connection
+            side.close()
+            self._id_map_done(self.run_id, table, shaped.source)
+        else:
+            for t in (table, "crmkit_id_map"):
+                self.loader.create_indexes(t)
+        self._commit("indexes.create")
         return out
 
-    def _indexes(self, what: str, table: str) -> None:
-        """Drop or build the secondary indexes of ``table`` and of the id map, in a transaction of
-        their own.  A run that dies in between leaves them missing; every run starts by building
-        whatever is missing (``_open_run``/``_reopen_run``)."""
-        self._begin()
-        for t in (table, "crmkit_id_map"):
-            (self.loader.drop_indexes if what == "drop" else self.loader.create_indexes)(t)
-        self._commit(f"indexes.{what}")
-
     def _insert_batches(self, shaped: Shaped, rows: pl.DataFrame, fields: list[str],
-                        counts: FeedCounts) -> pl.DataFrame:
+                        counts: FeedCounts, side: Background | None = None) -> pl.DataFrame:
         table = shaped.entity
         defaults = [pl.lit(f.default).alias(f.name) for f in entities()[table].fields.values()
                     if f.default is not None and f.name not in fields]
@@ -653,18 +692,24 @@ class _Runner:
                 delta.HASH, pl.lit(self.run_id).alias("run_id"), *fields, *defaults,
             ))
             faults.point("insert.after_rows", self.loader)
-            # the batch's id-map entries copied inside the database from the rows just written
-            # (their ids are one block): no second bulk transfer of the batch
-            self.loader.execute(
-                f"INSERT INTO crmkit_id_map (entity, source_name, legacy_key, target_id, run_id) "
-                f"SELECT ?, source_name, legacy_key, id, run_id FROM {q(table)} WHERE id BETWEEN ? AND ?",
-                (table, batch["id"][0], batch["id"][-1]))
+            if side is None:
+                # the batch's id-map entries copied inside the database from the rows just written
+                # (their ids are one block): no second bulk transfer of the batch
+                self.loader.execute(
+                    f"INSERT INTO crmkit_id_map (entity, source_name, legacy_key, target_id, run_id) "
+                    f"SELECT ?, source_name, legacy_key, id, run_id FROM {q(table)} WHERE id BETWEEN ? AND ?",
+                    (table, batch["id"][0], batch["id"][-1]))
             faults.point("insert.after_idmap", self.loader)
             self._checkpoint(shaped, "insert", batch_no + i, batch.height)
             self._commit("insert.before_commit")
             faults.point("insert.after_commit", self.loader)
             counts.inserted += batch.height
-            out.append(batch.select(pl.col(KEY).alias("legacy_key"), pl.col("id").alias("target_id")))
+            keys = batch.select(pl.col(KEY).alias("legacy_key"), pl.col("id").alias("target_id"))
+            if side is not None:  # only committed rows: the id map never names a row that is not there
+                entries = keys.select(pl.lit(table).alias("entity"), pl.lit(shaped.source).alias("source_name"),
+                                      "legacy_key", "target_id", pl.lit(self.run_id).alias("run_id"))
+                side.submit(lambda loader, entries=entries: loader.append("crmkit_id_map", entries))
+            out.append(keys)
             self._progress(shaped, counts.inserted, rows.height)
         return pl.concat(out) if out else pl.DataFrame(schema={"legacy_key": pl.String, "target_id": pl.Int64})
 

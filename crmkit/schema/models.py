@@ -274,7 +274,7 @@ class Checkpoint(Base):
     run_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     entity: Mapped[str] = mapped_column(String(50), primary_key=True)
     source_name: Mapped[str] = mapped_column(String(100), primary_key=True)
-    phase: Mapped[str] = mapped_column(String(20), primary_key=True)  # insert|update|reject|vanish
+    phase: Mapped[str] = mapped_column(String(20), primary_key=True)  # insert|update|reject|vanish|idmap-pending
     batch_no: Mapped[int] = mapped_column(Integer, primary_key=True)
     rows: Mapped[int] = mapped_column(Integer)
 

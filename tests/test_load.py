@@ -1,0 +1,103 @@
+"""The PostgreSQL loader's two COPY encodings (binary where every column has one, else CSV) and
+its companion connection, against a real server."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+import pytest
+
+from migrate.load import Background, PostgresLoader, _pg_binary_ready, open_loader
+
+COLUMNS = ("i2 int2, i4 int4, i8 int8, f4 float4, f8 float8, b boolean, d date, ts timestamp, "
+           "t text, v varchar(20), c char(3)")
+
+
+def frame() -> pl.DataFrame:
+    """Every type the binary path encodes, with NULLs, extremes and text that CSV must quote."""
+    return pl.DataFrame({
+        "i2": [-32768, 32767, None, 0],
+        "i4": [-2147483648, 2147483647, None, 7],
+        "i8": [-(2**63), 2**63 - 1, None, 42],
+        "f4": [1.5, -0.0, None, float("inf")],
+        "f8": [3.141592653589793, -1e300, None, float("-inf")],
+        "b": [True, False, None, True],
+        "d": [dt.date(1899, 12, 30), dt.date(2000, 1, 1), None, dt.date(2999, 12, 31)],
+        "ts": [dt.datetime(1970, 1, 1, 0, 0, 0, 1), dt.datetime(2000, 1, 1), None,
+               dt.datetime(2026, 12, 2, 23, 59, 59, 999999)],
+        "t": ["", 'comma, "quote"\nnew line', None, "全角ＡＢＣ 😀"],
+        "v": ["x" * 20, "", None, "ü"],
+        "c": ["ab", "abc", None, ""],
+    }, schema_overrides={"i2": pl.Int64, "i4": pl.Int64, "f4": pl.Float64})
+
+
+@pytest.fixture
+def loader(pg_url):
+    target = open_loader(pg_url)
+    assert isinstance(target, PostgresLoader)
+    for table in ("bin_t", "csv_t"):
+        target.execute(f"DROP TABLE IF EXISTS {table}")
+        target.execute(f"CREATE TABLE {table} (n serial, {COLUMNS})")
+    yield target
+    target.execute("DROP TABLE IF EXISTS bin_t, csv_t")
+    target.close()
+
+
+def _rows(loader, table):
+    return loader.query(f"SELECT i2, i4, i8, f4, f8, b, d, ts, t, v, c FROM {table} ORDER BY n").rows()
+
+
+def test_binary_copy_stores_exactly_what_csv_copy_stores(loader):
+    data = frame()
+    assert _pg_binary_ready(data, loader.column_types("bin_t")) is not None  # the binary path is taken
+    loader.append("bin_t", data)
+    # the same rows through the server's CSV parser, for comparison
+    from migrate.load import _chunks, _csv
+
+    cols = ", ".join(data.columns)
+    with loader.conn.cursor() as cur, cur.copy(f"COPY csv_t ({cols}) FROM STDIN (FORMAT csv)") as copy:
+        for chunk in _chunks(data, _csv):
+            copy.write(chunk)
+    binary, csv = _rows(loader, "bin_t"), _rows(loader, "csv_t")
+    assert binary == csv
+    assert binary[2] == (None,) * 11  # NULLs stay NULL (not '' or 0)
+    assert binary[0][8] == "" and binary[3][8] == "全角ＡＢＣ 😀"  # '' is not NULL; UTF-8 intact
+
+
+def test_binary_copy_many_chunks_keeps_every_row_in_order(loader):
+    n = 25_003  # more than two 10,000-row chunks, the last one short
+    data = pl.DataFrame({"i4": pl.int_range(0, n, eager=True), "t": pl.int_range(0, n, eager=True).cast(pl.String)})
+    loader.append("bin_t", data)
+    back = loader.query("SELECT i4, t FROM bin_t ORDER BY n")
+    assert back["i4"].to_list() == list(range(n)) and back["t"].to_list() == [str(i) for i in range(n)]
+
+
+def test_types_without_a_binary_encoding_go_as_csv(loader):
+    loader.execute("CREATE TEMPORARY TABLE num_t (amount numeric(12, 2), i4 int4)")
+    data = pl.DataFrame({"amount": ["12.50", None], "i4": [1, 2]})
+    assert _pg_binary_ready(data, loader.column_types("num_t")) is None
+    loader.append("num_t", data)
+    assert loader.query("SELECT amount::text, i4 FROM num_t ORDER BY i4").rows() == [("12.50", 1), (None, 2)]
+
+
+def test_an_integer_too_large_for_its_column_is_the_servers_error_not_a_wrong_value(loader):
+    import psycopg
+
+    data = pl.DataFrame({"i4": [2**40]})
+    assert _pg_binary_ready(data, loader.column_types("bin_t")) is None
+    with pytest.raises(psycopg.errors.NumericValueOutOfRange):
+        loader.append("bin_t", data)
+
+
+def test_background_jobs_run_on_a_second_connection_and_report_the_first_error(loader):
+    loader.begin()
+    loader.execute("LOCK TABLE bin_t IN SHARE ROW EXCLUSIVE MODE")  # the main connection's open batch
+    side = Background(loader.companion())
+    side.submit(lambda other: other.append("csv_t", pl.DataFrame({"i4": [1, 2, 3]})))
+    side.submit(lambda other: other.execute("INSERT INTO no_such_table VALUES (1)"))
+    side.submit(lambda other: other.append("csv_t", pl.DataFrame({"i4": [4]})))  # after the error: dropped
+    with pytest.raises(Exception, match="no_such_table"):
+        side.close()
+    loader.commit()
+    assert loader.query("SELECT i4 FROM csv_t ORDER BY i4")["i4"].to_list() == [1, 2, 3]
