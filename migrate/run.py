@@ -26,7 +26,7 @@ from migrate import audit, delta, faults, lock
 from migrate.check import OUT_OF_SCOPE, KeyMap, check
 from migrate.extract import ROW, Extracted, extract, mask_url
 from migrate.fields import ERRORS, KEY, WARNINGS, Shaped, ref_col, shape
-from migrate.load import Background, Loader, is_db_error, open_loader, q
+from migrate.load import Background, Loader, is_db_error, open_loader, preload_driver, q
 from migrate.mapping import Feed, FieldSpec, Mapping, entity_order, load_mapping
 from crmkit.schema.versions import ensure_schema
 
@@ -265,7 +265,9 @@ def run(mapping_path: str | Path, options: Options) -> RunResult:
     """Run a mapping against a target.  Raises CrmkitError subclasses for user errors."""
     mapping = load_mapping(mapping_path)
     limit = parse_threshold(options.max_rejects if options.max_rejects is not None else mapping.max_rejects)
+    driver = preload_driver(options.target)
     prepared = prepare(mapping, options.scope)
+    driver.join()
     pre = _validate(mapping, prepared)
     result = RunResult(
         run_id=None, status="running", dry_run=options.dry_run, mapping=mapping.name,
