@@ -4,6 +4,11 @@ PYTHON ?= python3
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 DEMO    = build/demo
+# the project's own packages: an editable install leaves them uncompiled, and where
+# PYTHONDONTWRITEBYTECODE is set (as in CI sandboxes) every crmkit process would compile
+# them anew (~0.1 s a start); compileall writes what is stale, in well under a second
+PACKAGES = crmkit migrate validate dedupe loadtest api training rollout
+BYTECODE = $(PY) -m compileall -q $(PACKAGES)
 
 .PHONY: demo test check bench clean install
 
@@ -20,6 +25,7 @@ install: $(STAMP)
 
 ## make demo: install, migrate the example legacy estate into SQLite, print the summary and the report's path
 demo: $(STAMP)
+	@$(BYTECODE)
 	rm -rf $(DEMO) && mkdir -p $(DEMO)
 	$(VENV)/bin/crmkit migrate run migrate/mappings/acme-legacy.yaml \
 		--target sqlite:///$(DEMO)/crm.db --report $(DEMO)/report
@@ -27,6 +33,7 @@ demo: $(STAMP)
 
 ## make test: install with the test extras and run the whole suite
 test: $(STAMP)
+	@$(BYTECODE)
 	$(VENV)/bin/pytest
 
 ## make check: static types of the library packages
@@ -36,6 +43,7 @@ check: $(STAMP)
 ## make bench: the benchmarks in bench/ (not part of the test suite)
 bench: $(STAMP)
 	$(PY) -m pip install -q -e '.[bench]'
+	@$(BYTECODE)
 	$(PY) bench/run.py
 
 clean:
