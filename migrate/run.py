@@ -266,8 +266,10 @@ def run(mapping_path: str | Path, options: Options) -> RunResult:
     mapping = load_mapping(mapping_path)
     limit = parse_threshold(options.max_rejects if options.max_rejects is not None else mapping.max_rejects)
     driver = preload_driver(options.target)
-    prepared = prepare(mapping, options.scope)
-    driver.join()
+    try:
+        prepared = prepare(mapping, options.scope)
+    finally:
+        driver.join()  # also on a bad source: no import left running while the process exits
     pre = _validate(mapping, prepared)
     result = RunResult(
         run_id=None, status="running", dry_run=options.dry_run, mapping=mapping.name,
