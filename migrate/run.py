@@ -580,11 +580,15 @@ class _Runner:
         counts = FeedCounts(shaped.entity, shaped.source,
                             extracted=self.p.extracted[shaped.source].frame.height, filtered=shaped.filtered)
         checked = self._checked(shaped)
-        out = pl.col(OUT_OF_SCOPE)
-        counts.filtered += int(checked.select(out.sum()).item())
-        checked = checked.filter(~out).drop(OUT_OF_SCOPE)
-        bad_mask = pl.col(ERRORS).list.len() > 0
-        ok, bad = checked.filter(~bad_mask), checked.filter(bad_mask)
+        # both masks computed once; each row lands in exactly one of filtered / ok / bad
+        out = checked.get_column(OUT_OF_SCOPE)
+        broken = checked.get_column(ERRORS).list.len() > 0
+        counts.filtered += int(out.sum())
+        checked = checked.drop(OUT_OF_SCOPE)
+        if out.any() or broken.any():
+            ok, bad = checked.filter(~out & ~broken), checked.filter(~out & broken)
+        else:
+            ok, bad = checked, checked.clear()
         if plan is not None:
             from dedupe.merge import feed_rows
 
@@ -744,8 +748,9 @@ class _Runner:
     def _reject(self, shaped: Shaped, bad: pl.DataFrame, counts: FeedCounts) -> None:
         counts.rejected = bad.height
         raw_cols = [c for c in shaped.raw.columns if c != ROW]
-        # the raw rows of the rejected rows only, encoded after the join (not every source row)
-        rows = bad.select(ROW, KEY, ERRORS).join(shaped.raw, on=ROW, how="left", maintain_order="left").select(
+        # the raw rows of the rejected rows only: picked out before the join, encoded after it
+        raw = shaped.raw.filter(pl.col(ROW).is_in(bad.get_column(ROW).implode()))
+        rows = bad.select(ROW, KEY, ERRORS).join(raw, on=ROW, how="left", maintain_order="left").select(
             pl.lit(self.run_id).alias("run_id"), pl.lit(shaped.entity).alias("entity"),
             pl.lit(shaped.source).alias("source_name"), pl.col(ROW).alias("row_number"),
             pl.col(KEY).alias("legacy_key"), pl.col(ERRORS).list.join("; ").alias("reasons"),
@@ -759,6 +764,9 @@ class _Runner:
         self.rejects.append(rows.drop("run_id"))
 
     def _vanished(self, shaped: Shaped, before: pl.DataFrame, deactivate: bool, counts: FeedCounts) -> None:
+        if before.height == 0:  # a first load: nothing was there to vanish
+            counts.vanished = 0
+            return
         gone = before.filter(~pl.col("legacy_key").is_in(shaped.all_keys.implode()))
         counts.vanished = gone.height
         if not deactivate or gone.height == 0:
