@@ -3,7 +3,9 @@
 A :class:`Loader` is the one connection a run writes through.  Two are built in:
 
 * SQLite through ADBC (``adbc-driver-sqlite``): Arrow batches are bound in C, with no
-  Python per row — measured at about 1.9x faster than ``sqlite3.executemany``.
+  Python per row — measured at about 1.9x faster than ``sqlite3.executemany``.  It is
+  driven through ``adbc_driver_manager``'s own statements (see :class:`AdbcSqlite`), which
+  take polars frames through the Arrow PyCapsule interface: no pyarrow, and no pandas.
 * PostgreSQL through psycopg 3 ``COPY ... FROM STDIN``, the server's own bulk path.
 
 Updates go set-based through a staging table.  SQL is written with ``?`` placeholders
@@ -130,11 +132,9 @@ class SqliteLoader(Loader):
     begin_sql = "BEGIN IMMEDIATE"  # take the write lock now, not at the first write
 
     def __init__(self, path: str):
-        import adbc_driver_sqlite.dbapi as adbc
-
         self.path = path
         self._checkpointer: _Checkpointer | None = None
-        self.conn = adbc.connect(path, autocommit=True)
+        self.conn = AdbcSqlite(path)
         self.execute("PRAGMA busy_timeout = 10000")
         self.execute("PRAGMA journal_mode = WAL")
         self.execute("PRAGMA synchronous = NORMAL")
@@ -142,8 +142,7 @@ class SqliteLoader(Loader):
         self.execute(f"PRAGMA threads = {min(4, os.cpu_count() or 1)}")
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        with self.conn.cursor() as cur:
-            cur.execute(sql, tuple(params) if params else None)
+        self.conn.execute(sql, params)
 
     def bulk_mode(self, on: bool) -> None:
         """A bulk insert's commits leave the WAL checkpoints to a thread of its own.
@@ -173,17 +172,12 @@ class SqliteLoader(Loader):
         super().close()
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> pl.DataFrame:
-        with self.conn.cursor() as cur:
-            cur.execute(sql, tuple(params) if params else None)
-            out = pl.from_arrow(cur.fetch_arrow_table())
-        assert isinstance(out, pl.DataFrame)
-        return out
+        return self.conn.query(sql, params)
 
     def append(self, table: str, frame: pl.DataFrame, temporary: bool = False) -> None:
         if frame.height == 0:
             return
-        with self.conn.cursor() as cur:
-            cur.adbc_ingest(table, _sqlite_ready(frame).to_arrow(), mode="append", temporary=temporary)
+        self.conn.ingest(table, _sqlite_ready(frame), temporary=temporary)
 
     def next_ids(self, table: str, n: int) -> pl.Series:
         start = (self.scalar(f"SELECT max(id) FROM {q(table)}") or 0) + 1
@@ -214,19 +208,98 @@ class _Checkpointer:
         self._thread.join()
 
     def _work(self, path: str) -> None:
-        import adbc_driver_sqlite.dbapi as adbc
-
-        conn = adbc.connect(path, autocommit=True)
+        conn = AdbcSqlite(path)
         try:
             while self._todo.get():
                 try:
-                    with conn.cursor() as cur:
-                        cur.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                        cur.fetchall()
+                    conn.query("PRAGMA wal_checkpoint(PASSIVE)")
                 except Exception as exc:  # e.g. busy: the next checkpoint takes these pages too
                     self.errors.append(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         finally:
             conn.close()
+
+
+class AdbcSqlite:
+    """One SQLite connection through ADBC's driver manager, in autocommit mode (a transaction
+    is an explicit ``BEGIN``).
+
+    ``adbc_driver_manager.dbapi`` would do, but it imports ``pyarrow.dataset``, and that
+    imports pandas: 0.6-0.9 s of every ``crmkit migrate run`` into SQLite, for nothing this
+    uses.  Statements here bind and return Arrow data through the PyCapsule interface,
+    which polars speaks on its own.  Errors are the driver manager's (``adbc_driver_manager.Error``).
+    """
+
+    def __init__(self, path: str):
+        import adbc_driver_manager as adbc
+        import adbc_driver_sqlite
+
+        self._adbc = adbc
+        self._db = adbc.AdbcDatabase(driver=adbc_driver_sqlite._driver_path(), uri=path)
+        try:
+            self._conn = adbc.AdbcConnection(self._db)
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _statement(self, sql: str | None, params: Sequence[Any]) -> Any:
+        stmt = self._adbc.AdbcStatement(self._conn)
+        if sql is not None:
+            stmt.set_sql_query(sql)
+        if params:
+            stmt.bind_stream(_params_frame(params).__arrow_c_stream__())
+        return stmt
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        stmt = self._statement(sql, params)
+        try:
+            stmt.execute_update()
+        finally:
+            stmt.close()
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> pl.DataFrame:
+        stmt = self._statement(sql, params)
+        try:
+            stream, _ = stmt.execute_query()
+            return pl.DataFrame(stream)
+        finally:
+            stmt.close()
+
+    def ingest(self, table: str, frame: pl.DataFrame, temporary: bool = False) -> None:
+        """Append ``frame``'s rows to the existing ``table`` (ADBC bulk ingestion)."""
+        adbc = self._adbc
+        stmt = adbc.AdbcStatement(self._conn)
+        try:
+            options = {adbc.INGEST_OPTION_TARGET_TABLE: table, adbc.INGEST_OPTION_MODE: adbc.INGEST_OPTION_MODE_APPEND}
+            if temporary:
+                options["adbc.ingest.temporary"] = "true"
+            stmt.set_options(**options)
+            stmt.bind_stream(frame.__arrow_c_stream__())
+            stmt.execute_update()
+        finally:
+            stmt.close()
+
+    def close(self) -> None:
+        try:
+            self._conn.close()
+        finally:
+            self._db.close()
+
+
+def _params_frame(params: Sequence[Any]) -> pl.DataFrame:
+    """One row of bind parameters; a None binds as a NULL string (Arrow's null type does not bind).
+
+    Subclasses of str and int (SQLAlchemy's ``quoted_name``, enums) are passed as the plain
+    type: polars would read a str subclass as a sequence."""
+    columns = [pl.Series(f"p{i}", [_plain(v)]) for i, v in enumerate(params)]
+    return pl.DataFrame([c.cast(pl.String) if c.dtype == pl.Null else c for c in columns])
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, str):
+        return str.__str__(value)  # the characters themselves, not a subclass's __str__ (an Enum's "E.a")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return int(value)
+    return value
 
 
 def _sqlite_ready(frame: pl.DataFrame) -> pl.DataFrame:
@@ -513,15 +586,15 @@ def _pg(sql: str) -> str:
     return sql.replace("%", "%%").replace("?", "%s")
 
 
-_DRIVERS = {"sqlite": "adbc_driver_sqlite.dbapi", "postgresql": "psycopg"}
+_DRIVERS = {"sqlite": "adbc_driver_manager", "postgresql": "psycopg"}
 
 
 def preload_driver(url: str) -> threading.Thread:
     """Start importing the target's driver on a thread; join it before :func:`open_loader`.
 
-    ADBC SQLite brings pyarrow and with it pandas: about 0.5 s of a ``crmkit migrate run``
-    that a run spends reading and shaping its sources anyway, mostly in polars, without the
-    GIL.  A failed import is left for :func:`open_loader` to report."""
+    psycopg takes a tenth of a second or more to import, which a run spends reading and shaping
+    its sources anyway, mostly in polars, without the GIL.  A failed import is left for
+    :func:`open_loader` to report."""
     try:
         module = _DRIVERS.get(make_url(url).get_backend_name())
     except Exception:
