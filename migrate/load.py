@@ -4,9 +4,10 @@ A :class:`Loader` is the one connection a run writes through.  Two are built in:
 
 * SQLite through ADBC (``adbc-driver-sqlite``): Arrow batches are bound in C, with no
   Python per row — measured at about 1.9x faster than ``sqlite3.executemany``.  It is
-  driven through ``adbc_driver_manager``'s own statements (see :class:`AdbcSqlite`), which
+  driven through ``adbc_driver_manager``'s own statements (see :class:`Adbc`), which
   take polars frames through the Arrow PyCapsule interface: no pyarrow, and no pandas.
-* PostgreSQL through psycopg 3 ``COPY ... FROM STDIN``, the server's own bulk path.
+* PostgreSQL through psycopg 3 ``COPY ... FROM STDIN``, the server's own bulk path; a bulk
+  insert's batches through ADBC's PostgreSQL driver, which writes that ``COPY`` from Arrow in C.
 
 Updates go set-based through a staging table.  SQL is written with ``?`` placeholders
 and identifiers are always quoted.
@@ -134,7 +135,7 @@ class SqliteLoader(Loader):
     def __init__(self, path: str):
         self.path = path
         self._checkpointer: _Checkpointer | None = None
-        self.conn = AdbcSqlite(path)
+        self.conn = Adbc.sqlite(path)
         self.execute("PRAGMA busy_timeout = 10000")
         self.execute("PRAGMA journal_mode = WAL")
         self.execute("PRAGMA synchronous = NORMAL")
@@ -208,7 +209,7 @@ class _Checkpointer:
         self._thread.join()
 
     def _work(self, path: str) -> None:
-        conn = AdbcSqlite(path)
+        conn = Adbc.sqlite(path)
         try:
             while self._todo.get():
                 try:
@@ -219,27 +220,42 @@ class _Checkpointer:
             conn.close()
 
 
-class AdbcSqlite:
-    """One SQLite connection through ADBC's driver manager, in autocommit mode (a transaction
-    is an explicit ``BEGIN``).
+class Adbc:
+    """One connection through ADBC's driver manager, in autocommit mode (a transaction is an
+    explicit ``BEGIN``): SQLite's driver, or PostgreSQL's for bulk writes (see
+    :meth:`PostgresLoader.bulk_mode`).
 
     ``adbc_driver_manager.dbapi`` would do, but it imports ``pyarrow.dataset``, and that
     imports pandas: 0.6-0.9 s of every ``crmkit migrate run`` into SQLite, for nothing this
     uses.  Statements here bind and return Arrow data through the PyCapsule interface,
     which polars speaks on its own.  Errors are the driver manager's (``adbc_driver_manager.Error``).
+    SQL takes the driver's own placeholders (SQLite ``?``, PostgreSQL ``$1``).
     """
 
-    def __init__(self, path: str):
+    def __init__(self, driver: str, uri: str, database: Any = None):
+        """A connection of a new database (driver and URI), or of ``database``, a shared
+        ``AdbcDatabase`` that the caller closes."""
         import adbc_driver_manager as adbc
-        import adbc_driver_sqlite
 
         self._adbc = adbc
-        self._db = adbc.AdbcDatabase(driver=adbc_driver_sqlite._driver_path(), uri=path)
+        self._db = adbc.AdbcDatabase(driver=driver, uri=uri) if database is None else None
         try:
-            self._conn = adbc.AdbcConnection(self._db)
+            self._conn = adbc.AdbcConnection(database if self._db is None else self._db)
         except BaseException:
-            self._db.close()
+            if self._db is not None:
+                self._db.close()
             raise
+
+    @classmethod
+    def of(cls, database: Any) -> Adbc:
+        """A new connection of a shared ``AdbcDatabase``."""
+        return cls("", "", database=database)
+
+    @classmethod
+    def sqlite(cls, path: str) -> Adbc:
+        import adbc_driver_sqlite
+
+        return cls(adbc_driver_sqlite._driver_path(), path)
 
     def _statement(self, sql: str | None, params: Sequence[Any]) -> Any:
         stmt = self._adbc.AdbcStatement(self._conn)
@@ -282,7 +298,34 @@ class AdbcSqlite:
         try:
             self._conn.close()
         finally:
-            self._db.close()
+            if self._db is not None:
+                self._db.close()
+
+
+class _PostgresDatabase:
+    """The ADBC database of a PostgreSQL loader and its companions, opened at its first use:
+    opening one loads the driver and reads the server's type catalogue (40-90 ms), a
+    connection of it takes a few."""
+
+    def __init__(self, params: dict[str, Any]):
+        self._params = params
+        self._db: Any = None
+        self._lock = threading.Lock()
+
+    def connect(self) -> Adbc:
+        import adbc_driver_manager as adbc
+        import adbc_driver_postgresql
+
+        with self._lock:
+            if self._db is None:
+                self._db = adbc.AdbcDatabase(driver=adbc_driver_postgresql._driver_path(), uri=_libpq_dsn(self._params))
+        return Adbc.of(self._db)
+
+    def close(self) -> None:
+        with self._lock:
+            db, self._db = self._db, None
+        if db is not None:
+            db.close()
 
 
 def _params_frame(params: Sequence[Any]) -> pl.DataFrame:
@@ -318,13 +361,21 @@ def _sqlite_ready(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 class PostgresLoader(Loader):
+    """psycopg 3 for every statement; during a bulk insert (:meth:`bulk_mode`) the batches go
+    through ADBC's PostgreSQL driver instead."""
+
     dialect = "postgresql"
 
-    def __init__(self, params: dict[str, Any]):
+    def __init__(self, params: dict[str, Any], bulk_database: _PostgresDatabase | None = None):
         import psycopg
 
         self._params = dict(params)
         self.conn = psycopg.connect(**self._params, autocommit=True)
+        self._owns_database = bulk_database is None
+        self._database = bulk_database or _PostgresDatabase(self._params)
+        self._bulk: Adbc | None = None
+        self._bulk_pid = 0
+        self._bulk_types: dict[str, dict[str, str]] = {}
 
     @classmethod
     def from_url(cls, url: URL) -> PostgresLoader:
@@ -334,11 +385,34 @@ class PostgresLoader(Loader):
         }.items() if v is not None}
         return cls({**params, **{k: str(v) for k, v in url.query.items()}})
 
+    def bulk_mode(self, on: bool) -> None:
+        """While on, statements and appends go through a connection of ADBC's PostgreSQL
+        driver, which writes the binary ``COPY`` stream from Arrow in C: a third of the client
+        CPU of :func:`_pg_binary` for a contacts table, and on two cores the CPU is what the
+        server's ``COPY`` and the id map's connection compete for.  Only for work in batches
+        of their own transactions: the psycopg connection's open transaction, if any, is not
+        the bulk connection's (so never on during a dry run)."""
+        if on and self._bulk is None:
+            self._bulk = self._database.connect()
+            self._bulk_pid = int(self.scalar("SELECT pg_backend_pid()"))
+        elif not on and self._bulk is not None:
+            bulk, self._bulk = self._bulk, None
+            self._bulk_types.clear()
+            try:
+                bulk.close()
+            except Exception:
+                pass  # a connection cut mid-batch: its error is the one the caller reports
+
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        if self._bulk is not None:
+            self._bulk.execute(*_numbered(sql, params))
+            return
         with self.conn.cursor() as cur:
             cur.execute(_pg(sql), tuple(params))
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> pl.DataFrame:
+        if self._bulk is not None:
+            return self._bulk.query(*_numbered(sql, params))
         with self.conn.cursor() as cur:
             cur.execute(_pg(sql), tuple(params))
             names = [d.name for d in cur.description or []]
@@ -348,8 +422,17 @@ class PostgresLoader(Loader):
     def append(self, table: str, frame: pl.DataFrame, temporary: bool = False) -> None:
         """``COPY`` in PostgreSQL's binary format where every column's type has a binary encoding
         here (see :func:`_pg_binary_ready`), else as CSV.  Binary spares the server the parsing of
-        text: about 30% of its time for a contacts table."""
+        text: about 30% of its time for a contacts table.  In bulk mode, ADBC's ingestion."""
         if frame.height == 0:
+            return
+        if self._bulk is not None:
+            if table not in self._bulk_types:
+                self._bulk_types[table] = self.column_types(table)
+            ready = _adbc_ready(frame, self._bulk_types[table])
+            if ready is not None:
+                self._bulk.ingest(table, ready, temporary=temporary)
+            else:
+                self._bulk_text(table, frame)
             return
         cols = ", ".join(q(c) for c in frame.columns)
         binary = _pg_binary_ready(frame, self.column_types(table))
@@ -365,6 +448,25 @@ class PostgresLoader(Loader):
                 for chunk in _chunks(frame, _csv):
                     copy.write(chunk)
 
+    def _bulk_text(self, table: str, frame: pl.DataFrame) -> None:
+        """In bulk mode, a frame ADBC cannot write as it is: its columns as text into a
+        temporary table, then cast by the server into ``table`` (as ``COPY`` of CSV would)."""
+        stage = "_crmkit_text_stage"
+        sql_types = dict(self.query(
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+            "WHERE a.attrelid = ?::regclass AND a.attnum > 0 AND NOT a.attisdropped", (q(table),)).iter_rows())
+        self.execute(f"DROP TABLE IF EXISTS {q(stage)}")
+        self.execute(f"CREATE TEMPORARY TABLE {q(stage)} ({', '.join(f'{q(c)} text' for c in frame.columns)})")
+        text = frame.with_columns(
+            pl.col(c).dt.strftime("%Y-%m-%d %H:%M:%S%.f") if isinstance(d, pl.Datetime) else pl.col(c).cast(pl.String)
+            for c, d in frame.schema.items())
+        assert self._bulk is not None
+        self._bulk.ingest(stage, text, temporary=True)
+        cols = ", ".join(q(c) for c in frame.columns)
+        casts = ", ".join(f"{q(c)}::{sql_types[c]}" for c in frame.columns)
+        self.execute(f"INSERT INTO {q(table)} ({cols}) SELECT {casts} FROM {q(stage)}")
+        self.execute(f"DROP TABLE {q(stage)}")
+
     def column_types(self, table: str) -> dict[str, str]:
         """The table's columns and their PostgreSQL type names (``int4``, ``varchar``, ...)."""
         return dict(self.query(
@@ -373,13 +475,25 @@ class PostgresLoader(Loader):
 
     def drop_indexes(self, table: str) -> None:
         """Also drop ``table``'s foreign keys: ``COPY`` would check each row by a trigger (most of
-        its time); :meth:`create_indexes` adds them back and validates them in one pass."""
+        its time); :meth:`create_indexes` adds them back and validates them in one pass.  And its
+        primary key where no foreign key refers to it (the id map): each row's entry in it is a
+        WAL record of its own, and two bulk ``COPY`` streams then wait on each other's WAL
+        (measured: 0.6 s of a million contacts).  Built once, sorted, it takes a fraction of that."""
         super().drop_indexes(table)
         for fk in _foreign_keys(table):
             self.execute(f"ALTER TABLE {q(table)} DROP CONSTRAINT IF EXISTS {q(str(fk.name))}")
+        pk = _unreferenced_primary_key(table)
+        if pk is not None:
+            self.execute(f"ALTER TABLE {q(table)} DROP CONSTRAINT IF EXISTS {q(str(pk.name))}")
 
     def create_indexes(self, table: str) -> None:
-        """Indexes and foreign keys of ``table`` where missing (or left unvalidated by a crash)."""
+        """Indexes, primary key and foreign keys of ``table`` where missing (or left unvalidated
+        by a crash)."""
+        pk = _unreferenced_primary_key(table)
+        if pk is not None and not self.scalar(
+                "SELECT count(*) FROM pg_constraint WHERE conrelid = ?::regclass AND contype = 'p'", (q(table),)):
+            cols = ", ".join(q(c.name) for c in pk.columns)
+            self.execute(f"ALTER TABLE {q(table)} ADD CONSTRAINT {q(str(pk.name))} PRIMARY KEY ({cols})")
         super().create_indexes(table)
         state = dict(self.query(
             "SELECT conname, convalidated FROM pg_constraint WHERE conrelid = ?::regclass AND contype = 'f'",
@@ -392,16 +506,46 @@ class PostgresLoader(Loader):
                 self.execute(f"ALTER TABLE {q(table)} ADD CONSTRAINT {q(name)} FOREIGN KEY ({cols}) "
                              f"REFERENCES {q(fk.referred_table.name)} ({refs}) NOT VALID")
             if not state.get(name, False):
-                self.execute(f"ALTER TABLE {q(table)} VALIDATE CONSTRAINT {q(name)}")  # one join, not a trigger a row
+                self._validate(table, fk)
+
+    def _validate(self, table: str, fk: Any) -> None:
+        """``VALIDATE CONSTRAINT``: one join, not a trigger a row.  Just after a bulk load the
+        table has no statistics, so the planner scans the whole table even for a reference the
+        load left NULL in every row (0.1 s a column for a million contacts); when the sparse
+        index of the column (``WHERE col IS NOT NULL``) is empty, the check is told to use it."""
+        from crmkit.schema.models import SPARSE_INDEXED
+
+        sql = f"ALTER TABLE {q(table)} VALIDATE CONSTRAINT {q(str(fk.name))}"
+        cols = [c.parent.name for c in fk.elements]
+        if len(cols) != 1 or (table, cols[0]) not in SPARSE_INDEXED or self._bulk is not None:
+            self.execute(sql)
+            return
+        with self.conn.transaction():  # SET LOCAL needs one (a savepoint in the caller's)
+            self.execute("SET LOCAL enable_seqscan = off")
+            if self.query(f"SELECT 1 FROM {q(table)} WHERE {q(cols[0])} IS NOT NULL LIMIT 1").height:
+                self.execute("SET LOCAL enable_seqscan TO DEFAULT")  # rows to check: the planner's way
+            self.execute(sql)
+            self.execute("SET LOCAL enable_seqscan TO DEFAULT")  # a released savepoint keeps its settings
 
     def companion(self) -> PostgresLoader:
-        return PostgresLoader(self._params)
+        return PostgresLoader(self._params, bulk_database=self._database)
+
+    def close(self) -> None:
+        self.bulk_mode(False)
+        try:
+            self.conn.close()
+        finally:
+            if self._owns_database:
+                try:
+                    self._database.close()
+                except Exception:
+                    pass  # a companion left open by an error path: the process ends it
 
     def terminate_backend(self) -> None:
         """Cut this connection from the server side (fault injection: a dropped connection)."""
         import psycopg
 
-        pid = self.conn.info.backend_pid
+        pid = self._bulk_pid if self._bulk is not None else self.conn.info.backend_pid
         with psycopg.connect(**self._params, autocommit=True) as other:
             other.execute("SELECT pg_terminate_backend(%s)", (pid,))
 
@@ -571,6 +715,81 @@ def _pg_binary(frame: pl.DataFrame) -> bytes:
     return rows.buffers()[2].to_pybytes()[offsets[0]:offsets[n]]
 
 
+# the Arrow (polars) types ADBC writes in each PostgreSQL type's binary form; a column of only
+# NULLs (polars' Null type), or an integer or float of another width, is cast to the first
+_ADBC_TYPES: dict[str, tuple[Any, ...]] = {
+    "int2": (pl.Int16,), "int4": (pl.Int32,), "int8": (pl.Int64,),
+    "float4": (pl.Float32,), "float8": (pl.Float64,), "bool": (pl.Boolean,), "date": (pl.Date,),
+    "timestamp": (pl.Datetime("us"), pl.Datetime("ns"), pl.Datetime("ms")),
+    "numeric": (pl.Decimal(38, 10), pl.Decimal), "text": (pl.String,), "varchar": (pl.String,),
+    "bpchar": (pl.String,), "json": (pl.String,),
+}
+
+
+def _adbc_ready(frame: pl.DataFrame, types: dict[str, str]) -> pl.DataFrame | None:
+    """The frame with each column in the Arrow type whose binary ``COPY`` form is its column's
+    (ADBC writes an Arrow int64 as int8, which an int4 column refuses), or None where a column
+    has none here (a string for a date column, ...: :meth:`PostgresLoader.append` then lets
+    the server parse it as text)."""
+    exprs = []
+    for name, dtype in frame.schema.items():
+        typ = types.get(name, "")
+        ok = _ADBC_TYPES.get(typ, ())
+        if typ == "timestamptz" and isinstance(dtype, pl.Datetime) and dtype.time_zone is not None:
+            continue
+        if any(dtype == t if isinstance(t, pl.DataType) else isinstance(dtype, t) for t in ok):
+            continue
+        if typ == "timestamptz" and dtype == pl.Null:
+            exprs.append(pl.col(name).cast(pl.Datetime("us", "UTC")))
+            continue
+        numeric = typ in ("int2", "int4", "int8", "float4", "float8", "numeric")
+        if ok and (dtype == pl.Null or (numeric and dtype.is_numeric() and not (typ.startswith("int") and dtype.is_float()))):
+            exprs.append(pl.col(name).cast(ok[0], strict=True))
+        else:
+            return None
+    if not exprs:
+        return frame
+    try:
+        return frame.with_columns(exprs)
+    except pl.exceptions.InvalidOperationError:  # an integer too large for its column
+        return None
+
+
+def _numbered(sql: str, params: Sequence[Any]) -> tuple[str, list[Any]]:
+    """``?`` placeholders as PostgreSQL's ``$1, $2, ...``; a None parameter is written as NULL
+    (bound, it would be a NULL of type text, which an integer column refuses)."""
+    parts = sql.split("?")
+    if len(parts) - 1 != len(params):
+        raise ValueError(f"{len(parts) - 1} placeholders for {len(params)} parameters in {sql!r}")
+    out, bound = [parts[0]], []
+    for value, part in zip(params, parts[1:]):
+        if value is None:
+            out.append("NULL")
+        else:
+            bound.append(value)
+            out.append(f"${len(bound)}")
+        out.append(part)
+    return "".join(out), bound
+
+
+def _libpq_dsn(params: dict[str, Any]) -> str:
+    """libpq's ``key='value'`` connection string of psycopg-style keyword parameters."""
+    def quoted(value: Any) -> str:
+        return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+    return " ".join(f"{key}={quoted(value)}" for key, value in params.items())
+
+
+def _unreferenced_primary_key(table: str) -> Any:
+    """``table``'s primary key, if no foreign key of the schema refers to the table."""
+    from crmkit.schema.models import Base
+
+    tables = Base.metadata.tables
+    if any(fk.referred_table.name == table for t in tables.values() for fk in t.foreign_key_constraints):
+        return None
+    return tables[table].primary_key
+
+
 def _foreign_keys(table: str) -> list[Any]:
     from crmkit.schema.models import Base
 
@@ -604,6 +823,12 @@ def preload_driver(url: str) -> threading.Thread:
         if module is not None:
             try:
                 importlib.import_module(module)
+                if module == "psycopg":  # and the bulk driver's library (a bulk load's, 40 ms)
+                    import ctypes
+
+                    import adbc_driver_postgresql
+
+                    ctypes.CDLL(adbc_driver_postgresql._driver_path())
             except Exception:
                 pass
 

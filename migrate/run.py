@@ -650,6 +650,12 @@ class _Runner:
         # marker row says so; a crash in between leaves the marker, and the next run's
         # _repair_indexes maps the committed rows' keys from their provenance columns.
         companion = None if self.dry else self.loader.companion()
+        if companion is not None:
+            try:
+                companion.bulk_mode(True)
+            except BaseException:
+                companion.close()
+                raise
         side = Background(companion) if companion is not None else None
         table = shaped.entity
         self._begin()
@@ -660,7 +666,8 @@ class _Runner:
         for t in (table, "crmkit_id_map"):
             self.loader.drop_indexes(t)
         self._commit("indexes.drop")
-        self.loader.bulk_mode(True)
+        if not self.dry:  # bulk mode is for batches committed one by one
+            self.loader.bulk_mode(True)
         try:
             out = self._insert_batches(shaped, rows, fields, counts, side)
         except BaseException:

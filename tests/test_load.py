@@ -1,5 +1,6 @@
-"""The PostgreSQL loader's two COPY encodings (binary where every column has one, else CSV) and
-its companion connection, against a real server; the SQLite loader's own ADBC statements."""
+"""The PostgreSQL loader's two COPY encodings (binary where every column has one, else CSV), its
+bulk mode through ADBC's PostgreSQL driver and its companion connection, against a real server;
+the SQLite loader's own ADBC statements."""
 
 from __future__ import annotations
 
@@ -106,6 +107,106 @@ def test_background_jobs_run_on_a_second_connection_and_report_the_first_error(l
         side.close()
     loader.commit()
     assert loader.query("SELECT i4 FROM csv_t ORDER BY i4")["i4"].to_list() == [1, 2, 3]
+
+
+def test_bulk_mode_stores_exactly_what_the_psycopg_path_stores(loader):
+    """Bulk mode writes through ADBC's driver: the same values, NULLs and text as the binary
+    COPY of psycopg, integers cast to their column's width, all-NULL columns typed."""
+    data = frame()
+    loader.append("csv_t", data)
+    loader.bulk_mode(True)
+    loader.begin()
+    loader.append("bin_t", data)
+    loader.append("bin_t", pl.DataFrame({"i4": [None, None], "d": [None, None], "t": [None, None]}))  # Null dtype
+    loader.commit()
+    loader.bulk_mode(False)
+    bulk, plain = _rows(loader, "bin_t"), _rows(loader, "csv_t")
+    assert bulk[:4] == plain
+    assert bulk[4:] == [(None,) * 11] * 2
+
+
+def test_bulk_mode_lets_the_server_cast_what_adbc_cannot_write(loader):
+    """A string for a date or a numeric column, a float for a numeric one: cast by the server
+    from text, as CSV would be; a value it cannot cast is its error, and nothing is written."""
+    from migrate.load import _adbc_ready
+
+    loader.execute("CREATE TABLE num_t (amount numeric(12, 2), d date, i4 int4, ts timestamptz)")
+    types = loader.column_types("num_t")
+    text = pl.DataFrame({"amount": ["12.50", None], "d": ["2024-02-29", None], "i4": [1, 2]})
+    assert _adbc_ready(text, types) is None
+    loader.bulk_mode(True)
+    loader.begin()
+    loader.append("num_t", text)
+    loader.append("num_t", pl.DataFrame({"amount": [0.125, 3.0], "i4": [3, 4], "ts": [None, None]}))
+    loader.commit()
+    loader.begin()
+    with pytest.raises(Exception, match="date"):
+        loader.append("num_t", pl.DataFrame({"d": ["2024-02-30"], "i4": [5]}))
+    loader.rollback()
+    loader.bulk_mode(False)
+    assert loader.query("SELECT amount::text, d::text, i4 FROM num_t ORDER BY i4").rows() == [
+        ("12.50", "2024-02-29", 1), (None, None, 2), ("0.13", None, 3), ("3.00", None, 4)]
+
+
+def test_bulk_mode_binds_parameters_and_a_none_is_null(loader):
+    loader.bulk_mode(True)
+    loader.execute("INSERT INTO bin_t (i4, t, d) VALUES (?, ?, ?)", (7, "it's ?", None))
+    assert loader.scalar("SELECT count(*) FROM bin_t WHERE i4 = ? AND t = ? AND d IS NULL", (7, "it's ?")) == 1
+    loader.bulk_mode(False)
+    assert loader.query("SELECT i4, t, d FROM bin_t").rows() == [(7, "it's ?", None)]
+
+
+def test_bulk_mode_drops_the_id_maps_primary_key_and_builds_it_back(pg_url):
+    """The id map's primary key, which no foreign key refers to, goes with the secondary
+    indexes during a bulk load; ``contacts``' stays (other tables' foreign keys refer to it)."""
+    from crmkit.schema.versions import ensure_schema
+
+    ensure_schema(pg_url)
+    target = open_loader(pg_url)
+    try:
+        def keys():
+            return set(target.query("SELECT conname FROM pg_constraint WHERE contype = 'p' AND conrelid "
+                                    "IN ('crmkit_id_map'::regclass, 'contacts'::regclass)")["conname"].to_list())
+
+        assert keys() == {"pk_crmkit_id_map", "pk_contacts"}
+        for table in ("contacts", "crmkit_id_map"):
+            target.drop_indexes(table)
+        assert keys() == {"pk_contacts"}
+        for table in ("contacts", "crmkit_id_map"):
+            target.create_indexes(table)
+        assert keys() == {"pk_crmkit_id_map", "pk_contacts"}
+    finally:
+        target.close()
+
+
+def test_a_foreign_key_is_validated_after_a_bulk_load_whether_its_column_is_empty_or_not(pg_url):
+    """A sparse reference left NULL by the load is validated through its empty index; one with
+    a value that resolves nowhere still fails its validation; the planner's settings are the
+    session's again afterwards."""
+    from crmkit.schema.versions import ensure_schema
+
+    ensure_schema(pg_url)
+    target = open_loader(pg_url)
+    try:
+        def valid():
+            return dict(target.query("SELECT conname, convalidated FROM pg_constraint WHERE contype = 'f' "
+                                     "AND conrelid = 'contacts'::regclass").iter_rows())
+
+        target.drop_indexes("contacts")
+        target.execute("INSERT INTO contacts (full_name, active) VALUES ('Ada', true), ('Bo', true)")
+        target.begin()
+        target.create_indexes("contacts")
+        assert target.scalar("SHOW enable_seqscan") == "on"
+        target.commit()
+        assert all(valid().values()) and len(valid()) == 3
+        target.drop_indexes("contacts")
+        target.execute("UPDATE contacts SET owner_id = 999 WHERE full_name = 'Bo'")  # no such user
+        target.begin()
+        with pytest.raises(Exception, match="fk_contacts_owner_id_users"):
+            target.create_indexes("contacts")
+        target.rollback()
+    finally:
+        target.close()
 
 
 class Tier(str, enum.Enum):
