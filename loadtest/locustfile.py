@@ -11,6 +11,7 @@ machine needs nothing but the master's address.  Slot ``i`` of a persona belongs
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import os
@@ -23,7 +24,7 @@ import gevent
 from gevent.event import Event
 from locust import FastHttpUser, LoadTestShape, events, task
 from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING, MasterRunner, WorkerRunner
-from locust.stats import calculate_response_time_percentile
+from locust.stats import PERCENTILES_TO_REPORT, StatsCSV, calculate_response_time_percentile
 
 from loadtest.groups import GROUPS, group_of
 from loadtest.thresholds import first_breach
@@ -359,5 +360,12 @@ def _on_quitting(environment: Any, **_kw: Any) -> None:
     doc = {"elapsed_s": round(_elapsed(), 3), "groups": group_stats(environment.stats, _elapsed()),
            "aborted": _run["abort"], "workers": PLAN["workers"], "idle_users": _run["idle_users"],
            "user_count_at_end": environment.runner.user_count}
+    # Locust's own --csv files are rewritten once a second and closed without a last write, so
+    # they can miss the final requests; these are taken from the same stats as the summary and
+    # replace them (loadtest.runner.FINAL_CSVS)
+    writer = StatsCSV(environment, PERCENTILES_TO_REPORT)
+    for suffix, write in ((".stats.csv", writer.requests_csv), (".failures.csv", writer.failures_csv)):
+        with open(out + suffix, "w", encoding="utf-8", newline="") as fh:
+            write(csv.writer(fh))
     with open(out, "w", encoding="utf-8") as fh:
         json.dump(doc, fh, indent=2)

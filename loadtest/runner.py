@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,6 +28,8 @@ from loadtest.thresholds import Check, evaluate
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 #: seconds allowed on top of the profile's duration for processes to start and stop
 STARTUP_S, STOP_TIMEOUT_S, GRACE_S = 45.0, 5.0, 30.0
+#: final CSVs the locustfile writes beside its figures (suffix) -> the report file each replaces
+FINAL_CSVS = {".stats.csv": "locust_stats.csv", ".failures.csv": "locust_failures.csv"}
 
 
 class LoadTestError(CrmkitError):
@@ -188,6 +191,10 @@ def _locust(opts: Options, host: str, plan: dict[str, Any], plan_file: Path, out
         log.close()
     if not out.exists():
         raise LoadTestError(f"Locust ended without figures: see {report_dir / 'locust.log'}")
+    for suffix, name in FINAL_CSVS.items():  # the CSVs of the same moment as the figures
+        final = out.with_name(out.name + suffix)
+        if final.exists():
+            shutil.move(final, report_dir / name)
     return json.loads(out.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
 
 

@@ -83,6 +83,8 @@ def test_a_bounded_run_that_meets_its_thresholds_exits_0(request, tmp_path, back
     # drawn again) writes nothing and is not audited, so updates are at most the PATCHes
     with open(doc["files"]["stats_csv"], newline="") as f:
         per_name = {r["Name"]: int(r["Request Count"]) for r in csv.DictReader(f)}
+    # the CSV and the summary are the same final figures, to the request
+    assert per_name.pop("Aggregated") == groups["all"]["requests"]
     posts = sum(n for name, n in per_name.items() if name.startswith("write POST"))
     patches = sum(n for name, n in per_name.items() if name.startswith("write PATCH"))
     assert posts + patches == groups["write"]["requests"] and posts > 0
