@@ -20,6 +20,7 @@ import io
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
 from typing import Any
 
 import polars as pl
@@ -577,14 +578,25 @@ class Background:
         import queue
 
         self.loader = loader
-        self._todo: queue.Queue[Callable[[Loader], None] | None] = queue.Queue()
+        self._todo: queue.Queue[tuple[Callable[[Loader], None], Callable[[], None] | None, Future[None]] | None] = queue.Queue()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._work, name="crmkit-background", daemon=True)
         self._thread.start()
 
-    def submit(self, job: Callable[[Loader], None]) -> None:
-        if self._error is None:
-            self._todo.put(job)
+    def submit(self, job: Callable[[Loader], None], then: Callable[[], None] | None = None) -> Future[None]:
+        """Queue ``job``; ``then()`` runs on this thread once the job's transaction has committed.
+        The future is done after that, or holds the error that stopped the queue."""
+        done: Future[None] = Future()
+        if self._error is not None:
+            done.set_exception(self._error)
+        else:
+            self._todo.put((job, then, done))
+        return done
+
+    def raise_error(self) -> None:
+        """Raise the error that stopped the queue, if one has (the caller stops feeding it)."""
+        if self._error is not None:
+            raise self._error
 
     def close(self) -> None:
         """Wait for every job; raise the first job's error.  The connection is closed either way."""
@@ -598,15 +610,21 @@ class Background:
             raise self._error
 
     def _work(self) -> None:
-        while (job := self._todo.get()) is not None:
+        while (item := self._todo.get()) is not None:
+            job, then, done = item
             if self._error is not None:
+                done.set_exception(self._error)
                 continue
             try:
                 self.loader.begin()
                 job(self.loader)
                 self.loader.commit()
+                if then is not None:
+                    then()
+                done.set_result(None)
             except BaseException as exc:
                 self._error = exc
+                done.set_exception(exc)
                 try:
                     self.loader.rollback()
                 except Exception:

@@ -14,6 +14,7 @@ import json
 import os
 from collections.abc import Callable
 from concurrent.futures import Future
+from functools import partial
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -626,9 +627,9 @@ class _Runner:
         if self.opt.progress:
             self.opt.progress(f"{shaped.entity} ← {shaped.source}", done, total)
 
-    def _checkpoint(self, shaped: Shaped, phase: str, batch_no: int, rows: int) -> None:
+    def _checkpoint(self, shaped: Shaped, phase: str, batch_no: int, rows: int, loader: Loader | None = None) -> None:
         if self.opt.safety:
-            self.loader.execute(
+            (loader or self.loader).execute(
                 "INSERT INTO crmkit_checkpoints (run_id, entity, source_name, phase, batch_no, rows) "
                 "VALUES (?, ?, ?, ?, ?, ?)", (self.run_id, shaped.entity, shaped.source, phase, batch_no, rows))
 
@@ -646,17 +647,19 @@ class _Runner:
         if not bulk:
             return self._insert_batches(shaped, rows, fields, counts)
         # A real bulk insert into PostgreSQL writes its id map on a second connection, a batch
-        # behind the rows, so that the server works on both cores.  Until it is complete a
-        # marker row says so; a crash in between leaves the marker, and the next run's
-        # _repair_indexes maps the committed rows' keys from their provenance columns.
-        companion = None if self.dry else self.loader.companion()
-        if companion is not None:
-            try:
-                companion.bulk_mode(True)
-            except BaseException:
-                companion.close()
-                raise
-        side = Background(companion) if companion is not None else None
+        # behind the rows, and every other batch of rows on a third, so that the server works
+        # on both cores.  Until the id map is complete a marker row says so; a crash in between
+        # leaves the marker, and the next run's _repair_indexes maps the committed rows' keys
+        # from their provenance columns.
+        side = stream = None
+        if not self.dry:
+            side = self._background()
+            if side is not None:
+                try:
+                    stream = self._background()
+                except BaseException:
+                    _close_quietly(side)
+                    raise
         table = shaped.entity
         self._begin()
         if side is not None:
@@ -669,13 +672,10 @@ class _Runner:
         if not self.dry:  # bulk mode is for batches committed one by one
             self.loader.bulk_mode(True)
         try:
-            out = self._insert_batches(shaped, rows, fields, counts, side)
+            out = self._insert_batches(shaped, rows, fields, counts, side, stream)
         except BaseException:
-            if side is not None:
-                try:
-                    side.close()
-                except Exception:
-                    pass  # the main connection's error is the one to report; the marker stays
+            for b in (stream, side):
+                _close_quietly(b)  # the main connection's error is the one to report; the marker stays
             raise
         finally:
             self.loader.bulk_mode(False)
@@ -691,42 +691,94 @@ class _Runner:
         self._commit("indexes.create")
         return out
 
-    def _insert_batches(self, shaped: Shaped, rows: pl.DataFrame, fields: list[str],
-                        counts: FeedCounts, side: Background | None = None) -> pl.DataFrame:
+    def _background(self) -> Background | None:
+        """A :class:`Background` on a companion connection in bulk mode; None where the target
+        has no companion (SQLite)."""
+        companion = self.loader.companion()
+        if companion is None:
+            return None
+        try:
+            companion.bulk_mode(True)
+        except BaseException:
+            companion.close()
+            raise
+        return Background(companion)
+
+    def _insert_batches(self, shaped: Shaped, rows: pl.DataFrame, fields: list[str], counts: FeedCounts,
+                        side: Background | None = None, stream: Background | None = None) -> pl.DataFrame:
+        """Insert ``rows`` in batches, each in its own transaction with its checkpoint.  With
+        ``side``, each committed batch's id-map entries are written there; with ``stream``,
+        every other batch is written on that connection (its ids are reserved here first, in
+        one block, so that neither connection waits on the other's lock of the table)."""
         table = shaped.entity
         defaults = [pl.lit(f.default).alias(f.name) for f in entities()[table].fields.values()
                     if f.default is not None and f.name not in fields]
         out = []
         batch_no = self._next_batch_no(shaped, "insert") if rows.height else 0
-        for i, batch in enumerate(self._batches(rows)):
-            faults.point("insert.before_batch", self.loader)
+        ids = None
+        if stream is not None and rows.height:
             self._begin()
-            batch = batch.with_columns(self.loader.next_ids(table, batch.height).alias("id"))
-            self.loader.append(table, batch.select(
+            ids = self.loader.next_ids(table, rows.height)
+            self._commit("insert.ids")
+        for i, batch in enumerate(self._batches(rows)):
+            for background in (stream, side):
+                if background is not None:
+                    background.raise_error()  # a connection lost there: no more batches here
+            if ids is None:
+                self._begin()
+                batch = batch.with_columns(self.loader.next_ids(table, batch.height).alias("id"))
+            else:
+                batch = batch.with_columns(ids.slice(i * self.opt.batch_size, batch.height).alias("id"))
+            frame = batch.select(
                 "id", pl.lit(shaped.source).alias("source_name"), pl.col(KEY).alias("legacy_key"),
                 delta.HASH, pl.lit(self.run_id).alias("run_id"), *fields, *defaults,
-            ))
-            faults.point("insert.after_rows", self.loader)
-            if side is None:
-                # the batch's id-map entries copied inside the database from the rows just written
-                # (their ids are one block): no second bulk transfer of the batch
-                self.loader.execute(
-                    f"INSERT INTO crmkit_id_map (entity, source_name, legacy_key, target_id, run_id) "
-                    f"SELECT ?, source_name, legacy_key, id, run_id FROM {q(table)} WHERE id BETWEEN ? AND ?",
-                    (table, batch["id"][0], batch["id"][-1]))
-            faults.point("insert.after_idmap", self.loader)
-            self._checkpoint(shaped, "insert", batch_no + i, batch.height)
-            self._commit("insert.before_commit")
-            faults.point("insert.after_commit", self.loader)
-            counts.inserted += batch.height
+            )
             keys = batch.select(pl.col(KEY).alias("legacy_key"), pl.col("id").alias("target_id"))
-            if side is not None:  # only committed rows: the id map never names a row that is not there
+            committed: Future[None] | None = None
+            if stream is not None and i % 2:
+                committed = stream.submit(self._write_batch(shaped, frame, batch_no + i, own=False),
+                                          then=partial(faults.point, "insert.after_commit", stream.loader))
+            else:
+                if ids is not None:
+                    self._begin()
+                self._write_batch(shaped, frame, batch_no + i, own=True, in_db_id_map=side is None)(self.loader)
+            if side is not None:
+                # only committed rows: the id map never names a row that is not there.  Queued in
+                # the batches' order (a sorted id map builds its key in half the time)
                 entries = keys.select(pl.lit(table).alias("entity"), pl.lit(shaped.source).alias("source_name"),
                                       "legacy_key", "target_id", pl.lit(self.run_id).alias("run_id"))
-                side.submit(lambda loader, entries=entries: loader.append("crmkit_id_map", entries))
+                side.submit(partial(_map_when_committed, committed, entries))
+            counts.inserted += batch.height
             out.append(keys)
             self._progress(shaped, counts.inserted, rows.height)
+        if stream is not None:
+            stream.close()  # its batches committed, or its error raised here
         return pl.concat(out) if out else pl.DataFrame(schema={"legacy_key": pl.String, "target_id": pl.Int64})
+
+    def _write_batch(self, shaped: Shaped, frame: pl.DataFrame, batch_no: int, own: bool,
+                     in_db_id_map: bool = False) -> Callable[[Loader], None]:
+        """One batch's rows and checkpoint on ``loader``; committed here when ``own`` (on this
+        run's connection), else by the :class:`Background` that runs it."""
+        def write(loader: Loader) -> None:
+            table = shaped.entity
+            faults.point("insert.before_batch", loader)
+            loader.append(table, frame)
+            faults.point("insert.after_rows", loader)
+            if in_db_id_map:
+                # the batch's id-map entries copied inside the database from the rows just written
+                # (their ids are one block): no second bulk transfer of the batch
+                loader.execute(
+                    f"INSERT INTO crmkit_id_map (entity, source_name, legacy_key, target_id, run_id) "
+                    f"SELECT ?, source_name, legacy_key, id, run_id FROM {q(table)} WHERE id BETWEEN ? AND ?",
+                    (table, frame["id"][0], frame["id"][-1]))
+            faults.point("insert.after_idmap", loader)
+            self._checkpoint(shaped, "insert", batch_no, frame.height, loader)
+            faults.point("insert.before_commit", loader)
+            if own and not self.dry:
+                loader.commit()
+            if own:
+                faults.point("insert.after_commit", loader)
+        return write
 
     def _update(self, shaped: Shaped, rows: pl.DataFrame, fields: list[str], counts: FeedCounts) -> None:
         batch_no = self._next_batch_no(shaped, "update") if rows.height else 0
@@ -809,3 +861,21 @@ class _Runner:
 def _empty_rejects() -> pl.DataFrame:
     return pl.DataFrame(schema={"entity": pl.String, "source_name": pl.String, "row_number": pl.Int64,
                                 "legacy_key": pl.String, "reasons": pl.String, "raw_json": pl.String})
+
+
+def _map_when_committed(committed: Future[None] | None, entries: pl.DataFrame, loader: Loader) -> None:
+    """Append a bulk insert's id-map ``entries`` once the batch they name has committed (on the
+    run's own connection: already; on a second one: when ``committed`` says so, or its error)."""
+    if committed is not None:
+        committed.result()
+    loader.append("crmkit_id_map", entries)
+
+
+def _close_quietly(background: Background | None) -> None:
+    """Wait for ``background``'s jobs and close it, keeping quiet about its error: the caller
+    is already reporting another one."""
+    if background is not None:
+        try:
+            background.close()
+        except Exception:
+            pass

@@ -258,3 +258,25 @@ def test_a_bulk_insert_killed_before_its_id_map_caught_up_is_mapped_by_the_next_
         assert nxt.returncode == 0, nxt.stderr
         assert one(target, "SELECT count(*) FROM crmkit_checkpoints WHERE phase = 'idmap-pending'") == (0,)
         assert table_hashes(target, content_only=True) == table_hashes(clean, content_only=True), follow_up
+
+
+def test_a_bulk_insert_that_loses_either_of_its_row_connections_resumes_to_a_clean_run(estate, pg_targets,
+                                                                                       monkeypatch):
+    """PostgreSQL bulk inserts write every other batch on a second connection.  The first two
+    batches go one to each connection, so cutting the first and then the second batch's
+    connection (after its rows, before its commit) covers both: each run stops with one line
+    and exit 2, and its resume ends equal to a clean run, keys, indexes and all."""
+    monkeypatch.setenv("CRMKIT_BULK_ROWS", "1")
+    clean = pg_targets.new()
+    assert crmkit(estate, clean).returncode == 0
+    expected, objects = table_hashes(clean), _schema_objects(clean)
+    for n in (1, 2):
+        target = pg_targets.new()
+        cut = crmkit(estate, target, faults=f"pgterm@insert.after_rows#{n}")
+        assert cut.returncode == 2, cut.stderr
+        assert "Traceback" not in cut.stderr and len(cut.stderr.strip().splitlines()) == 1, cut.stderr
+        assert "--resume" in cut.stderr
+        resumed = crmkit(estate, target, "--resume")
+        assert resumed.returncode == 0, resumed.stderr
+        assert table_hashes(target) == expected
+        assert _schema_objects(target) == objects
