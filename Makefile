@@ -7,7 +7,10 @@ DEMO    = build/demo
 # the project's own packages: an editable install leaves them uncompiled, and where
 # PYTHONDONTWRITEBYTECODE is set (as in CI sandboxes) every crmkit process would compile
 # them anew (~0.1 s a start); compileall writes what is stale, in well under a second
-PACKAGES = crmkit migrate validate dedupe loadtest api training rollout
+FEATURES = migrate validate dedupe loadtest api training rollout
+PACKAGES = crmkit $(FEATURES)
+# mypy finds modules by their folders: it sees crmkit.migrate through a tree of links
+TYPES   = build/typecheck
 BYTECODE = $(PY) -m compileall -q $(PACKAGES)
 
 .PHONY: demo test check bench clean install
@@ -16,9 +19,10 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
-# Reinstall whenever pyproject.toml changes.
-$(STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e '.[test]'
+# Reinstall whenever pyproject.toml or the lock changes.  constraints.txt pins every package
+# to the versions the suite last passed with (refresh: pip freeze --exclude-editable).
+$(STAMP): pyproject.toml constraints.txt | $(PY)
+	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -36,9 +40,15 @@ test: $(STAMP)
 	@$(BYTECODE)
 	$(VENV)/bin/pytest
 
-## make check: static types of the library packages
+## make check: types (mypy), lint and format (ruff), and the import contract (layers point down)
 check: $(STAMP)
-	$(VENV)/bin/mypy
+	@rm -rf $(TYPES) && mkdir -p $(TYPES)/crmkit
+	@for f in crmkit/*; do ln -s "$(CURDIR)/$$f" $(TYPES)/crmkit/; done
+	@for p in $(FEATURES) configs; do ln -s "$(CURDIR)/$$p" $(TYPES)/crmkit/$$p; done
+	cd $(TYPES) && $(CURDIR)/$(VENV)/bin/mypy --config-file $(CURDIR)/pyproject.toml -p crmkit
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/pytest -q -n 0 -p no:cacheprovider tests/unit/test_layers.py
 
 ## make bench: the benchmarks in bench/ (not part of the test suite)
 bench: $(STAMP)

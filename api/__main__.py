@@ -1,4 +1,4 @@
-"""``python -m api --port N [--workers N]``: uvicorn over the target in ``CRMKIT_API_TARGET``, no checks.
+"""``python -m crmkit.api --port N [--workers N]``: uvicorn over the target in ``CRMKIT_API_TARGET``, no checks.
 
 For processes crmkit starts itself (the load-test runner, after the checks ``crmkit serve``
 would do); people use ``crmkit serve``.
@@ -9,11 +9,11 @@ from __future__ import annotations
 import argparse
 import os
 
-from api.server import TARGET_ENV, is_loopback, run_uvicorn
+from crmkit.api.server import TARGET_ENV, is_loopback, run_uvicorn
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m api")
+    parser = argparse.ArgumentParser(prog="python -m crmkit.api")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--workers", type=int, default=1)

@@ -23,12 +23,21 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from sqlalchemy import Engine, literal_column, select
 
-from api import auth, queries, reports
-from api.db import POOL_SIZE, Database, database, make_engine, run_to_end
-from api.metrics import CONTENT_TYPE, Metrics, MetricsMiddleware
-from api.policy import ApiError, Forbidden, Principal
-from api.resources import (ACTIVITY_TYPES, CASE_STATUSES, MAX_ID, PRIORITIES, RESOURCES, STAGES, OutDateTime, Resource,
-                           text_type)
+from crmkit.api import auth, queries, reports
+from crmkit.api.db import POOL_SIZE, Database, database, make_engine, run_to_end
+from crmkit.api.metrics import CONTENT_TYPE, Metrics, MetricsMiddleware
+from crmkit.api.policy import ApiError, Forbidden, Principal
+from crmkit.api.resources import (
+    ACTIVITY_TYPES,
+    CASE_STATUSES,
+    MAX_ID,
+    PRIORITIES,
+    RESOURCES,
+    STAGES,
+    OutDateTime,
+    Resource,
+    text_type,
+)
 
 TARGET_ENV = "CRMKIT_API_TARGET"
 TOKEN_CACHE_ENV = "CRMKIT_API_TOKEN_CACHE"
@@ -45,45 +54,49 @@ class Params(BaseModel):
     """Paging and search, common to every list endpoint."""
 
     model_config = ConfigDict(extra="forbid")
-    q: Optional[text_type(200)] = Field(None, description="Search: name, email or phone (any part of it).")  # type: ignore[valid-type]
+    q: text_type(200) | None = Field(None, description="Search: name, email or phone (any part of it).")  # type: ignore[valid-type]
     limit: int = Field(50, ge=1, le=200)
     offset: int = Field(0, ge=0, le=1_000_000)
 
 
 class AccountParams(Params):
-    owner_id: Optional[Id] = None
-    department_id: Optional[Id] = None
+    owner_id: Id | None = None
+    department_id: Id | None = None
 
 
 class ContactParams(Params):
-    account_id: Optional[Id] = None
-    owner_id: Optional[Id] = None
+    account_id: Id | None = None
+    owner_id: Id | None = None
 
 
 class OpportunityParams(Params):
-    account_id: Optional[Id] = None
-    owner_id: Optional[Id] = None
-    stage: Optional[Literal[STAGES]] = None  # type: ignore[valid-type]
+    account_id: Id | None = None
+    owner_id: Id | None = None
+    stage: Literal[STAGES] | None = None  # type: ignore[valid-type]
 
 
 class CaseParams(Params):
-    account_id: Optional[Id] = None
-    owner_id: Optional[Id] = None
-    status: Optional[Literal[CASE_STATUSES]] = None  # type: ignore[valid-type]
-    priority: Optional[Literal[PRIORITIES]] = None  # type: ignore[valid-type]
+    account_id: Id | None = None
+    owner_id: Id | None = None
+    status: Literal[CASE_STATUSES] | None = None  # type: ignore[valid-type]
+    priority: Literal[PRIORITIES] | None = None  # type: ignore[valid-type]
 
 
 class ActivityParams(Params):
-    account_id: Optional[Id] = None
-    contact_id: Optional[Id] = None
-    opportunity_id: Optional[Id] = None
-    owner_id: Optional[Id] = None
-    type: Optional[Literal[ACTIVITY_TYPES]] = None  # type: ignore[valid-type]
+    account_id: Id | None = None
+    contact_id: Id | None = None
+    opportunity_id: Id | None = None
+    owner_id: Id | None = None
+    type: Literal[ACTIVITY_TYPES] | None = None  # type: ignore[valid-type]
 
 
-PARAMS: dict[str, type[Params]] = {"accounts": AccountParams, "contacts": ContactParams,
-                                   "opportunities": OpportunityParams, "cases": CaseParams,
-                                   "activities": ActivityParams}
+PARAMS: dict[str, type[Params]] = {
+    "accounts": AccountParams,
+    "contacts": ContactParams,
+    "opportunities": OpportunityParams,
+    "cases": CaseParams,
+    "activities": ActivityParams,
+}
 
 
 class Problem(BaseModel):
@@ -113,15 +126,15 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 class Me(BaseModel):
     user_id: int
     name: str
-    email: Optional[str]
+    email: str | None
     role: str
-    department_id: Optional[int]
+    department_id: int | None
 
 
 class OwnerStage(BaseModel):
     stage: str
-    owner_id: Optional[int]
-    owner_name: Optional[str]
+    owner_id: int | None
+    owner_name: str | None
     count: int
     amount: Decimal
 
@@ -133,7 +146,7 @@ class StageTotal(BaseModel):
 
 
 class Pipeline(BaseModel):
-    department_id: Optional[int]
+    department_id: int | None
     by_stage: list[StageTotal]
     by_owner: list[OwnerStage]
 
@@ -142,11 +155,11 @@ class AuditEntry(BaseModel):
     id: int
     at: OutDateTime
     user_id: int
-    user_email: Optional[str]
+    user_email: str | None
     action: str
     entity: str
     entity_id: int
-    before: Optional[dict[str, Any]]
+    before: dict[str, Any] | None
     after: dict[str, Any]
 
 
@@ -154,7 +167,7 @@ class AuditPage(BaseModel):
     items: list[AuditEntry]
     limit: int
     offset: int
-    next_offset: Optional[int]
+    next_offset: int | None
 
 
 class Health(BaseModel):
@@ -162,17 +175,21 @@ class Health(BaseModel):
 
 
 def page_model(out: type[BaseModel]) -> type[BaseModel]:
-    return create_model(f"{out.__name__}Page", items=(list[out], ...), limit=(int, ...),  # type: ignore[valid-type]
-                        offset=(int, ...), next_offset=(Optional[int], None))
+    return create_model(
+        f"{out.__name__}Page",
+        items=(list[out], ...),
+        limit=(int, ...),  # type: ignore[valid-type]
+        offset=(int, ...),
+        next_offset=(Optional[int], None),  # noqa: UP045 (a runtime type)
+    )
 
 
 # --- dependencies ---------------------------------------------------------------------
 
 
-
-
-async def principal(request: Request,
-                    creds: Annotated[Optional[HTTPAuthorizationCredentials], Depends(_bearer)]) -> Principal:
+async def principal(
+    request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal:
     """The caller: from the token cache, else from the database (in a worker thread)."""
     token = creds.credentials if creds else None
     cache: auth.TokenCache = request.app.state.tokens
@@ -225,8 +242,7 @@ def resource_router(res: Resource) -> APIRouter:
 
     @router.patch("/{record_id}", response_model=Out, summary=f"Change one of {res.name}")
     async def update_record(record_id: RecordId, body: Update, who: Who, request: Request) -> Any:  # type: ignore[valid-type]
-        return await in_db(request, queries.update_record, res, who, record_id,
-                           body.model_dump(exclude_unset=True))  # type: ignore[attr-defined]
+        return await in_db(request, queries.update_record, res, who, record_id, body.model_dump(exclude_unset=True))  # type: ignore[attr-defined]
 
     return router
 
@@ -238,35 +254,57 @@ def misc_router() -> APIRouter:
     async def health() -> Any:
         return {"status": "ok"}
 
-    @router.get("/health/ready", response_model=Health, tags=["service"], summary="Readiness: the database answers",
-                responses={503: ERRORS[503]})
+    @router.get(
+        "/health/ready",
+        response_model=Health,
+        tags=["service"],
+        summary="Readiness: the database answers",
+        responses={503: ERRORS[503]},
+    )
     async def ready(request: Request) -> Any:
         return await in_db(request, _ready)
 
-    @router.get("/metrics", tags=["service"], summary="Prometheus metrics",
-                response_class=Response, responses={200: {"content": {CONTENT_TYPE: {}}}})
+    @router.get(
+        "/metrics",
+        tags=["service"],
+        summary="Prometheus metrics",
+        response_class=Response,
+        responses={200: {"content": {CONTENT_TYPE: {}}}},
+    )
     def metrics(request: Request) -> Response:
         return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE)
 
-    @router.get("/me", response_model=Me, tags=["service"], summary="Who the token belongs to",
-                responses={401: ERRORS[401]})
+    @router.get(
+        "/me", response_model=Me, tags=["service"], summary="Who the token belongs to", responses={401: ERRORS[401]}
+    )
     async def me(who: Who) -> Any:
         return who.__dict__
 
-    @router.get("/reports/pipeline", response_model=Pipeline, tags=["reports"], responses=ERRORS,
-                summary="Opportunity count and amount by stage and owner")
-    async def pipeline(who: Who, request: Request,
-                       department_id: Annotated[Optional[int], Query(ge=1, le=MAX_ID,
-                                                description="Admins only: one department.")] = None) -> Any:
+    @router.get(
+        "/reports/pipeline",
+        response_model=Pipeline,
+        tags=["reports"],
+        responses=ERRORS,
+        summary="Opportunity count and amount by stage and owner",
+    )
+    async def pipeline(
+        who: Who,
+        request: Request,
+        department_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Admins only: one department.")] = None,
+    ) -> Any:
         return await in_db(request, reports.pipeline, who, department_id)
 
-    @router.get("/audit", response_model=AuditPage, tags=["audit"], responses=ERRORS,
-                summary="The log of every write (admins)")
-    async def audit(who: Who, request: Request,
-                    entity: Annotated[Optional[Literal[tuple(RESOURCES)]], Query()] = None,  # type: ignore[valid-type]
-                    entity_id: Annotated[Optional[int], Query(ge=1, le=MAX_ID)] = None,
-                    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-                    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> Any:
+    @router.get(
+        "/audit", response_model=AuditPage, tags=["audit"], responses=ERRORS, summary="The log of every write (admins)"
+    )
+    async def audit(
+        who: Who,
+        request: Request,
+        entity: Annotated[Literal[tuple(RESOURCES)] | None, Query()] = None,  # type: ignore[valid-type]
+        entity_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+        offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    ) -> Any:
         if who.role != "admin":
             raise Forbidden("only admins may read the audit log")
         return await in_db(request, queries.audit_entries, entity, entity_id, limit, offset)
@@ -295,8 +333,9 @@ async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": exc.message}, exc.status, headers=headers)
 
 
-def create_app(target: str | None = None, engine: Engine | None = None,
-               token_cache_seconds: float = DEFAULT_TOKEN_CACHE) -> FastAPI:
+def create_app(
+    target: str | None = None, engine: Engine | None = None, token_cache_seconds: float = DEFAULT_TOKEN_CACHE
+) -> FastAPI:
     """The API over ``target`` (a database URL), or over an engine the caller owns.
 
     ``token_cache_seconds``: how long a token, once checked, is trusted without asking the
@@ -323,9 +362,13 @@ def create_app(target: str | None = None, engine: Engine | None = None,
             if owned:
                 app.state.engine.dispose()
 
-    app = FastAPI(title="crmkit reference CRM API", version="1", lifespan=lifespan,
-                  description="Accounts, contacts, opportunities, cases and activities of the target CRM, "
-                              "scoped by role and department. Every write is audited.")
+    app = FastAPI(
+        title="crmkit reference CRM API",
+        version="1",
+        lifespan=lifespan,
+        description="Accounts, contacts, opportunities, cases and activities of the target CRM, "
+        "scoped by role and department. Every write is audited.",
+    )
     app.state.metrics = Metrics()
     app.state.tokens = auth.TokenCache(token_cache_seconds)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
@@ -342,6 +385,6 @@ def app_from_env() -> FastAPI:
     """Factory for uvicorn workers: the target comes from CRMKIT_API_TARGET."""
     if TARGET_ENV not in os.environ:
         raise RuntimeError(f"{TARGET_ENV} is not set: start the API with `crmkit serve --target URL`")
-    return create_app(os.environ[TARGET_ENV],
-                      token_cache_seconds=float(os.environ.get(TOKEN_CACHE_ENV, DEFAULT_TOKEN_CACHE)))
-
+    return create_app(
+        os.environ[TARGET_ENV], token_cache_seconds=float(os.environ.get(TOKEN_CACHE_ENV, DEFAULT_TOKEN_CACHE))
+    )

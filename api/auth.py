@@ -12,13 +12,12 @@ import hashlib
 import secrets
 import time
 from collections.abc import Iterable
-
 from typing import cast
 
 from sqlalchemy import Engine, Table, and_, bindparam, insert, or_, select, update
 
-from api.db import Database, reading, run_to_end, writing
-from api.policy import ROLES, Principal, Unauthorized
+from crmkit.api.db import Database, reading, run_to_end, writing
+from crmkit.api.policy import ROLES, Principal, Unauthorized
 from crmkit.errors import CrmkitError
 from crmkit.schema.api_models import ApiToken
 from crmkit.schema.models import User
@@ -33,7 +32,7 @@ class TokenError(CrmkitError):
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def hash_token(token: str) -> str:
@@ -61,12 +60,15 @@ def find_user(engine: Engine, email: str, active: bool = True) -> tuple[int, str
     return int(user_id), str(role)
 
 
-def mint(engine: Engine, user_ids: Iterable[int], label: str | None = None,
-         expires_at: dt.datetime | None = None) -> dict[int, str]:
+def mint(
+    engine: Engine, user_ids: Iterable[int], label: str | None = None, expires_at: dt.datetime | None = None
+) -> dict[int, str]:
     """A new token for each user; only the hashes are stored.  Returns user id -> token."""
     tokens = {uid: new_token() for uid in user_ids}
-    rows = [{"user_id": uid, "token_hash": hash_token(tok), "label": label, "created_at": _now(),
-             "expires_at": expires_at} for uid, tok in tokens.items()]
+    rows = [
+        {"user_id": uid, "token_hash": hash_token(tok), "label": label, "created_at": _now(), "expires_at": expires_at}
+        for uid, tok in tokens.items()
+    ]
     if rows:
         with writing(engine) as conn:
             conn.execute(insert(TOKENS), rows)
@@ -99,15 +101,21 @@ async def authenticate_in(database: Database, token: str | None) -> Principal:
         row = await db.first(_AUTHENTICATE, {"token_hash": hash_token(token), "now": _now()})
     if row is None or row["role"] not in ROLES:
         raise Unauthorized("the token is unknown, revoked or expired, or its user is inactive")
-    return Principal(user_id=row["id"], name=row["name"], email=row["email"], role=row["role"],
-                     department_id=row["department_id"])
+    return Principal(
+        user_id=row["id"], name=row["name"], email=row["email"], role=row["role"], department_id=row["department_id"]
+    )
 
 
-_AUTHENTICATE = (select(USERS.c.id, USERS.c.name, USERS.c.email, USERS.c.role, USERS.c.department_id)
-                 .select_from(TOKENS.join(USERS, USERS.c.id == TOKENS.c.user_id))
-                 .where(TOKENS.c.token_hash == bindparam("token_hash"), TOKENS.c.revoked_at.is_(None),
-                        USERS.c.active.is_(True),
-                        or_(TOKENS.c.expires_at.is_(None), and_(TOKENS.c.expires_at > bindparam("now")))))
+_AUTHENTICATE = (
+    select(USERS.c.id, USERS.c.name, USERS.c.email, USERS.c.role, USERS.c.department_id)
+    .select_from(TOKENS.join(USERS, USERS.c.id == TOKENS.c.user_id))
+    .where(
+        TOKENS.c.token_hash == bindparam("token_hash"),
+        TOKENS.c.revoked_at.is_(None),
+        USERS.c.active.is_(True),
+        or_(TOKENS.c.expires_at.is_(None), and_(TOKENS.c.expires_at > bindparam("now"))),
+    )
+)
 
 
 class TokenCache:

@@ -22,9 +22,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, exc as sa_exc
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.sql import ClauseElement
 
+from crmkit.db.url import mask_url
 from crmkit.errors import TargetError
 
 #: longest a single SQL statement may run on PostgreSQL (ms); the API answers 503 beyond it
@@ -38,16 +40,6 @@ PG_OPTIONS = f"-c statement_timeout={STATEMENT_TIMEOUT_MS} -c plan_cache_mode=fo
 #: database connections per API process; the API runs at most this many requests at once
 #: (see api.app), so that no connection is ever opened and closed per request
 POOL_SIZE = int(os.environ.get("CRMKIT_API_POOL", "12"))
-
-
-def mask_url(url: str) -> str:
-    """A URL safe to print: the password replaced by ***."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<unparseable URL>"
 
 
 def make_engine(url: str, pool_size: int = POOL_SIZE) -> Engine:
@@ -74,11 +66,18 @@ def _create(url: str, pool_size: int) -> Engine:
     dialect = make_url(url).get_backend_name()
     if dialect == "postgresql":
         # reads run in autocommit: one round trip per statement, no BEGIN/ROLLBACK around it
-        return create_engine(url, pool_size=pool_size, max_overflow=0, pool_timeout=10, isolation_level="AUTOCOMMIT",
-                             connect_args={"options": PG_OPTIONS})
+        return create_engine(
+            url,
+            pool_size=pool_size,
+            max_overflow=0,
+            pool_timeout=10,
+            isolation_level="AUTOCOMMIT",
+            connect_args={"options": PG_OPTIONS},
+        )
     if dialect == "sqlite":
-        engine = create_engine(url, pool_size=pool_size, max_overflow=0, pool_timeout=10,
-                               connect_args={"check_same_thread": False})
+        engine = create_engine(
+            url, pool_size=pool_size, max_overflow=0, pool_timeout=10, connect_args={"check_same_thread": False}
+        )
         _tune_sqlite(engine)
         return engine
     raise TargetError(f"target {mask_url(url)}: only sqlite and postgresql targets are supported")
@@ -166,8 +165,9 @@ class _Compiled:
     def values(self, params: dict[str, Any]) -> dict[str, Any]:
         values = {**self.fixed, **params} if self.fixed else params
         if self.bind_procs:
-            values = {k: (self.bind_procs[k](v) if k in self.bind_procs and v is not None else v)
-                      for k, v in values.items()}
+            values = {
+                k: (self.bind_procs[k](v) if k in self.bind_procs and v is not None else v) for k, v in values.items()
+            }
         return values
 
     def convert(self, dialect: Any, description: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -277,7 +277,7 @@ def _pg_error(engine: Engine, fairy: Any, exc: BaseException) -> None:
 def session(engine: Engine, write: bool = False) -> Iterator[Session]:
     """A session for one request: autocommit reads, or one write transaction committed at the end."""
     if engine.dialect.name != "postgresql":
-        with (writing(engine) if write else reading(engine)) as conn:
+        with writing(engine) if write else reading(engine) as conn:
             yield _SaSession(conn)
         return
     fairy = engine.raw_connection()
@@ -448,9 +448,10 @@ class PgDatabase(Database):
         if self._sem.locked():
             try:
                 await asyncio.wait_for(self._sem.acquire(), self.timeout)
-            except asyncio.TimeoutError:
-                raise PoolTimeout(f"no database connection free within {self.timeout:.0f} s "
-                                  f"({self.size} per API process)") from None
+            except TimeoutError:
+                raise PoolTimeout(
+                    f"no database connection free within {self.timeout:.0f} s ({self.size} per API process)"
+                ) from None
         else:
             await self._sem.acquire()
         try:

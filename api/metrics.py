@@ -23,10 +23,16 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter("crmkit_api_requests", "HTTP requests answered.",
-                                ("method", "route", "status"), registry=self.registry)
-        self.latency = Histogram("crmkit_api_request_duration_seconds", "Time to answer a request.",
-                                 ("method", "route"), buckets=BUCKETS, registry=self.registry)
+        self.requests = Counter(
+            "crmkit_api_requests", "HTTP requests answered.", ("method", "route", "status"), registry=self.registry
+        )
+        self.latency = Histogram(
+            "crmkit_api_request_duration_seconds",
+            "Time to answer a request.",
+            ("method", "route"),
+            buckets=BUCKETS,
+            registry=self.registry,
+        )
         #: the labelled children, looked up once per label set (``labels()`` takes a lock and
         #: builds a key on every call)
         self._counters: dict[tuple[str, str, int], Any] = {}

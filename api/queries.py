@@ -12,13 +12,25 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, cast
 
-from sqlalchemy import (BindParameter, ColumnElement, Select, Table, and_, bindparam, false, insert, or_, select, true,
-                        update)
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    false,
+    insert,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy import exc as sa_exc
 
-from api.db import AsyncSession, Database, PoolTimeout
-from api.policy import ApiError, Forbidden, Invalid, NotFound, Principal, Scope, Unavailable
-from api.resources import RESOURCES, USERS, Resource
+from crmkit.api.db import AsyncSession, Database, PoolTimeout
+from crmkit.api.policy import ApiError, Forbidden, Invalid, NotFound, Principal, Scope, Unavailable
+from crmkit.api.resources import RESOURCES, USERS, Resource
 from crmkit.schema.api_models import ApiAudit
 from crmkit.schema.models import Department
 
@@ -104,6 +116,7 @@ def _by_id(res: Resource, scope: Scope, id_only: bool = False, lock: bool = Fals
         cols = (res.table.c.id,) if id_only else ()
         stmt = _base(res, scope, *cols).where(res.table.c.id == bindparam("rid"))
         return stmt.with_for_update() if lock else stmt
+
     return _cached(("by_id", res.name, scope, id_only, lock), build)  # type: ignore[no-any-return]
 
 
@@ -123,6 +136,7 @@ def _list_stmt(res: Resource, scope: Scope, filters: tuple[str, ...], q: bool, p
         if q:
             stmt = stmt.where(search_clause(res, phone))
         return stmt.order_by(res.table.c.id).limit(bindparam("lim")).offset(bindparam("off"))
+
     return _cached(("list", res.name, scope, filters, q, phone), build)  # type: ignore[no-any-return]
 
 
@@ -175,13 +189,15 @@ async def create_record(database: Database, res: Resource, who: Principal, value
     return after
 
 
-async def update_record(database: Database, res: Resource, who: Principal, record_id: int,
-                  changes: dict[str, Any]) -> dict[str, Any]:
+async def update_record(
+    database: Database, res: Resource, who: Principal, record_id: int, changes: dict[str, Any]
+) -> dict[str, Any]:
     """Apply ``changes`` to a record in the caller's scope; returns it as stored.  Audited."""
     scope = who.write_scope(res.name)
     t = res.table
-    stmt_u = _cached(("update", res.name), lambda: update(t).where(t.c.id == bindparam("rid"))
-                     .returning(*_columns(res)))
+    stmt_u = _cached(
+        ("update", res.name), lambda: update(t).where(t.c.id == bindparam("rid")).returning(*_columns(res))
+    )
     async with _db_errors(), database.session(write=True) as db:
         before = await db.first(_by_id(res, scope, lock=True), {"rid": record_id, "dept": dept_param(who)})
         if before is None:
@@ -207,8 +223,9 @@ def _one(row: dict[str, Any] | None) -> dict[str, Any]:
 
 def _own_department(who: Principal, values: Mapping[str, Any]) -> None:
     if values.get("department_id") != who.department_id:
-        raise Invalid("you may only assign records to your own department "
-                      f"({who.department_id})", field="department_id")
+        raise Invalid(
+            f"you may only assign records to your own department ({who.department_id})", field="department_id"
+        )
 
 
 #: the columns that decide a record's department (its own, and the references it inherits through)
@@ -231,8 +248,10 @@ def _inherits_department(res: Resource, values: Mapping[str, Any], in_dept: froz
 async def _visible(db: AsyncSession, res: Resource, who: Principal, scope: Scope, record_id: int) -> None:
     """Refuse (and so roll back) a write that leaves the record outside the caller's scope."""
     if await db.first(_by_id(res, scope, id_only=True), {"rid": record_id, "dept": dept_param(who)}) is None:
-        raise Invalid("the record would be outside your department: set account_id or department_id "
-                      "to one of your department's", field="department_id")
+        raise Invalid(
+            "the record would be outside your department: set account_id or department_id to one of your department's",
+            field="department_id",
+        )
 
 
 _DEPARTMENT_EXISTS = select(DEPARTMENTS.c.id).where(DEPARTMENTS.c.id == bindparam("rid"))
@@ -285,18 +304,36 @@ def _json(row: Mapping[str, Any] | None) -> str | None:
 _AUDIT_INSERT = insert(AUDIT)
 
 
-async def _audit(db: AsyncSession, who: Principal, action: str, entity: str, entity_id: int,
-           before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> None:
+async def _audit(
+    db: AsyncSession,
+    who: Principal,
+    action: str,
+    entity: str,
+    entity_id: int,
+    before: Mapping[str, Any] | None,
+    after: Mapping[str, Any],
+) -> None:
     """The audit row of a write, in its transaction (on PostgreSQL it travels with the COMMIT)."""
-    await db.run(_AUDIT_INSERT, {
-        "at": dt.datetime.now(dt.timezone.utc).replace(tzinfo=None), "user_id": who.user_id,
-        "user_email": who.email, "action": action, "entity": entity, "entity_id": entity_id,
-        "before_json": _json(before), "after_json": _json(after)})
+    await db.run(
+        _AUDIT_INSERT,
+        {
+            "at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
+            "user_id": who.user_id,
+            "user_email": who.email,
+            "action": action,
+            "entity": entity,
+            "entity_id": entity_id,
+            "before_json": _json(before),
+            "after_json": _json(after),
+        },
+    )
 
 
-async def audit_entries(database: Database, entity: str | None, entity_id: int | None, limit: int, offset: int
-                  ) -> dict[str, Any]:
+async def audit_entries(
+    database: Database, entity: str | None, entity_id: int | None, limit: int, offset: int
+) -> dict[str, Any]:
     """The audit log, newest first (admin only; the caller checks the role)."""
+
     def build() -> Select[Any]:
         stmt = select(AUDIT)
         if entity:
@@ -304,6 +341,7 @@ async def audit_entries(database: Database, entity: str | None, entity_id: int |
         if entity_id is not None:
             stmt = stmt.where(AUDIT.c.entity_id == bindparam("entity_id"))
         return stmt.order_by(AUDIT.c.id.desc()).limit(bindparam("lim")).offset(bindparam("off"))
+
     stmt = _cached(("audit", bool(entity), entity_id is not None), build)
     values: dict[str, Any] = {"lim": limit + 1, "off": offset}
     if entity:
@@ -312,11 +350,20 @@ async def audit_entries(database: Database, entity: str | None, entity_id: int |
         values["entity_id"] = entity_id
     async with _db_errors(), database.session() as db:
         rows = await db.rows(stmt, values)
-    items = [{**{k: v for k, v in r.items() if not k.endswith("_json")},
-              "before": json.loads(r["before_json"]) if r["before_json"] else None,
-              "after": json.loads(r["after_json"])} for r in rows[:limit]]
-    return {"items": items, "limit": limit, "offset": offset,
-            "next_offset": offset + limit if len(rows) > limit else None}
+    items = [
+        {
+            **{k: v for k, v in r.items() if not k.endswith("_json")},
+            "before": json.loads(r["before_json"]) if r["before_json"] else None,
+            "after": json.loads(r["after_json"]),
+        }
+        for r in rows[:limit]
+    ]
+    return {
+        "items": items,
+        "limit": limit,
+        "offset": offset,
+        "next_offset": offset + limit if len(rows) > limit else None,
+    }
 
 
 class _db_errors:
@@ -355,8 +402,10 @@ def _pg_errors() -> tuple[Any, ...]:
 
         _PG_ERRORS = (psycopg.IntegrityError, psycopg.DataError, psycopg.OperationalError)
     except ImportError:  # pragma: no cover (SQLite only)
+
         class _Never(Exception):
             pass
+
         _PG_ERRORS = (_Never, _Never, _Never)
     return _PG_ERRORS
 

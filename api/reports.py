@@ -8,10 +8,10 @@ from typing import Any
 
 from sqlalchemy import bindparam, func, select
 
-from api.db import Database
-from api.policy import Principal, Scope
-from api.queries import _db_errors, dept_param, in_department
-from api.resources import RESOURCES, STAGES, USERS
+from crmkit.api.db import Database
+from crmkit.api.policy import Principal, Scope
+from crmkit.api.queries import _db_errors, dept_param, in_department
+from crmkit.api.resources import RESOURCES, STAGES, USERS
 
 
 async def pipeline(database: Database, who: Principal, department_id: int | None = None) -> dict[str, Any]:
@@ -26,8 +26,11 @@ async def pipeline(database: Database, who: Principal, department_id: int | None
         rows = await db.rows(_statement(scope, filtered), {"dept": dept})
     for r in rows:
         r["amount"] = Decimal(r["amount"]).quantize(Decimal("0.01"))
-    return {"by_owner": rows, "by_stage": _by_stage(rows),
-            "department_id": who.department_id if scope == "department" else department_id}
+    return {
+        "by_owner": rows,
+        "by_stage": _by_stage(rows),
+        "department_id": who.department_id if scope == "department" else department_id,
+    }
 
 
 @functools.cache
@@ -35,14 +38,17 @@ def _statement(scope: Scope, filtered: bool) -> Any:
     """Grouped by stage and owner in the database, owners' names joined to the (few) groups."""
     res = RESOURCES["opportunities"]
     o = res.table
-    agg = select(o.c.stage, o.c.owner_id, func.count().label("count"),
-                 func.coalesce(func.sum(o.c.amount), 0).label("amount")).select_from(o)
+    agg = select(
+        o.c.stage, o.c.owner_id, func.count().label("count"), func.coalesce(func.sum(o.c.amount), 0).label("amount")
+    ).select_from(o)
     if scope == "department" or filtered:
         agg = agg.where(in_department(res, bindparam("dept")))
     sub = agg.group_by(o.c.stage, o.c.owner_id).subquery("agg")
-    return (select(sub.c.stage, sub.c.owner_id, USERS.c.name.label("owner_name"), sub.c["count"], sub.c.amount)
-            .select_from(sub.outerjoin(USERS, USERS.c.id == sub.c.owner_id))
-            .order_by(sub.c.stage, sub.c.owner_id))
+    return (
+        select(sub.c.stage, sub.c.owner_id, USERS.c.name.label("owner_name"), sub.c["count"], sub.c.amount)
+        .select_from(sub.outerjoin(USERS, USERS.c.id == sub.c.owner_id))
+        .order_by(sub.c.stage, sub.c.owner_id)
+    )
 
 
 def _by_stage(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

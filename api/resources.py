@@ -58,7 +58,7 @@ def _naive_utc(value: dt.datetime) -> dt.datetime:
     if value.tzinfo is None:
         return value
     try:
-        return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
     except OverflowError:
         raise ValueError("datetime out of range") from None
 
@@ -96,9 +96,16 @@ def _python_type(resource: str, col: Column[Any]) -> Any:
 
 
 #: timestamps are stored without a time zone and returned as stored: ISO 8601 without an offset
-OutDateTime = Annotated[dt.datetime, WithJsonSchema({
-    "type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?$",
-    "description": "Date and time as stored, without a time zone offset (ISO 8601)."})]
+OutDateTime = Annotated[
+    dt.datetime,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?$",
+            "description": "Date and time as stored, without a time zone offset (ISO 8601).",
+        }
+    ),
+]
 
 
 def _out_type(col: Column[Any]) -> Any:
@@ -128,18 +135,19 @@ def _models(resource: str, singular: str, table: Table) -> tuple[type[BaseModel]
     columns = sorted(table.columns, key=lambda c: (c.name != "id", c.name in READ_ONLY))  # id first, provenance last
     for col in columns:
         if col.name not in HIDDEN:
-            out[col.name] = (_out_type(col), ...) if col.name == "id" else (Optional[_out_type(col)], None)
+            out[col.name] = (_out_type(col), ...) if col.name == "id" else (Optional[_out_type(col)], None)  # noqa: UP045
         if col.name in READ_ONLY:
             continue
         typ = _python_type(resource, col)
         required = not col.nullable and col.name not in defaults
-        create[col.name] = (typ, ...) if required else (Optional[typ] if col.nullable else typ,
-                                                         defaults.get(col.name))
+        create[col.name] = (typ, ...) if required else (Optional[typ] if col.nullable else typ, defaults.get(col.name))  # noqa: UP045
         # an update may leave a field out, but may set to null only what the database allows
-        update[col.name] = (Optional[typ], None) if col.nullable else (typ, None)
-    return (create_model(singular, **out),
-            create_model(f"{singular}Create", __base__=Strict, **create),
-            create_model(f"{singular}Update", __base__=Strict, **update))
+        update[col.name] = (Optional[typ], None) if col.nullable else (typ, None)  # noqa: UP045
+    return (
+        create_model(singular, **out),
+        create_model(f"{singular}Create", __base__=Strict, **create),
+        create_model(f"{singular}Update", __base__=Strict, **update),
+    )
 
 
 @dataclass(frozen=True)
@@ -172,19 +180,49 @@ def _resource(name: str, singular: str, model: Any, **kw: Any) -> Resource:
 
 
 RESOURCES: dict[str, Resource] = {
-    r.name: r for r in (
-        _resource("accounts", "Account", Account, search=("name", "email"), phones=("phone",),
-                  refs={"owner_id": "users"}),
-        _resource("contacts", "Contact", Contact, search=("full_name", "email"), phones=("phone", "mobile"),
-                  department_via=("account_id",), refs={"account_id": "accounts", "owner_id": "users"}),
-        _resource("opportunities", "Opportunity", Opportunity, search=("name",),
-                  department_via=("account_id",), refs={"account_id": "accounts", "owner_id": "users"}),
-        _resource("cases", "Case", Case, search=("subject",), department_via=("account_id",),
-                  refs={"account_id": "accounts", "contact_id": "contacts", "owner_id": "users"}),
-        _resource("activities", "Activity", Activity, search=("subject",),
-                  department_via=("account_id", "opportunity_id", "owner_id"),
-                  refs={"account_id": "accounts", "contact_id": "contacts",
-                        "opportunity_id": "opportunities", "owner_id": "users"}),
+    r.name: r
+    for r in (
+        _resource(
+            "accounts", "Account", Account, search=("name", "email"), phones=("phone",), refs={"owner_id": "users"}
+        ),
+        _resource(
+            "contacts",
+            "Contact",
+            Contact,
+            search=("full_name", "email"),
+            phones=("phone", "mobile"),
+            department_via=("account_id",),
+            refs={"account_id": "accounts", "owner_id": "users"},
+        ),
+        _resource(
+            "opportunities",
+            "Opportunity",
+            Opportunity,
+            search=("name",),
+            department_via=("account_id",),
+            refs={"account_id": "accounts", "owner_id": "users"},
+        ),
+        _resource(
+            "cases",
+            "Case",
+            Case,
+            search=("subject",),
+            department_via=("account_id",),
+            refs={"account_id": "accounts", "contact_id": "contacts", "owner_id": "users"},
+        ),
+        _resource(
+            "activities",
+            "Activity",
+            Activity,
+            search=("subject",),
+            department_via=("account_id", "opportunity_id", "owner_id"),
+            refs={
+                "account_id": "accounts",
+                "contact_id": "contacts",
+                "opportunity_id": "opportunities",
+                "owner_id": "users",
+            },
+        ),
     )
 }
 USERS: Table = User.__table__  # type: ignore[assignment]

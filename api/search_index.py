@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, text
 
-from api.resources import RESOURCES
+from crmkit.api.resources import RESOURCES
 from crmkit.errors import TargetError
 
 
@@ -34,10 +34,13 @@ def create(engine: Engine) -> list[str]:
             conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pg_trgm")
             conn.commit()
         except Exception as exc:
-            raise TargetError(f"cannot create the pg_trgm extension ({str(exc).strip().splitlines()[0]}): "
-                              "ask the database owner to run CREATE EXTENSION pg_trgm") from None
-        existing = {r[0] for r in conn.execute(text("SELECT indexname FROM pg_indexes WHERE schemaname = "
-                                                    "current_schema()"))}
+            raise TargetError(
+                f"cannot create the pg_trgm extension ({str(exc).strip().splitlines()[0]}): "
+                "ask the database owner to run CREATE EXTENSION pg_trgm"
+            ) from None
+        existing = {
+            r[0] for r in conn.execute(text("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"))
+        }
         for table, column in search_columns():
             name = index_name(table, column)
             if name in existing:

@@ -49,10 +49,12 @@ def loopback_url(url: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ServeError(f"--host {url!r} is not an http:// URL: give e.g. http://127.0.0.1:8000")
     if not is_loopback(parts.hostname):
-        raise ServeError(f"--host {url!r} is not a loopback address: load is only ever aimed at "
-                         "127.0.0.0/8, localhost or ::1 (tunnel a remote API to a local port)")
+        raise ServeError(
+            f"--host {url!r} is not a loopback address: load is only ever aimed at "
+            "127.0.0.0/8, localhost or ::1 (tunnel a remote API to a local port)"
+        )
     try:
-        parts.port
+        _ = parts.port
     except ValueError:
         raise ServeError(f"--host {url!r}: the port is not a number") from None
     return url.strip().rstrip("/")
@@ -79,34 +81,47 @@ def prepare_target(url: str) -> str:
     """Check that ``url`` holds a CRM schema and bring it to this crmkit's head; returns the revision."""
     from sqlalchemy.engine import make_url
 
+    from crmkit.db.url import mask_url
     from crmkit.schema import versions
-    from migrate.extract import mask_url
 
     try:
         parsed = make_url(url)
     except Exception:
         raise TargetError(f"target {mask_url(url)}: not a database URL (e.g. sqlite:///crm.db)") from None
     if parsed.get_backend_name() == "sqlite" and not os.path.exists(parsed.database or ":memory:"):
-        raise TargetError(f"target {mask_url(url)}: no such SQLite file; migrate data into it first "
-                          f"(crmkit migrate run MAPPING --target URL)")
+        raise TargetError(
+            f"target {mask_url(url)}: no such SQLite file; migrate data into it first "
+            f"(crmkit migrate run MAPPING --target URL)"
+        )
     engine = versions.connect(url)
     try:
         rev = versions.current(engine)
     finally:
         engine.dispose()
     if rev is None:
-        raise TargetError(f"target {mask_url(url)} has no CRM schema: migrate data into it first "
-                          f"(crmkit migrate run MAPPING --target URL) or create it (crmkit db upgrade)")
+        raise TargetError(
+            f"target {mask_url(url)} has no CRM schema: migrate data into it first "
+            f"(crmkit migrate run MAPPING --target URL) or create it (crmkit db upgrade)"
+        )
     return versions.ensure_schema(url)[1]
 
 
-def serve(target: str, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
-          allow_remote: bool = False, log_level: str = "warning", access_log: bool = False,
-          announce: Callable[[str], None] | None = None) -> None:
+def serve(
+    target: str,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    allow_remote: bool = False,
+    log_level: str = "warning",
+    access_log: bool = False,
+    announce: Callable[[str], None] | None = None,
+) -> None:
     """Run the API over ``target`` until interrupted; ``announce`` hears the URL once checks pass."""
     if not allow_remote and not is_loopback(host):
-        raise ServeError(f"--host {host} would serve the CRM beyond this machine: pass --allow-remote "
-                         "if that is intended (and put the API behind TLS)")
+        raise ServeError(
+            f"--host {host} would serve the CRM beyond this machine: pass --allow-remote "
+            "if that is intended (and put the API behind TLS)"
+        )
     if workers < 1:
         raise ServeError("--workers must be at least 1")
     check_port_free(host, port)
@@ -116,8 +131,9 @@ def serve(target: str, host: str = "127.0.0.1", port: int = 8000, workers: int =
     run_uvicorn(target, host, port, workers, log_level, access_log)
 
 
-def run_uvicorn(target: str, host: str, port: int, workers: int, log_level: str = "warning",
-                access_log: bool = False) -> None:
+def run_uvicorn(
+    target: str, host: str, port: int, workers: int, log_level: str = "warning", access_log: bool = False
+) -> None:
     """uvicorn with ``workers`` processes over ``target`` (no checks); the workers' metrics add up."""
     metrics_dir = tempfile.mkdtemp(prefix="crmkit-metrics-")
     os.environ[TARGET_ENV] = target
@@ -125,15 +141,28 @@ def run_uvicorn(target: str, host: str, port: int, workers: int, log_level: str 
     try:
         import uvicorn
 
-        uvicorn.run("api.app:app_from_env", factory=True, host=host.strip("[]"), port=port, workers=workers,
-                    log_level=log_level, access_log=access_log, timeout_graceful_shutdown=5)
+        uvicorn.run(
+            "crmkit.api.app:app_from_env",
+            factory=True,
+            host=host.strip("[]"),
+            port=port,
+            workers=workers,
+            log_level=log_level,
+            access_log=access_log,
+            timeout_graceful_shutdown=5,
+        )
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 @contextmanager
-def background_api(target: str, workers: int = 1, log_path: Path | None = None,
-                   env: dict[str, str] | None = None, timeout: float = 60.0) -> Iterator[str]:
+def background_api(
+    target: str,
+    workers: int = 1,
+    log_path: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 60.0,
+) -> Iterator[str]:
     """The API over ``target`` in a process of its own on a free loopback port; yields its URL.
 
     No checks (the caller has done what ``serve`` would); the URL of the target goes through
@@ -142,7 +171,7 @@ def background_api(target: str, workers: int = 1, log_path: Path | None = None,
     port = free_port()
     child_env = {**os.environ, **(env or {}), TARGET_ENV: target}
     log: IO[str] = open(log_path, "w+", encoding="utf-8") if log_path else tempfile.TemporaryFile("w+")
-    cmd = [sys.executable, "-m", "api", "--port", str(port), "--workers", str(workers)]
+    cmd = [sys.executable, "-m", "crmkit.api", "--port", str(port), "--workers", str(workers)]
     proc = subprocess.Popen(cmd, env=child_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -49,8 +49,9 @@ def _timed(tree: Path, mapping: Path, target: str) -> tuple[float, float]:
     """Wall and CPU seconds of one ``crmkit migrate run`` of ``tree``'s engine into ``target``."""
     cmd = [sys.executable, "-m", "crmkit", "migrate", "run", str(mapping), "--target", target, "--json"]
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=tree, env=dict(os.environ, PYTHONPATH=str(tree)),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        cmd, cwd=tree, env=dict(os.environ, PYTHONPATH=str(tree)), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
@@ -79,8 +80,10 @@ def main() -> int:
     for k, tree in trees.items():
         walls = [w for w, _ in runs[k]]
         cpu = statistics.median(c for _, c in runs[k])
-        print(f"{k} {tree}: wall median {statistics.median(walls):.2f} s, cpu median {cpu:.2f} s "
-              f"(walls {' / '.join(f'{w:.2f}' for w in walls)})")
+        print(
+            f"{k} {tree}: wall median {statistics.median(walls):.2f} s, cpu median {cpu:.2f} s "
+            f"(walls {' / '.join(f'{w:.2f}' for w in walls)})"
+        )
     return 0
 
 

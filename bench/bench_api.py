@@ -78,8 +78,8 @@ def seed(url: str, accounts: int, seed_: int = 11) -> dict[str, int]:
     """The example estate (departments, users, some records) plus generated records."""
     from sqlalchemy import Table, create_engine, insert, select, text
 
+    from crmkit.migrate.run import Options, run
     from crmkit.schema.models import Account, Case, Contact, Opportunity, User
-    from migrate.run import Options, run
 
     result = run(ROOT / "migrate" / "mappings" / "acme-legacy.yaml", Options(target=url))
     if result.status != "succeeded":
@@ -90,23 +90,58 @@ def seed(url: str, accounts: int, seed_: int = 11) -> dict[str, int]:
         depts = [r[0] for r in conn.execute(select(User.department_id).where(User.role == "sales").distinct())]
         owners = {d: [r[0] for r in conn.execute(select(User.id).where(User.department_id == d))] for d in depts}
         first = conn.execute(text("SELECT coalesce(max(id), 0) FROM accounts")).scalar_one() + 1
-        acc = [{"id": first + i, "name": f"基准{i:06d}科技有限公司" if i % 2 else f"Bench {i:06d} Trading Ltd",
-                "phone": f"+8621{rng.randrange(10**8):08d}", "email": f"info{i}@bench{i % 997}.example",
-                "city": rng.choice(["上海", "北京", "广州", "Hamburg"]), "country": "CN",
-                "tier": rng.choice("ABC"), "department_id": depts[i % len(depts)],
-                "owner_id": rng.choice(owners[depts[i % len(depts)]]), "active": True} for i in range(accounts)]
+        acc = [
+            {
+                "id": first + i,
+                "name": f"基准{i:06d}科技有限公司" if i % 2 else f"Bench {i:06d} Trading Ltd",
+                "phone": f"+8621{rng.randrange(10**8):08d}",
+                "email": f"info{i}@bench{i % 997}.example",
+                "city": rng.choice(["上海", "北京", "广州", "Hamburg"]),
+                "country": "CN",
+                "tier": rng.choice("ABC"),
+                "department_id": depts[i % len(depts)],
+                "owner_id": rng.choice(owners[depts[i % len(depts)]]),
+                "active": True,
+            }
+            for i in range(accounts)
+        ]
         conn.execute(insert(cast(Table, Account.__table__)), acc)
-        cons = [{"account_id": a["id"], "full_name": f"联系人{a['id']}-{k}", "email": f"p{a['id']}.{k}@bench.example",
-                 "mobile": f"+86138{rng.randrange(10**8):08d}", "active": True}
-                for a in acc for k in range(3)]
+        cons = [
+            {
+                "account_id": a["id"],
+                "full_name": f"联系人{a['id']}-{k}",
+                "email": f"p{a['id']}.{k}@bench.example",
+                "mobile": f"+86138{rng.randrange(10**8):08d}",
+                "active": True,
+            }
+            for a in acc
+            for k in range(3)
+        ]
         conn.execute(insert(cast(Table, Contact.__table__)), cons)
         stages = ["prospecting", "qualification", "proposal", "negotiation", "closed_won", "closed_lost"]
-        opps = [{"account_id": a["id"], "name": f"Deal {a['id']}-{k}", "stage": rng.choice(stages),
-                 "amount": rng.randrange(1000, 10**7), "currency": "CNY", "owner_id": a["owner_id"],
-                 "department_id": a["department_id"]} for a in acc for k in range(2)]
+        opps = [
+            {
+                "account_id": a["id"],
+                "name": f"Deal {a['id']}-{k}",
+                "stage": rng.choice(stages),
+                "amount": rng.randrange(1000, 10**7),
+                "currency": "CNY",
+                "owner_id": a["owner_id"],
+                "department_id": a["department_id"],
+            }
+            for a in acc
+            for k in range(2)
+        ]
         conn.execute(insert(cast(Table, Opportunity.__table__)), opps)
-        cases = [{"account_id": a["id"], "subject": f"工单 {a['id']}", "status": rng.choice(["new", "open", "pending"]),
-                  "priority": rng.choice(["low", "medium", "high"])} for a in acc]
+        cases = [
+            {
+                "account_id": a["id"],
+                "subject": f"工单 {a['id']}",
+                "status": rng.choice(["new", "open", "pending"]),
+                "priority": rng.choice(["low", "medium", "high"]),
+            }
+            for a in acc
+        ]
         conn.execute(insert(cast(Table, Case.__table__)), cases)
     engine.dispose()
     return {"accounts": accounts, "contacts": len(cons), "opportunities": len(opps), "cases": len(cases)}
@@ -147,8 +182,8 @@ def pg_target(base: str, accounts: int, search_index: bool) -> Iterator[str]:
         url = u.set(database=name).render_as_string(hide_password=False)
         seed(url, accounts)
         if search_index:
-            from api import search_index as trigram
-            from api.db import make_engine
+            from crmkit.api import search_index as trigram
+            from crmkit.api.db import make_engine
 
             engine = make_engine(url, pool_size=1)
             trigram.create(engine)  # what `crmkit serve index` does
@@ -222,7 +257,6 @@ class CpuMeter:
         return out
 
 
-
 def health(url: str, users: int, duration: int, workers: int, work: Path) -> dict[str, float]:
     """Closed-loop GET /health with Locust, as many processes as the mixed load uses."""
     lf = work / "locust_health.py"
@@ -232,17 +266,51 @@ def health(url: str, users: int, duration: int, workers: int, work: Path) -> dic
     procs = []
     if workers:
         port = free_port()
-        procs.append(subprocess.Popen(base + ["--headless", "-u", str(users), "-r", str(users), "-t", f"{duration}s",
-                                              "--csv", str(prefix), "--master", "--expect-workers", str(workers),
-                                              "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port)],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
-        procs += [subprocess.Popen(base + ["--worker", "--master-port", str(port)], stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL, start_new_session=True) for _ in range(workers)]
+        procs.append(
+            subprocess.Popen(
+                base
+                + [
+                    "--headless",
+                    "-u",
+                    str(users),
+                    "-r",
+                    str(users),
+                    "-t",
+                    f"{duration}s",
+                    "--csv",
+                    str(prefix),
+                    "--master",
+                    "--expect-workers",
+                    str(workers),
+                    "--master-bind-host",
+                    "127.0.0.1",
+                    "--master-bind-port",
+                    str(port),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        )
+        procs += [
+            subprocess.Popen(
+                base + ["--worker", "--master-port", str(port)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            for _ in range(workers)
+        ]
     else:
-        procs.append(subprocess.Popen(base + ["--headless", "-u", str(users), "-r", str(users), "-t", f"{duration}s",
-                                              "--csv", str(prefix)], stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL, start_new_session=True))
-    from api.server import stop_processes
+        procs.append(
+            subprocess.Popen(
+                base + ["--headless", "-u", str(users), "-r", str(users), "-t", f"{duration}s", "--csv", str(prefix)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        )
+    from crmkit.api.server import stop_processes
 
     try:
         procs[0].wait(timeout=duration + 60)
@@ -251,25 +319,45 @@ def health(url: str, users: int, duration: int, workers: int, work: Path) -> dic
     with open(f"{prefix}_stats.csv", encoding="utf-8") as fh:
         row = next(r for r in csv.DictReader(fh) if r["Name"] == "Aggregated")
     n = int(row["Request Count"])
-    return {"rps": float(row["Requests/s"]), "p50": float(row["50%"]), "p95": float(row["95%"]),
-            "p99": float(row["99%"]), "failures": int(row["Failure Count"]), "requests": n}
+    return {
+        "rps": float(row["Requests/s"]),
+        "p50": float(row["50%"]),
+        "p95": float(row["95%"]),
+        "p99": float(row["99%"]),
+        "failures": int(row["Failure Count"]),
+        "requests": n,
+    }
 
 
 def mixed(host: str, target: str, users: int, duration: int, workers: int, work: Path) -> dict[str, float]:
     """One ``crmkit loadtest`` run of the three personas without think time against ``host``."""
-    from loadtest.runner import Options, run
+    from crmkit.loadtest.runner import Options, run
 
     profile = work / f"mixed-{users}.yaml"
     profile.write_text(PROFILE.format(users=users, duration=duration), encoding="utf-8")
-    res = run(Options(profile=str(profile), target=target, host=host, workers=workers,
-                      report_dir=work / f"mixed-{users}-{time.time_ns()}"))
+    res = run(
+        Options(
+            profile=str(profile),
+            target=target,
+            host=host,
+            workers=workers,
+            report_dir=work / f"mixed-{users}-{time.time_ns()}",
+        )
+    )
     g = res.groups["all"]
-    return {"rps": g["rps"], "p50": g["p50"], "p95": g["p95"], "p99": g["p99"], "failures": g["failures"],
-            "requests": g["requests"], "idle_users": res.idle_users}
+    return {
+        "rps": g["rps"],
+        "p50": g["p50"],
+        "p95": g["p95"],
+        "p99": g["p99"],
+        "failures": g["failures"],
+        "requests": g["requests"],
+        "idle_users": res.idle_users,
+    }
 
 
 def api_process(url: str) -> int:
-    """The pid of the ``python -m api`` process listening at ``url``."""
+    """The pid of the ``python -m crmkit.api`` process listening at ``url``."""
     import psutil
 
     port = url.rsplit(":", 1)[1]
@@ -285,7 +373,7 @@ def cpu_per_request(cpu: CpuMeter, run: dict[str, float]) -> dict[str, float]:
 
 
 def free_port() -> int:
-    from api.server import free_port as fp
+    from crmkit.api.server import free_port as fp
 
     return fp()
 
@@ -293,14 +381,16 @@ def free_port() -> int:
 def median_of(runs: list[dict[str, float]]) -> dict[str, Any]:
     keys = ("rps", "p50", "p95", "p99", "cpu_api_ms", "cpu_db_ms", "cpu_locust_ms")
     return {k: statistics.median(r[k] for r in runs) for k in keys} | {
-        "failures": sum(r["failures"] for r in runs), "requests": sum(r["requests"] for r in runs),
-        "runs_rps": [round(r["rps"], 1) for r in runs]}
+        "failures": sum(r["failures"] for r in runs),
+        "requests": sum(r["requests"] for r in runs),
+        "runs_rps": [round(r["rps"], 1) for r in runs],
+    }
 
 
 def bench_backend(name: str, target: str, args: argparse.Namespace) -> dict[str, Any]:
     from sqlalchemy.engine import make_url
 
-    from api.server import background_api
+    from crmkit.api.server import background_api
 
     work = OUT / f"work-{name}"
     shutil.rmtree(work, ignore_errors=True)
@@ -320,8 +410,11 @@ def bench_backend(name: str, target: str, args: argparse.Namespace) -> dict[str,
                 with CpuMeter(api_pid, db_name) as cpu:
                     raw[f"mixed-{u}"].append(mixed(url, target, u, args.duration, args.locust_workers, work))
                 raw[f"mixed-{u}"][-1].update(cpu_per_request(cpu, raw[f"mixed-{u}"][-1]))
-            print(f"  {name} repetition {rep + 1}/{args.repeat}: " + ", ".join(
-                f"{k} {v[-1]['rps']:.0f} req/s p95 {v[-1]['p95']:.0f} ms" for k, v in raw.items()), flush=True)
+            print(
+                f"  {name} repetition {rep + 1}/{args.repeat}: "
+                + ", ".join(f"{k} {v[-1]['rps']:.0f} req/s p95 {v[-1]['p95']:.0f} ms" for k, v in raw.items()),
+                flush=True,
+            )
     return {k: median_of(v) for k, v in raw.items()}
 
 
@@ -335,35 +428,45 @@ def best_within_slo(res: dict[str, Any]) -> tuple[str | None, float]:
 
 def print_table(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> bool:
     load = os.getloadavg()
-    print(f"\nbench_api: {args.accounts} accounts (PostgreSQL {'without' if args.no_search_index else 'with'} "
-          f"trigram search indexes), API {args.api_workers} uvicorn worker(s), Locust "
-          f"{'1 process' if not args.locust_workers else f'master + {args.locust_workers} workers'}, "
-          f"{args.duration} s per run, medians of {args.repeat}; {os.cpu_count()} cores, "
-          f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}; {platform.python_version()}")
-    print(f"{'backend':<11} {'load':<16} {'req/s':>7} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'errors':>6} "
-          f"{'vs ceiling':>10}  {'CPU ms per request: api db locust':>34}  runs (req/s)")
+    print(
+        f"\nbench_api: {args.accounts} accounts (PostgreSQL {'without' if args.no_search_index else 'with'} "
+        f"trigram search indexes), API {args.api_workers} uvicorn worker(s), Locust "
+        f"{'1 process' if not args.locust_workers else f'master + {args.locust_workers} workers'}, "
+        f"{args.duration} s per run, medians of {args.repeat}; {os.cpu_count()} cores, "
+        f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}; {platform.python_version()}"
+    )
+    print(
+        f"{'backend':<11} {'load':<16} {'req/s':>7} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'errors':>6} "
+        f"{'vs ceiling':>10}  {'CPU ms per request: api db locust':>34}  runs (req/s)"
+    )
     met = True
     for backend, res in results.items():
         ceiling = res["health"]["rps"]
         for key, v in res.items():
             label = "GET /health" if key == "health" else f"mixed, {key.split('-')[1]} users"
             cpu = f"{v['cpu_api_ms']:.2f} {v['cpu_db_ms']:.2f} {v['cpu_locust_ms']:.2f}"
-            print(f"{backend:<11} {label:<16} {v['rps']:>7.0f} {v['p50']:>7.0f} {v['p95']:>7.0f} {v['p99']:>7.0f} "
-                  f"{v['failures']:>6} {v['rps'] / ceiling:>9.0%}  {cpu:>34}  {v['runs_rps']}")
+            print(
+                f"{backend:<11} {label:<16} {v['rps']:>7.0f} {v['p50']:>7.0f} {v['p95']:>7.0f} {v['p99']:>7.0f} "
+                f"{v['failures']:>6} {v['rps'] / ceiling:>9.0%}  {cpu:>34}  {v['runs_rps']}"
+            )
         best, rps = best_within_slo(res)
         verdict = ""
         if backend == "postgresql":
             ok = rps >= TARGET_RPS
             met = met and ok
             verdict = f" -> {'PASS' if ok else 'MISS'} (target >= {TARGET_RPS:.0f} req/s at p95 <= 100 ms)"
-        print(f"{backend:<11} best sustained with p95 <= {TARGET_P95_MS:.0f} ms: "
-              f"{rps:.0f} req/s ({best or 'no level'}){verdict}")
+        print(
+            f"{backend:<11} best sustained with p95 <= {TARGET_P95_MS:.0f} ms: "
+            f"{rps:.0f} req/s ({best or 'no level'}){verdict}"
+        )
         if best:
             v = res[best]
             total = v["cpu_api_ms"] + v["cpu_db_ms"] + v["cpu_locust_ms"]
-            print(f"{'':<11} at that level each request costs {total:.2f} ms of CPU (API {v['cpu_api_ms']:.2f}, "
-                  f"database {v['cpu_db_ms']:.2f}, Locust {v['cpu_locust_ms']:.2f}): 2 idle cores would "
-                  f"allow about {2000 / total:.0f} req/s")
+            print(
+                f"{'':<11} at that level each request costs {total:.2f} ms of CPU (API {v['cpu_api_ms']:.2f}, "
+                f"database {v['cpu_db_ms']:.2f}, Locust {v['cpu_locust_ms']:.2f}): 2 idle cores would "
+                f"allow about {2000 / total:.0f} req/s"
+            )
     return met
 
 
@@ -377,8 +480,11 @@ def main() -> int:
     p.add_argument("--api-workers", type=int, default=2)
     p.add_argument("--locust-workers", type=int, default=0, help="0: one Locust process")
     p.add_argument("--pg-url", default=DEFAULT_PG)
-    p.add_argument("--no-search-index", action="store_true",
-                   help="PostgreSQL without the trigram search indexes of `crmkit serve index`")
+    p.add_argument(
+        "--no-search-index",
+        action="store_true",
+        help="PostgreSQL without the trigram search indexes of `crmkit serve index`",
+    )
     p.add_argument("--strict", action="store_true", help="exit 1 when the target is missed")
     p.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     args = p.parse_args()
@@ -388,8 +494,11 @@ def main() -> int:
     results: dict[str, dict[str, Any]] = {}
     try:
         for backend in args.backends.split(","):
-            ctx = sqlite_target(args.accounts) if backend == "sqlite" else pg_target(args.pg_url, args.accounts,
-                                                                                           not args.no_search_index)
+            ctx = (
+                sqlite_target(args.accounts)
+                if backend == "sqlite"
+                else pg_target(args.pg_url, args.accounts, not args.no_search_index)
+            )
             with ctx as target:
                 print(f"{backend}: seeded, measuring", flush=True)
                 results[backend] = bench_backend(backend, target, args)
@@ -397,8 +506,9 @@ def main() -> int:
         print(f"bench_api: {exc}", file=sys.stderr)
         return 2
     met = print_table(results, args)
-    (OUT / "results.json").write_text(json.dumps({"args": {k: v for k, v in vars(args).items()},
-                                                  "results": results}, indent=2), encoding="utf-8")
+    (OUT / "results.json").write_text(
+        json.dumps({"args": {k: v for k, v in vars(args).items()}, "results": results}, indent=2), encoding="utf-8"
+    )
     failures = sum(v["failures"] for r in results.values() for v in r.values())
     if failures:
         print(f"bench_api: {failures} requests failed: the figures do not count", file=sys.stderr)

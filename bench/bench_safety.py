@@ -29,9 +29,9 @@ import polars as pl
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import bench_migrate  # noqa: E402
+import bench_migrate
 
-from migrate.run import Options, run  # noqa: E402
+from crmkit.migrate.run import Options, run
 
 CHANGED_SHARE = 0.2
 
@@ -48,9 +48,16 @@ def changed_copy(ds: bench_migrate.Dataset, out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     frame = pl.read_csv(ds.contacts_csv, infer_schema=False)
     step = int(1 / CHANGED_SHARE)
-    frame = frame.with_row_index("__i").with_columns(
-        pl.when(pl.col("__i") % step == 0).then(pl.concat_str([pl.col("备注").fill_null(""), pl.lit(" (更新)")]))
-        .otherwise(pl.col("备注")).alias("备注")).drop("__i")
+    frame = (
+        frame.with_row_index("__i")
+        .with_columns(
+            pl.when(pl.col("__i") % step == 0)
+            .then(pl.concat_str([pl.col("备注").fill_null(""), pl.lit(" (更新)")]))
+            .otherwise(pl.col("备注"))
+            .alias("备注")
+        )
+        .drop("__i")
+    )
     frame.write_csv(out / "contacts.csv")
     shutil.copy(ds.accounts_csv, out / "accounts.csv")
     shutil.copy(ds.mapping, out / ds.mapping.name)
@@ -84,12 +91,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nsafety net cost, {rows:,} contacts, SQLite, median of {repeat} ({bench_migrate._loadavg()})")
     print(f"{'run':<34}{'with':>9}{'without':>10}{'ratio':>8}  target ≤ 1.15")
     ok = True
-    for what, label in (("load", "first load (checkpoints)"),
-                        ("delta", f"delta, {CHANGED_SHARE:.0%} updated (+ before-images)")):
+    for what, label in (
+        ("load", "first load (checkpoints)"),
+        ("delta", f"delta, {CHANGED_SHARE:.0%} updated (+ before-images)"),
+    ):
         ratio = med[f"{what}_on"] / med[f"{what}_off"]
         ok &= ratio <= 1.15
-        print(f"{label:<34}{med[f'{what}_on']:>8.2f}s{med[f'{what}_off']:>9.2f}s{ratio:>8.2f}  "
-              f"{'PASS' if ratio <= 1.15 else 'MISS'}")
+        print(
+            f"{label:<34}{med[f'{what}_on']:>8.2f}s{med[f'{what}_off']:>9.2f}s{ratio:>8.2f}  "
+            f"{'PASS' if ratio <= 1.15 else 'MISS'}"
+        )
     print("runs:", {k: [round(x, 2) for x in v] for k, v in times.items()})
     return 0 if ok else 1
 

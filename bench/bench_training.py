@@ -21,22 +21,37 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from training.generate import generate  # noqa: E402
-from training.output import write_dir  # noqa: E402
-from training.scenario import Scenario  # noqa: E402
+from crmkit.training.generate import generate  # noqa: E402
+from crmkit.training.output import write_dir  # noqa: E402
+from crmkit.training.scenario import Scenario  # noqa: E402
 
 OUT = ROOT / "build" / "bench" / "training"
 
 
 def scenario(args: argparse.Namespace) -> Scenario:
     parts = 4
-    deps = [dict(code=f"D{i}", name=f"Region {i}", users=dict(manager=2, sales=40, service=10),
-                 accounts=args.accounts // parts, contacts=args.contacts // parts,
-                 opportunities=args.opportunities // parts, activities=args.activities // parts)
-            for i in range(parts)]
-    return Scenario.model_validate(dict(version=1, name="bench", locale=args.locale,
-                                        dates=dict(start="2022-01-01", end="2024-12-31"), departments=deps,
-                                        unique=["accounts.name"] if args.locale != "en_US" else ["contacts.email"]))
+    deps = [
+        dict(
+            code=f"D{i}",
+            name=f"Region {i}",
+            users=dict(manager=2, sales=40, service=10),
+            accounts=args.accounts // parts,
+            contacts=args.contacts // parts,
+            opportunities=args.opportunities // parts,
+            activities=args.activities // parts,
+        )
+        for i in range(parts)
+    ]
+    return Scenario.model_validate(
+        dict(
+            version=1,
+            name="bench",
+            locale=args.locale,
+            dates=dict(start="2022-01-01", end="2024-12-31"),
+            departments=deps,
+            unique=["accounts.name"] if args.locale != "en_US" else ["contacts.email"],
+        )
+    )
 
 
 def naive_contacts(n: int, locale: str) -> float:
@@ -46,9 +61,21 @@ def naive_contacts(n: int, locale: str) -> float:
     fake = Faker(locale)
     fake.seed_instance(1)
     start = time.perf_counter()
-    rows = [(fake.first_name(), fake.last_name(), fake.email(), fake.phone_number(), fake.phone_number(),
-             fake.job(), fake.street_address(), fake.city(), fake.date_of_birth(), fake.date_between("-3y"))
-            for _ in range(n)]
+    rows = [
+        (
+            fake.first_name(),
+            fake.last_name(),
+            fake.email(),
+            fake.phone_number(),
+            fake.phone_number(),
+            fake.job(),
+            fake.street_address(),
+            fake.city(),
+            fake.date_of_birth(),
+            fake.date_between("-3y"),
+        )
+        for _ in range(n)
+    ]
     assert len(rows) == n
     return time.perf_counter() - start
 
@@ -84,17 +111,26 @@ def main() -> None:
     naive = naive_contacts(args.baseline_rows, args.locale)
     naive_full = naive * args.contacts / args.baseline_rows
     med = statistics.median(total)
-    print(f"training generate, {args.locale}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()
-                                                            if k in ("accounts", "contacts", "opportunities",
-                                                                     "activities")))
+    print(
+        f"training generate, {args.locale}: "
+        + ", ".join(
+            f"{k} {v:,}" for k, v in counts.items() if k in ("accounts", "contacts", "opportunities", "activities")
+        )
+    )
     print(f"{'figure':<52}{'median s':>10}{'runs':>30}")
-    print(f"{'generate (column-wise, numpy + polars)':<52}{statistics.median(gen):>10.2f}"
-          f"{' '.join(f'{x:.2f}' for x in gen):>30}")
-    print(f"{'write CSV (' + f'{size:,.0f} MB' + ')':<52}{statistics.median(wrt):>10.2f}"
-          f"{' '.join(f'{x:.2f}' for x in wrt):>30}")
+    print(
+        f"{'generate (column-wise, numpy + polars)':<52}{statistics.median(gen):>10.2f}"
+        f"{' '.join(f'{x:.2f}' for x in gen):>30}"
+    )
+    print(
+        f"{'write CSV (' + f'{size:,.0f} MB' + ')':<52}{statistics.median(wrt):>10.2f}"
+        f"{' '.join(f'{x:.2f}' for x in wrt):>30}"
+    )
     print(f"{'total':<52}{med:>10.2f}{' '.join(f'{x:.2f}' for x in total):>30}")
-    print(f"{'baseline: Faker per field per row, contacts only':<52}{naive_full:>10.1f}"
-          f"{f'(measured {naive:.2f} s for {args.baseline_rows:,})':>30}")
+    print(
+        f"{'baseline: Faker per field per row, contacts only':<52}{naive_full:>10.1f}"
+        f"{f'(measured {naive:.2f} s for {args.baseline_rows:,})':>30}"
+    )
     print(f"speed-up over the baseline (contacts alone vs everything): {naive_full / med:.1f}x")
     target = 60.0 * args.contacts / 1_000_000
     print(f"target <= {target:.0f} s: {'met' if med <= target else 'MISSED'} ({med:.1f} s)")

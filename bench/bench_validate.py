@@ -31,8 +31,8 @@ import polars as pl
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from validate.engine import check_frame, evaluate  # noqa: E402
-from validate.profile import profile  # noqa: E402
+from crmkit.validate.engine import check_frame, evaluate  # noqa: E402
+from crmkit.validate.profile import profile  # noqa: E402
 
 TARGET = 2_000_000
 
@@ -51,15 +51,15 @@ def contacts(n: int, bad: float) -> pl.DataFrame:
         pl.format("Last{}", h % 7919).alias("last_name"),
         pl.format("user{}@example{}.com", i, h % 50).alias("email"),
         pl.format("+86138{}", (10_000_000 + h * 37 % 89_999_999).cast(pl.String).str.zfill(8)).alias("phone"),
-        pl.when(h % 3 == 0).then(pl.format("+86139{}", (10_000_000 + h % 89_999_999).cast(pl.String)))
-        .alias("mobile"),
+        pl.when(h % 3 == 0).then(pl.format("+86139{}", (10_000_000 + h % 89_999_999).cast(pl.String))).alias("mobile"),
         pl.lit("Manager").alias("title"),
         pl.lit("Shanghai").alias("city"),
         pl.when(h % 4 == 0).then(pl.lit("US")).otherwise(pl.lit("CN")).alias("country"),
         (pl.lit(dt.date(1950, 1, 1)) + pl.duration(days=h % 20000)).alias("birth_date"),
         (pl.lit(dt.date(2015, 1, 1)) + pl.duration(days=h % 3000)).alias("created_at"),
         (h % 2 == 0).alias("consent_to_contact"),
-        broken.alias("__broken"), which.alias("__which"),
+        broken.alias("__broken"),
+        which.alias("__which"),
     )
     b, w = pl.col("__broken"), pl.col("__which")
     return base.with_columns(
@@ -83,10 +83,12 @@ def data(n: int, bad: float) -> pl.DataFrame:
 def pandera_two_checks(frame: pl.DataFrame) -> None:
     import pandera.polars as pa
 
-    schema = pa.DataFrameSchema({
-        "email": pa.Column(pl.String, pa.Check.str_matches(r"@"), nullable=True),
-        "birth_date": pa.Column(pl.Date, pa.Check.le(dt.date.today()), nullable=True),
-    })
+    schema = pa.DataFrameSchema(
+        {
+            "email": pa.Column(pl.String, pa.Check.str_matches(r"@"), nullable=True),
+            "birth_date": pa.Column(pl.Date, pa.Check.le(dt.date.today()), nullable=True),
+        }
+    )
     try:
         schema.validate(frame, lazy=True)
     except pa.errors.SchemaErrors:
@@ -119,8 +121,10 @@ def main() -> None:
     out = check_frame("contacts", frame, None)
     ev = evaluate("contacts", frame, None)
     failing = int((out["__v_errors"].list.len() > 0).sum())
-    print(f"{args.rows:,} contact rows, {len(ev.rules)} standard rules, {failing:,} rows with an error "
-          f"({failing / max(args.rows, 1):.2%}); median of {args.repeat}")
+    print(
+        f"{args.rows:,} contact rows, {len(ev.rules)} standard rules, {failing:,} rows with an error "
+        f"({failing / max(args.rows, 1):.2%}); median of {args.repeat}"
+    )
     cases = [
         ("baseline: pandera, 2 simple checks", lambda: pandera_two_checks(frame)),
         ("check_frame, polars engine", lambda: check_frame("contacts", frame, None)),

@@ -34,7 +34,7 @@ class _LineLoader(yaml.SafeLoader):
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[Any, Any]:
     lines: dict[Any, int] = {}
-    for key_node, value_node in node.value:
+    for key_node, _value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         lines[key] = key_node.start_mark.line + 1
     mapping = loader.construct_mapping(node, deep=True)

@@ -17,13 +17,22 @@ from pathlib import Path
 
 import polars as pl
 
-from dedupe.engine import Result, find_duplicates
-from dedupe.merge import MergePlan, merge_plan, plan_from
-from dedupe.rules import DedupeError, Rules, load_rules
-from dedupe.survive import KEY, SOURCE
+from crmkit.dedupe.engine import Result, find_duplicates
+from crmkit.dedupe.merge import MergePlan, merge_plan, plan_from
+from crmkit.dedupe.rules import DedupeError, Rules, load_rules
+from crmkit.dedupe.survive import KEY, SOURCE
 
-__all__ = ["DedupeError", "DedupeRun", "MergePlan", "Result", "Rules", "dedupe_inputs", "find_duplicates",
-           "load_rules", "merge_plan"]
+__all__ = [
+    "DedupeError",
+    "DedupeRun",
+    "MergePlan",
+    "Result",
+    "Rules",
+    "dedupe_inputs",
+    "find_duplicates",
+    "load_rules",
+    "merge_plan",
+]
 
 
 @dataclass
@@ -34,9 +43,13 @@ class DedupeRun:
 
     def to_json(self) -> dict[str, object]:
         st = self.result.stats
-        return {"rules": self.result.rules.name, "stats": vars(st), "written": self.written,
-                "review_rows": self.review_rows,
-                "model": self.result.model.to_json() if self.result.model else None}
+        return {
+            "rules": self.result.rules.name,
+            "stats": vars(st),
+            "written": self.written,
+            "review_rows": self.review_rows,
+            "model": self.result.model.to_json() if self.result.model else None,
+        }
 
 
 def _atomic_csv(frame: pl.DataFrame, path: Path) -> None:
@@ -63,11 +76,17 @@ def golden_frame(result: Result) -> pl.DataFrame:
     return out.rename({SOURCE: "source", KEY: "record_id"}).sort("cluster_id")
 
 
-def dedupe_inputs(inputs: list[str], rules_path: str | Path, out: Path, review: Path | None = None,
-                  decisions: list[Path] | None = None, golden: Path | None = None) -> DedupeRun:
+def dedupe_inputs(
+    inputs: list[str],
+    rules_path: str | Path,
+    out: Path,
+    review: Path | None = None,
+    decisions: list[Path] | None = None,
+    golden: Path | None = None,
+) -> DedupeRun:
     """``crmkit dedupe``: read the inputs, find duplicates, write clusters (and review, golden)."""
-    from dedupe.inputs import read_input, records
-    from dedupe.review import read_decisions, review_frame
+    from crmkit.dedupe.inputs import read_input, records
+    from crmkit.dedupe.review import read_decisions, review_frame
 
     paths = [p.resolve() for p in (out, review, golden) if p is not None]
     if len(set(paths)) < len(paths):
@@ -75,7 +94,7 @@ def dedupe_inputs(inputs: list[str], rules_path: str | Path, out: Path, review: 
     rules = load_rules(rules_path)
     decided = read_decisions(list(rules.decisions) + list(decisions or []))
     recs = records([read_input(i, rules) for i in inputs], rules)
-    from dedupe.engine import check_records
+    from crmkit.dedupe.engine import check_records
 
     check_records(recs, rules, ", ".join(inputs))
     result = find_duplicates(recs, rules, decided)

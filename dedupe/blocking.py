@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from dedupe.prepare import soundex
-from dedupe.rules import BlockPass, KeyPart
+from crmkit.dedupe.prepare import soundex
+from crmkit.dedupe.rules import BlockPass, KeyPart
 
 RID = "__rid"
 PAIR_SCHEMA = {"l": pl.UInt32, "r": pl.UInt32}
@@ -74,26 +74,34 @@ def _key_column(frame: pl.DataFrame, parts: list[KeyPart], hashed: bool = True) 
     exprs = []
     for i, part in enumerate(parts):
         if part.func == "metaphone":
-            from dedupe.prepare import apply_chain, build
+            from crmkit.dedupe.prepare import apply_chain, build
 
-            frame = frame.with_columns(apply_chain(frame[part.field].cast(pl.String), [build("metaphone", None)])
-                                       .alias(f"__mp{i}"))
+            frame = frame.with_columns(
+                apply_chain(frame[part.field].cast(pl.String), [build("metaphone", None)]).alias(f"__mp{i}")
+            )
             exprs.append(pl.col(f"__mp{i}"))
         else:
             exprs.append(part_expr(part, frame, as_text=not hashed))
     exprs = [e.alias(f"__p{i}") for i, e in enumerate(exprs)]
-    texts = {f"__p{i}" for i, p in enumerate(parts)
-             if not (p.func == "value" and hashed and frame.schema[p.field] != pl.String)}
-    present = pl.all_horizontal([e.is_not_null() & (e != "") if e.meta.output_name() in texts else e.is_not_null()
-                                 for e in exprs])
+    texts = {
+        f"__p{i}"
+        for i, p in enumerate(parts)
+        if not (p.func == "value" and hashed and frame.schema[p.field] != pl.String)
+    }
+    present = pl.all_horizontal(
+        [e.is_not_null() & (e != "") if e.meta.output_name() in texts else e.is_not_null() for e in exprs]
+    )
     key = pl.struct(exprs).hash() if hashed else pl.concat_str(exprs, separator="\x1f")
     return frame.select(pl.col(RID), pl.when(present).then(key).alias("__k")).drop_nulls("__k")
 
 
 def _describe(bp: BlockPass) -> str:
-    parts = [p.field if p.func == "value" else
-             f"{p.func}({p.field}{', ' + str(p.length) if p.length else ''}{', ' + p.other if p.other else ''})"
-             for p in bp.parts]
+    parts = [
+        p.field
+        if p.func == "value"
+        else f"{p.func}({p.field}{', ' + str(p.length) if p.length else ''}{', ' + p.other if p.other else ''})"
+        for p in bp.parts
+    ]
     kind = "sorted_neighbourhood" if bp.sorted_neighbourhood else "keys"
     return f"{kind}: {' + '.join(parts)}" + (f" (window {bp.window})" if bp.sorted_neighbourhood else "")
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from dedupe.rules import Compare
+from crmkit.dedupe.rules import Compare
 
 Sim = Callable[[pl.Series, pl.Series], np.ndarray]  # two String series of equal length -> float32 similarities
 
@@ -34,9 +34,12 @@ def _rf(scorer_name: str) -> Callable[[list[str], list[str]], np.ndarray]:
         from rapidfuzz import fuzz, process
         from rapidfuzz.distance import JaroWinkler, Levenshtein
 
-        scorer = {"jaro_winkler": JaroWinkler.normalized_similarity,
-                  "levenshtein": Levenshtein.normalized_similarity,
-                  "token_set": fuzz.token_set_ratio, "token_sort": fuzz.token_sort_ratio}[scorer_name]
+        scorer = {
+            "jaro_winkler": JaroWinkler.normalized_similarity,
+            "levenshtein": Levenshtein.normalized_similarity,
+            "token_set": fuzz.token_set_ratio,
+            "token_sort": fuzz.token_sort_ratio,
+        }[scorer_name]
         out = process.cpdist(a, b, scorer=scorer, workers=-1, dtype=np.float32)  # type: ignore[arg-type]
         return out / 100 if scorer_name.startswith("token") else out
 
@@ -66,8 +69,12 @@ def _chinese_name(a: pl.Series, b: pl.Series) -> np.ndarray:
 
 
 SIMS: dict[str, Sim] = {
-    "exact": _exact_sim, "phone": _phone_sim, "chinese_name": _chinese_name,
-    "jaro_winkler": _text("jaro_winkler"), "levenshtein": _text("levenshtein"), "token_set": _text("token_set"),
+    "exact": _exact_sim,
+    "phone": _phone_sim,
+    "chinese_name": _chinese_name,
+    "jaro_winkler": _text("jaro_winkler"),
+    "levenshtein": _text("levenshtein"),
+    "token_set": _text("token_set"),
     "email": _text("levenshtein"),
 }
 
@@ -77,7 +84,7 @@ def _canonical(c: Compare, values: pl.Series) -> pl.Series:
     s = values.cast(pl.String)
     if c.method == "exact":
         return s
-    from dedupe.prepare import nfkc
+    from crmkit.dedupe.prepare import nfkc
 
     s = nfkc(s).str.strip_chars()
     if c.method == "email":
@@ -87,7 +94,7 @@ def _canonical(c: Compare, values: pl.Series) -> pl.Series:
     if c.method == "chinese_name":
         s = s.str.to_lowercase().str.replace_all(r"\s+", " ")
         if c.pinyin:
-            from dedupe.prepare import apply_chain, build
+            from crmkit.dedupe.prepare import apply_chain, build
 
             s = apply_chain(s, [build("pinyin", None)])
     return s
@@ -126,11 +133,16 @@ def _pair_sim(c: Compare, a: pl.Series, b: pl.Series, left: np.ndarray, right: n
 
 def _date_sim(a: pl.Series, b: pl.Series, tolerance: float | None) -> np.ndarray:
     """1 equal; 0.9 day and month swapped; 0.8 two of year/month/day equal; 0.7 within tolerance days."""
+
     def parts(s: pl.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         d = s if s.dtype == pl.Date else s.cast(pl.String).str.to_date(strict=False)
         null = d.is_null().to_numpy()
-        return (d.dt.year().fill_null(0).to_numpy(), d.dt.month().fill_null(0).to_numpy(),
-                d.dt.day().fill_null(0).to_numpy(), null)
+        return (
+            d.dt.year().fill_null(0).to_numpy(),
+            d.dt.month().fill_null(0).to_numpy(),
+            d.dt.day().fill_null(0).to_numpy(),
+            null,
+        )
 
     y1, m1, d1, n1 = parts(a)
     y2, m2, d2, n2 = parts(b)
@@ -171,8 +183,9 @@ def similarity(c: Compare, frame: pl.DataFrame, left: np.ndarray, right: np.ndar
     return sim
 
 
-def _with_swap(c: Compare, sim: np.ndarray, a: pl.Series, b: pl.Series, left: np.ndarray,
-               right: np.ndarray) -> np.ndarray:
+def _with_swap(
+    c: Compare, sim: np.ndarray, a: pl.Series, b: pl.Series, left: np.ndarray, right: np.ndarray
+) -> np.ndarray:
     """Where the other field agrees crosswise exactly (left's b == right's a), also score left's a
     against right's b, and keep the better: first and last name written the other way round."""
     hb, ha = b.hash().to_numpy(), a.hash().to_numpy()

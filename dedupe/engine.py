@@ -15,16 +15,23 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from dedupe import blocking, cluster as clustering, compare as comparing, score
-from dedupe.prepare import apply_chain, build
-from dedupe.rules import DedupeError, Logic, Rules
-from dedupe.survive import CLUSTER, KEY, RID, SOURCE, Context, _pick
+from crmkit.dedupe import blocking, score
+from crmkit.dedupe import cluster as clustering
+from crmkit.dedupe import compare as comparing
+from crmkit.dedupe.prepare import apply_chain, build
+from crmkit.dedupe.rules import DedupeError, Logic, Rules
+from crmkit.dedupe.survive import CLUSTER, KEY, RID, SOURCE, Context, _pick
 
 MATCH, REVIEW, NON_MATCH = "match", "review", "non_match"
 SURVIVOR = "__survivor"
 DECIDED_MATCH, DECIDED_NON_MATCH = "decided_match", "decided_non_match"
-DECISION_SCHEMA = {"left_source": pl.String, "left_key": pl.String, "right_source": pl.String,
-                   "right_key": pl.String, "decision": pl.String}
+DECISION_SCHEMA = {
+    "left_source": pl.String,
+    "left_key": pl.String,
+    "right_source": pl.String,
+    "right_key": pl.String,
+    "decision": pl.String,
+}
 
 
 @dataclass
@@ -62,7 +69,9 @@ class Result:
     def clusters(self) -> pl.DataFrame:
         """One row per record: source, record_id, cluster_id (the survivor's id), survivor."""
         return self.records.select(
-            pl.col(SOURCE).alias("source"), pl.col(KEY).alias("record_id"), "cluster_id",
+            pl.col(SOURCE).alias("source"),
+            pl.col(KEY).alias("record_id"),
+            "cluster_id",
             (pl.col(SURVIVOR) == pl.col(RID)).alias("survivor"),
         )
 
@@ -112,10 +121,11 @@ def decided_pairs(records: pl.DataFrame, decisions: pl.DataFrame | None) -> tupl
     if decisions is None or decisions.height == 0:
         return pl.DataFrame(schema={"l": pl.UInt32, "r": pl.UInt32, "decision": pl.String}), 0
     ids = records.select(RID, SOURCE, KEY)
-    d = (decisions.join(ids.rename({RID: "a", SOURCE: "left_source", KEY: "left_key"}),
-                        on=["left_source", "left_key"], how="left")
-         .join(ids.rename({RID: "b", SOURCE: "right_source", KEY: "right_key"}),
-               on=["right_source", "right_key"], how="left"))
+    d = decisions.join(
+        ids.rename({RID: "a", SOURCE: "left_source", KEY: "left_key"}), on=["left_source", "left_key"], how="left"
+    ).join(
+        ids.rename({RID: "b", SOURCE: "right_source", KEY: "right_key"}), on=["right_source", "right_key"], how="left"
+    )
     unknown = d.filter(pl.col("a").is_null() | pl.col("b").is_null()).height
     d = d.drop_nulls(["a", "b"]).filter(pl.col("a") != pl.col("b"))
     d = d.select(pl.min_horizontal("a", "b").alias("l"), pl.max_horizontal("a", "b").alias("r"), "decision")
@@ -133,8 +143,9 @@ def _sessions(pairs: pl.DataFrame, blocked: blocking.Blocked) -> list[score.Sess
     return out
 
 
-def _decide(rules: Rules, comps: comparing.Comparisons, rnd: comparing.Comparisons, n: int,
-            sessions: list[score.Session]) -> tuple[np.ndarray, np.ndarray, np.ndarray, score.Model | None]:
+def _decide(
+    rules: Rules, comps: comparing.Comparisons, rnd: comparing.Comparisons, n: int, sessions: list[score.Session]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, score.Model | None]:
     """(probability, is match, is review) per pair."""
     d = rules.decision
     if d.method == "score":
@@ -174,14 +185,19 @@ def find_duplicates(records: pl.DataFrame, rules: Rules, decisions: pl.DataFrame
     lap("block")
     comps = comparing.compare(prepared, pairs, rules.compare)
     u_pairs = min(rules.decision.u_sample, max(1_000, 10 * records.height))  # 10 per record is plenty
-    rnd = comparing.compare(prepared, _random_pairs(records.height, u_pairs), rules.compare) \
-        if rules.decision.method == "score" else comps
+    rnd = (
+        comparing.compare(prepared, _random_pairs(records.height, u_pairs), rules.compare)
+        if rules.decision.method == "score"
+        else comps
+    )
     lap("compare")
     sessions = _sessions(pairs, blocked) if rules.decision.method == "score" else []
     prob, match, review, model = _decide(rules, comps, rnd, pairs.height, sessions)
-    out = pairs.with_columns(pl.Series("probability", prob, dtype=pl.Float64),
-                             pl.Series("outcome", np.where(match, MATCH, np.where(review, REVIEW, NON_MATCH))),
-                             *(pl.Series(f"sim.{k}", v) for k, v in comps.sims.items()))
+    out = pairs.with_columns(
+        pl.Series("probability", prob, dtype=pl.Float64),
+        pl.Series("outcome", np.where(match, MATCH, np.where(review, REVIEW, NON_MATCH))),
+        *(pl.Series(f"sim.{k}", v) for k, v in comps.sims.items()),
+    )
     out = _apply_decisions(out, decided)
     lap("score")
     out, records, guard = _cluster(records, out, rules)
@@ -194,28 +210,37 @@ def find_duplicates(records: pl.DataFrame, rules: Rules, decisions: pl.DataFrame
 
 def _apply_decisions(pairs: pl.DataFrame, decided: pl.DataFrame) -> pl.DataFrame:
     joined = pairs.join(decided, on=["l", "r"], how="left")
-    outcome = (pl.when(pl.col("decision") == "match").then(pl.lit(DECIDED_MATCH))
-               .when(pl.col("decision") == "not_a_match").then(pl.lit(DECIDED_NON_MATCH))
-               .otherwise(pl.col("outcome")))
+    outcome = (
+        pl.when(pl.col("decision") == "match")
+        .then(pl.lit(DECIDED_MATCH))
+        .when(pl.col("decision") == "not_a_match")
+        .then(pl.lit(DECIDED_NON_MATCH))
+        .otherwise(pl.col("outcome"))
+    )
     return joined.with_columns(outcome.alias("outcome")).drop("decision")
 
 
-def _cluster(records: pl.DataFrame, pairs: pl.DataFrame,
-             rules: Rules) -> tuple[pl.DataFrame, pl.DataFrame, clustering.Clusters]:
+def _cluster(
+    records: pl.DataFrame, pairs: pl.DataFrame, rules: Rules
+) -> tuple[pl.DataFrame, pl.DataFrame, clustering.Clusters]:
     is_link = pl.col("outcome").is_in([MATCH, DECIDED_MATCH])
-    score_expr = pl.when(pl.col("outcome") == DECIDED_MATCH).then(pl.lit(clustering.CONFIRMED)) \
-        .otherwise(pl.col("probability"))
+    score_expr = (
+        pl.when(pl.col("outcome") == DECIDED_MATCH).then(pl.lit(clustering.CONFIRMED)).otherwise(pl.col("probability"))
+    )
     links = pairs.filter(is_link).select("l", "r", score_expr.alias("score"))
     cannot = pl.col("outcome") == DECIDED_NON_MATCH
     if rules.decision.method == "score":
         cannot = cannot | ((pl.col("outcome") == NON_MATCH) & (pl.col("probability") < rules.cluster.cannot_link_below))
     result = clustering.cluster(records.height, links, pairs.filter(cannot).select("l", "r"), rules.cluster.max_size)
     if result.dropped.height:
-        cut = result.dropped.select(pl.col("l").cast(pl.UInt32), pl.col("r").cast(pl.UInt32),
-                                    pl.lit(True).alias("__cut"))
-        pairs = pairs.join(cut, on=["l", "r"], how="left").with_columns(
-            pl.when(pl.col("__cut")).then(pl.lit(REVIEW)).otherwise(pl.col("outcome")).alias("outcome")
-        ).drop("__cut")
+        cut = result.dropped.select(
+            pl.col("l").cast(pl.UInt32), pl.col("r").cast(pl.UInt32), pl.lit(True).alias("__cut")
+        )
+        pairs = (
+            pairs.join(cut, on=["l", "r"], how="left")
+            .with_columns(pl.when(pl.col("__cut")).then(pl.lit(REVIEW)).otherwise(pl.col("outcome")).alias("outcome"))
+            .drop("__cut")
+        )
     records = records.with_columns(pl.Series(CLUSTER, result.labels, dtype=pl.Int64))
     return pairs, records, result
 
@@ -226,12 +251,16 @@ def _cluster_ids(records: pl.DataFrame, rules: Rules) -> pl.DataFrame:
     multi = records.filter(pl.len().over(CLUSTER) > 1)
     value_cols = [c for c in records.columns if not c.startswith("__")]
     surv = rules.survivorship
-    picked = _pick(multi, None, surv.survivor, Context(value_cols, surv)) if multi.height else \
-        pl.DataFrame(schema={CLUSTER: pl.Int64, RID: pl.UInt32})
+    picked = (
+        _pick(multi, None, surv.survivor, Context(value_cols, surv))
+        if multi.height
+        else pl.DataFrame(schema={CLUSTER: pl.Int64, RID: pl.UInt32})
+    )
     ids = picked.join(records.select(RID, _record_id(single).alias("cluster_id")), on=RID)
     records = records.join(ids.rename({RID: SURVIVOR}), on=CLUSTER, how="left", maintain_order="left")
-    return records.with_columns(pl.coalesce(SURVIVOR, RID).alias(SURVIVOR),
-                                pl.coalesce("cluster_id", _record_id(single)).alias("cluster_id"))
+    return records.with_columns(
+        pl.coalesce(SURVIVOR, RID).alias(SURVIVOR), pl.coalesce("cluster_id", _record_id(single)).alias("cluster_id")
+    )
 
 
 def _count(st: Stats, pairs: pl.DataFrame, records: pl.DataFrame) -> None:

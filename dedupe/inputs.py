@@ -13,10 +13,10 @@ from pathlib import Path
 import polars as pl
 from pydantic import ValidationError
 
-from dedupe.rules import DedupeError, Rules
-from dedupe.survive import KEY, SOURCE
-from migrate.extract import ROW, Extracted, extract
-from migrate.mapping import CsvSource, SqlSource, XlsxSource
+from crmkit.dedupe.rules import DedupeError, Rules
+from crmkit.dedupe.survive import KEY, SOURCE
+from crmkit.migrate.extract import ROW, Extracted, extract
+from crmkit.migrate.mapping import CsvSource, SqlSource, XlsxSource
 
 TEXT_SUFFIXES = {".csv": "csv", ".txt": "csv", ".tsv": "tsv"}
 
@@ -35,8 +35,11 @@ def read_input(spec: str, rules: Rules | None = None) -> Extracted:
     path = Path(spec)
     suffix = path.suffix.lower()
     how = rules.sources.get(path.stem) if rules is not None else None
-    opts = {k: v for k, v in (how.model_dump(include={"encoding", "delimiter", "sheet", "header_row"})
-                              if how else {}).items() if v is not None}
+    opts = {
+        k: v
+        for k, v in (how.model_dump(include={"encoding", "delimiter", "sheet", "header_row"}) if how else {}).items()
+        if v is not None
+    }
     try:
         if suffix in TEXT_SUFFIXES:
             opts.pop("sheet", None)
@@ -53,7 +56,7 @@ def read_input(spec: str, rules: Rules | None = None) -> Extracted:
 
 
 def _mask(url: str) -> str:
-    from migrate.extract import mask_url
+    from crmkit.db.url import mask_url
 
     return mask_url(url)
 
@@ -79,9 +82,11 @@ def records(inputs: list[Extracted], rules: Rules) -> pl.DataFrame:
     dup = out.filter(pl.struct(SOURCE, KEY).is_duplicated())
     if dup.height:
         first = dup.row(0, named=True)
-        raise DedupeError(f"{first[SOURCE]}: key '{first[KEY]}' is used by {dup.filter(pl.col(KEY) == first[KEY]).height}"
-                          f" records (rows {', '.join(str(r) for r in dup.filter(pl.col(KEY) == first[KEY])[ROW])}):"
-                          f" a key must name one record")
+        raise DedupeError(
+            f"{first[SOURCE]}: key '{first[KEY]}' is used by {dup.filter(pl.col(KEY) == first[KEY]).height}"
+            f" records (rows {', '.join(str(r) for r in dup.filter(pl.col(KEY) == first[KEY])[ROW])}):"
+            f" a key must name one record"
+        )
     return out
 
 
@@ -91,20 +96,28 @@ def _one(ex: Extracted, rules: Rules) -> pl.DataFrame:
     if spec is not None and spec.columns:
         missing = [c for c in spec.columns.values() if c not in frame.columns]
         if missing:
-            raise DedupeError(f"{ex.name}: sources.{ex.name}.columns names {', '.join(map(repr, missing))}, "
-                              f"which it lacks (its columns: {', '.join(ex.columns)})")
+            raise DedupeError(
+                f"{ex.name}: sources.{ex.name}.columns names {', '.join(map(repr, missing))}, "
+                f"which it lacks (its columns: {', '.join(ex.columns)})"
+            )
         frame = frame.rename({src: ours for ours, src in spec.columns.items()})
     key = (spec.key if spec is not None and spec.key else None) or rules.key
-    need = sorted({c for f in rules.fields.values() for c in f.inputs} | set(key)
-                  | ({rules.source_column} if rules.source_column else set()))
+    need = sorted(
+        {c for f in rules.fields.values() for c in f.inputs}
+        | set(key)
+        | ({rules.source_column} if rules.source_column else set())
+    )
     missing = [c for c in need if c not in frame.columns]
     if missing:
         have = ", ".join(c for c in frame.columns if c != ROW)
         raise DedupeError(f"{ex.name}: no column {', '.join(map(repr, missing))} that the rules read (columns: {have})")
     if key:
         parts = [pl.col(k).cast(pl.String).str.strip_chars() for k in key]
-        key_expr = pl.when(pl.any_horizontal([p.is_null() | (p == "") for p in parts])).then(None) \
+        key_expr = (
+            pl.when(pl.any_horizontal([p.is_null() | (p == "") for p in parts]))
+            .then(None)
             .otherwise(pl.concat_str(parts, separator="|"))
+        )
     else:
         key_expr = pl.col(ROW).cast(pl.String)
     source = pl.col(rules.source_column).cast(pl.String) if rules.source_column else pl.lit(ex.name)
@@ -113,6 +126,8 @@ def _one(ex: Extracted, rules: Rules) -> pl.DataFrame:
     if empty.height:
         rows = ", ".join(str(r) for r in empty[ROW].head(5))
         what = f"key ({', '.join(key)})" if empty[KEY].null_count() else f"source ({rules.source_column})"
-        raise DedupeError(f"{ex.name}: {empty.height} record(s) have no {what}, rows {rows}: "
-                          f"give every record one, or drop key: from the rules to use row numbers")
+        raise DedupeError(
+            f"{ex.name}: {empty.height} record(s) have no {what}, rows {rows}: "
+            f"give every record one, or drop key: from the rules to use row numbers"
+        )
     return frame

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from dedupe.engine import SURVIVOR, Result, find_duplicates
-from dedupe.rules import Rules
-from dedupe.survive import CLUSTER, KEY, RID, SOURCE, check_fields, golden
+from crmkit.dedupe.engine import SURVIVOR, Result, find_duplicates
+from crmkit.dedupe.rules import Rules
+from crmkit.dedupe.survive import CLUSTER, KEY, RID, SOURCE, check_fields, golden
 
 
 @dataclass
@@ -31,8 +31,9 @@ class MergePlan:
         return self.merged.height
 
 
-def merge_plan(frame: pl.DataFrame, rules: Rules, decisions: pl.DataFrame | None = None,
-               value_fields: list[str] | None = None) -> MergePlan:
+def merge_plan(
+    frame: pl.DataFrame, rules: Rules, decisions: pl.DataFrame | None = None, value_fields: list[str] | None = None
+) -> MergePlan:
     """Find duplicates among ``frame`` (``__source``, ``__key``, fields) and plan their merge.
 
     ``value_fields`` are the columns golden records are made of (default: every column
@@ -56,19 +57,30 @@ def plan_from(result: Result, fields: list[str]) -> MergePlan:
     tagged = members.select(RID, SOURCE, KEY, CLUSTER).join(anchor, on=CLUSTER, how="left")
     is_survivor = (pl.col(SOURCE) == pl.col("survivor_source")) & (pl.col(KEY) == pl.col("survivor_key"))
     best = _best_link(result)
-    merged = tagged.filter(~is_survivor).join(best, on=RID, how="left").select(
-        SOURCE, KEY, "survivor_source", "survivor_key", "probability").sort(SOURCE, KEY)
+    merged = (
+        tagged.filter(~is_survivor)
+        .join(best, on=RID, how="left")
+        .select(SOURCE, KEY, "survivor_source", "survivor_key", "probability")
+        .sort(SOURCE, KEY)
+    )
     lineage = g.lineage.join(anchor, on=CLUSTER, how="left").select(
-        "survivor_source", "survivor_key", "field", "source_name", "legacy_key")
-    return MergePlan(result, g.rows.drop(CLUSTER, RID).sort(SOURCE, KEY), merged, lineage,
-                     tagged.select(SOURCE, KEY, "survivor_source", "survivor_key"))
+        "survivor_source", "survivor_key", "field", "source_name", "legacy_key"
+    )
+    return MergePlan(
+        result,
+        g.rows.drop(CLUSTER, RID).sort(SOURCE, KEY),
+        merged,
+        lineage,
+        tagged.select(SOURCE, KEY, "survivor_source", "survivor_key"),
+    )
 
 
 def _best_link(result: Result) -> pl.DataFrame:
     """Each record's strongest link probability (how sure its merge was)."""
     links = result.pairs.filter(pl.col("outcome").is_in(["match", "decided_match"]))
-    both = pl.concat([links.select(pl.col("l").alias(RID), "probability"),
-                      links.select(pl.col("r").alias(RID), "probability")])
+    both = pl.concat(
+        [links.select(pl.col("l").alias(RID), "probability"), links.select(pl.col("r").alias(RID), "probability")]
+    )
     return both.group_by(RID).agg(pl.col("probability").max())
 
 
@@ -92,7 +104,7 @@ def merged_keys(plan: MergePlan, survivor_ids: pl.DataFrame) -> pl.DataFrame:
 
     ``survivor_ids`` has ``__source``, ``__key`` and ``target_id`` of the loaded survivors.
     """
-    ids = survivor_ids.select(pl.col(SOURCE).alias("survivor_source"), pl.col(KEY).alias("survivor_key"),
-                              "target_id")
+    ids = survivor_ids.select(pl.col(SOURCE).alias("survivor_source"), pl.col(KEY).alias("survivor_key"), "target_id")
     return plan.merged.join(ids, on=["survivor_source", "survivor_key"], how="inner").select(
-        pl.col(SOURCE).alias("source_name"), pl.col(KEY).alias("legacy_key"), "target_id")
+        pl.col(SOURCE).alias("source_name"), pl.col(KEY).alias("legacy_key"), "target_id"
+    )

@@ -16,7 +16,7 @@ from typing import Any
 
 import polars as pl
 
-from migrate import transform as T
+from crmkit.migrate import transform as T
 
 ExprFn = Callable[[pl.Expr], pl.Expr]
 SeriesFn = Callable[[pl.Series], pl.Series]
@@ -72,8 +72,7 @@ _simple("alnum", lambda e: _s(e).str.replace_all(r"[^\p{L}\p{N}]", ""))
 _simple("letters", lambda e: _s(e).str.replace_all(r"[^\p{L}\s]", "").str.replace_all(r"\s+", " ").str.strip_chars())
 _simple("digits", lambda e: _s(e).str.replace_all(r"\D", ""))
 _simple("sorted_tokens", lambda e: _s(e).str.extract_all(r"\S+").list.sort().list.join(" "))
-REGISTRY["email"] = lambda args: Norm(
-    "email", series=lambda s: nfkc(s).str.to_lowercase().str.replace_all(r"\s", ""))
+REGISTRY["email"] = lambda args: Norm("email", series=lambda s: nfkc(s).str.to_lowercase().str.replace_all(r"\s", ""))
 _simple("soundex", lambda e: soundex(_s(e)))
 
 
@@ -127,13 +126,19 @@ def _phone(args: Any) -> Norm:
         if cc is not None:
             local: pl.Expr = digits
             if national:
-                local = pl.when(digits.str.starts_with(national)).then(digits.str.slice(len(national))) \
-                    .otherwise(digits)
+                local = (
+                    pl.when(digits.str.starts_with(national)).then(digits.str.slice(len(national))).otherwise(digits)
+                )
             # a number longer than any national one that starts with the country code already has it
             has_cc = digits.str.starts_with(cc) & (digits.str.len_chars() > 11)
             national_form = pl.when(has_cc).then(digits).otherwise(pl.lit(cc) + local)
-        out = pl.when(plus).then(digits).when(digits.str.starts_with("00")).then(digits.str.slice(2)) \
+        out = (
+            pl.when(plus)
+            .then(digits)
+            .when(digits.str.starts_with("00"))
+            .then(digits.str.slice(2))
             .otherwise(national_form)
+        )
         return pl.when(digits.str.len_chars() >= 5).then(pl.lit("+") + out)
 
     return Norm("phone", series=lambda s: pl.DataFrame({"v": nfkc(s)}).select(expr(pl.col("v")).alias("v"))["v"])
@@ -191,7 +196,8 @@ def _metaphone(args: Any) -> Norm:
         import jellyfish
 
         return values.cast(pl.String).map_elements(
-            lambda t: " ".join(jellyfish.metaphone(w) for w in t.split()), return_dtype=pl.String, skip_nulls=True)
+            lambda t: " ".join(jellyfish.metaphone(w) for w in t.split()), return_dtype=pl.String, skip_nulls=True
+        )
 
     return Norm("metaphone", distinct=distinct)
 

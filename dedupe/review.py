@@ -13,9 +13,9 @@ from pathlib import Path
 
 import polars as pl
 
-from dedupe.engine import DECISION_SCHEMA, Result
-from dedupe.rules import DedupeError
-from dedupe.survive import KEY, RID, SOURCE
+from crmkit.dedupe.engine import DECISION_SCHEMA, Result
+from crmkit.dedupe.rules import DedupeError
+from crmkit.dedupe.survive import KEY, RID, SOURCE
 
 ID_COLUMNS = ["left_source", "left_key", "right_source", "right_key"]
 MATCH_WORDS = {"match", "yes", "y", "same", "duplicate"}
@@ -33,8 +33,12 @@ def review_frame(result: Result) -> pl.DataFrame:
     sims = [c for c in pairs.columns if c.startswith("sim.")]
     side = [x for c in cols for x in (f"left.{c}", f"right.{c}")]
     return joined.select(
-        pl.lit(result.rules.name).alias("rules"), *ID_COLUMNS, pl.col("probability").round(4),
-        pl.lit("").alias("decision"), *(pl.col(s).round(3) for s in sims), *side,
+        pl.lit(result.rules.name).alias("rules"),
+        *ID_COLUMNS,
+        pl.col("probability").round(4),
+        pl.lit("").alias("decision"),
+        *(pl.col(s).round(3) for s in sims),
+        *side,
     )
 
 
@@ -62,21 +66,27 @@ def _read_one(path: Path) -> pl.DataFrame:
         raise DedupeError(f"{path}: not a readable CSV file ({str(exc).splitlines()[0]})") from None
     missing = [c for c in [*ID_COLUMNS, "decision"] if c not in frame.columns]
     if missing:
-        raise DedupeError(f"{path}: no column {', '.join(missing)} (a decisions file is a review file "
-                          f"written by --review, with its decision column filled in)")
+        raise DedupeError(
+            f"{path}: no column {', '.join(missing)} (a decisions file is a review file "
+            f"written by --review, with its decision column filled in)"
+        )
     word = pl.col("decision").fill_null("").str.strip_chars().str.to_lowercase().str.replace_all(r"\s+", " ")
     frame = frame.with_row_index("__line", offset=2).with_columns(word.alias("decision"))
     bad = frame.filter((pl.col("decision") != "") & ~pl.col("decision").is_in(sorted(MATCH_WORDS | NON_MATCH_WORDS)))
     if bad.height:
         row = bad.row(0, named=True)
-        raise DedupeError(f"{path}:{row['__line']}: decision '{row['decision']}' is neither 'match' nor "
-                          f"'not a match' (leave it empty to decide later)")
+        raise DedupeError(
+            f"{path}:{row['__line']}: decision '{row['decision']}' is neither 'match' nor "
+            f"'not a match' (leave it empty to decide later)"
+        )
     decided = frame.filter(pl.col("decision") != "")
     incomplete = decided.filter(pl.any_horizontal(pl.col(c).is_null() for c in ID_COLUMNS))
     if incomplete.height:
         raise DedupeError(f"{path}:{incomplete['__line'][0]}: a decided pair needs both records' source and key")
     return decided.select(
         *ID_COLUMNS,
-        pl.when(pl.col("decision").is_in(sorted(MATCH_WORDS))).then(pl.lit("match"))
-        .otherwise(pl.lit("not_a_match")).alias("decision"),
+        pl.when(pl.col("decision").is_in(sorted(MATCH_WORDS)))
+        .then(pl.lit("match"))
+        .otherwise(pl.lit("not_a_match"))
+        .alias("decision"),
     )

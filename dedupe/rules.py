@@ -8,7 +8,7 @@ uses must be a declared field or compare).  Mistakes are ``file:line: where: wha
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
@@ -31,7 +31,7 @@ class NormStep(Strict):
 
 
 def _parse_norm(v: Any) -> list[NormStep]:
-    from dedupe import prepare
+    from crmkit.dedupe import prepare
 
     items = v if isinstance(v, list) else [v]
     out = []
@@ -66,7 +66,7 @@ class FieldSpec(Strict):
         return _parse_norm(v) if v is not None else []
 
     @model_validator(mode="after")
-    def _one_input(self) -> "FieldSpec":
+    def _one_input(self) -> FieldSpec:
         if (self.column is None) == (self.columns is None):
             raise ValueError("give exactly one of column or columns")
         return self
@@ -85,8 +85,9 @@ class KeyPart(Strict):
     """One part of a blocking key: a field, optionally through a function."""
 
     field: str
-    func: Literal["value", "prefix", "soundex", "metaphone", "sorted_tokens", "first_token", "last_token",
-                  "either_order"] = "value"
+    func: Literal[
+        "value", "prefix", "soundex", "metaphone", "sorted_tokens", "first_token", "last_token", "either_order"
+    ] = "value"
     length: int | None = Field(None, ge=1)
     other: str | None = None  # either_order: the second field
 
@@ -113,7 +114,7 @@ class KeyPart(Strict):
         return v
 
     @model_validator(mode="after")
-    def _length(self) -> "KeyPart":
+    def _length(self) -> KeyPart:
         if self.func == "prefix" and self.length is None:
             raise ValueError("prefix needs a length: {prefix: [field, 3]}")
         return self
@@ -140,7 +141,7 @@ class BlockPass(Strict):
         return v
 
     @model_validator(mode="after")
-    def _one_kind(self) -> "BlockPass":
+    def _one_kind(self) -> BlockPass:
         if (self.keys is None) == (self.sorted_neighbourhood is None):
             raise ValueError("a blocking pass has keys: [...] or sorted_neighbourhood: [...], not both")
         return self
@@ -154,9 +155,15 @@ class BlockPass(Strict):
 
 METHODS = ("exact", "jaro_winkler", "levenshtein", "token_set", "email", "phone", "date", "number", "chinese_name")
 _DEFAULT_LEVELS: dict[str, list[float]] = {
-    "exact": [1.0], "email": [1.0, 0.9], "phone": [1.0, 0.9], "date": [1.0, 0.9, 0.8],
-    "number": [1.0, 0.9], "jaro_winkler": [1.0, 0.92, 0.85], "levenshtein": [1.0, 0.85, 0.7],
-    "token_set": [1.0, 0.9, 0.75], "chinese_name": [1.0, 0.9, 0.8],
+    "exact": [1.0],
+    "email": [1.0, 0.9],
+    "phone": [1.0, 0.9],
+    "date": [1.0, 0.9, 0.8],
+    "number": [1.0, 0.9],
+    "jaro_winkler": [1.0, 0.92, 0.85],
+    "levenshtein": [1.0, 0.85, 0.7],
+    "token_set": [1.0, 0.9, 0.75],
+    "chinese_name": [1.0, 0.9, 0.8],
 }
 
 
@@ -165,8 +172,9 @@ class Compare(Strict):
 
     name: str = ""
     field: str
-    method: Literal["exact", "jaro_winkler", "levenshtein", "token_set", "email", "phone", "date",
-                    "number", "chinese_name"]
+    method: Literal[
+        "exact", "jaro_winkler", "levenshtein", "token_set", "email", "phone", "date", "number", "chinese_name"
+    ]
     #: similarity thresholds, highest first: level k is similarity >= levels[k]; below the last is "disagree"
     levels: list[float] = []
     #: the pair also counts as agreeing when this field of one side matches ``field`` of the other (swapped names)
@@ -178,7 +186,7 @@ class Compare(Strict):
     u: list[float] | None = None  # P(level | non-match)
 
     @model_validator(mode="after")
-    def _fill(self) -> "Compare":
+    def _fill(self) -> Compare:
         name = self.name or self.field
         levels = self.levels or _DEFAULT_LEVELS[self.method]
         if any(a <= b for a, b in zip(levels, levels[1:])) or not all(0 < x <= 1 for x in levels):
@@ -187,7 +195,9 @@ class Compare(Strict):
             probs = getattr(self, what)
             if probs is not None:
                 if len(probs) != len(levels) + 1:
-                    raise ValueError(f"{what} needs {len(levels) + 1} probabilities: one per level and one for disagree")
+                    raise ValueError(
+                        f"{what} needs {len(levels) + 1} probabilities: one per level and one for disagree"
+                    )
                 if not all(0 < p < 1 for p in probs):
                     raise ValueError(f"{what}: each probability must lie strictly between 0 and 1")
         if (self.m is None) != (self.u is None):
@@ -223,17 +233,17 @@ class Condition(Strict):
 class Logic(Strict):
     """any_of / all_of over conditions and nested logic."""
 
-    any_of: list[Union["Logic", Condition]] | None = None
-    all_of: list[Union["Logic", Condition]] | None = None
+    any_of: list[Logic | Condition] | None = None
+    all_of: list[Logic | Condition] | None = None
 
     @model_validator(mode="after")
-    def _one(self) -> "Logic":
+    def _one(self) -> Logic:
         if (self.any_of is None) == (self.all_of is None):
             raise ValueError("write any_of: [...] or all_of: [...]")
         return self
 
     @property
-    def items(self) -> list[Union["Logic", Condition]]:
+    def items(self) -> list[Logic | Condition]:
         return list(self.any_of or self.all_of or [])
 
 
@@ -249,7 +259,7 @@ class Decision(Strict):
     u_sample: int = Field(50_000, ge=100)  # random pairs used to estimate u
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Decision":
+    def _consistent(self) -> Decision:
         if self.method == "score" and "review" not in self.model_fields_set:
             object.__setattr__(self, "review", 0.5)
         if self.method == "score":
@@ -290,14 +300,14 @@ class Survive(Strict):
     @field_validator("rule")
     @classmethod
     def _known(cls, v: str) -> str:
-        from dedupe.survive import RULES
+        from crmkit.dedupe.survive import RULES
 
         if v not in RULES:
             raise ValueError(f"unknown survivorship rule '{v}' (known: {', '.join(sorted(RULES))})")
         return v
 
     @model_validator(mode="after")
-    def _by(self) -> "Survive":
+    def _by(self) -> Survive:
         if self.rule == "most_recent" and not self.by:
             raise ValueError("most_recent needs by: COLUMN (the record's last-changed date)")
         return self
@@ -415,8 +425,11 @@ def _check_meaning(r: Rules, doc: Document | None) -> None:
         if isinstance(logic, Logic):
             for cond in _conditions(logic):
                 if cond.compare not in names:
-                    raise _fail(doc, ("decision", what), f"unknown compare '{cond.compare}' "
-                                                         f"(compares: {', '.join(sorted(names))})")
+                    raise _fail(
+                        doc,
+                        ("decision", what),
+                        f"unknown compare '{cond.compare}' (compares: {', '.join(sorted(names))})",
+                    )
 
 
 def _conditions(logic: Logic) -> list[Condition]:

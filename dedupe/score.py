@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dedupe.compare import Comparisons
-from dedupe.rules import Compare, Condition, Logic
+from crmkit.dedupe.compare import Comparisons
+from crmkit.dedupe.rules import Compare, Condition, Logic
 
 _EPS = 1e-6
 
@@ -34,14 +34,23 @@ class Model:
         return np.log2(np.asarray(self.m[name]) / np.asarray(self.u[name]))
 
     def to_json(self) -> dict[str, object]:
-        return {"prior": round(self.prior, 6), "em_iterations": self.em_iterations,
-                "compares": {n: {"m": [round(x, 6) for x in self.m[n]], "u": [round(x, 6) for x in self.u[n]],
-                                 "weights": [round(float(w), 3) for w in self.weights(n)]} for n in self.m}}
+        return {
+            "prior": round(self.prior, 6),
+            "em_iterations": self.em_iterations,
+            "compares": {
+                n: {
+                    "m": [round(x, 6) for x in self.m[n]],
+                    "u": [round(x, 6) for x in self.u[n]],
+                    "weights": [round(float(w), 3) for w in self.weights(n)],
+                }
+                for n in self.m
+            },
+        }
 
 
 def default_m(n_levels: int) -> list[float]:
     """A starting point for m: most matches agree strongly."""
-    raw = [0.8 * (0.25 ** k) for k in range(n_levels - 1)] + [0.05]
+    raw = [0.8 * (0.25**k) for k in range(n_levels - 1)] + [0.05]
     total = sum(raw)
     return [x / total for x in raw]
 
@@ -80,16 +89,22 @@ def posterior(pats: np.ndarray, m: list[np.ndarray], u: list[np.ndarray], prior:
     return 1 / (1 + np.exp(np.clip(lu - lm, -700, 700)))
 
 
-def em(pats: np.ndarray, counts: np.ndarray, m: list[np.ndarray], u: list[np.ndarray], prior: float,
-       fixed_m: set[int], iterations: int) -> tuple[list[np.ndarray], float, int]:
+def em(
+    pats: np.ndarray,
+    counts: np.ndarray,
+    m: list[np.ndarray],
+    u: list[np.ndarray],
+    prior: float,
+    fixed_m: set[int],
+    iterations: int,
+) -> tuple[list[np.ndarray], float, int]:
     """Estimate m (for compares not in ``fixed_m``) and the prior; u stays as measured."""
     done = 0
-    for done in range(1, iterations + 1):
+    for done in range(1, iterations + 1):  # noqa: B007 (read after the loop)
         p = posterior(pats, m, u, prior)
         wp = counts * p
         new_prior = float(np.clip(wp.sum() / counts.sum(), _EPS, 1 - _EPS))
-        new_m = [m[j] if j in fixed_m else np.asarray(level_shares(pats[:, j], len(m[j]), wp))
-                 for j in range(len(m))]
+        new_m = [m[j] if j in fixed_m else np.asarray(level_shares(pats[:, j], len(m[j]), wp)) for j in range(len(m))]
         delta = max(abs(new_prior - prior), *(float(np.abs(a - b).max()) for a, b in zip(new_m, m)))
         m, prior = new_m, new_prior
         if delta < 1e-6:
@@ -105,8 +120,14 @@ class Session:
     blocked: set[str]
 
 
-def fit(comps: Comparisons, random_levels: np.ndarray, compares: list[Compare], prior: float | None,
-        iterations: int, sessions: list[Session]) -> Model:
+def fit(
+    comps: Comparisons,
+    random_levels: np.ndarray,
+    compares: list[Compare],
+    prior: float | None,
+    iterations: int,
+    sessions: list[Session],
+) -> Model:
     """m, u and prior: given ones kept, u from random pairs, m by EM, one session per blocking pass.
 
     Pairs found by a blocking key agree on that key's fields by construction, so each
@@ -114,8 +135,10 @@ def fit(comps: Comparisons, random_levels: np.ndarray, compares: list[Compare], 
     the pair-weighted mean over the sessions that estimated it.  The prior is then fitted
     on all candidate pairs with every m and u fixed.
     """
-    u = [np.asarray(c.u) if c.u else np.asarray(level_shares(random_levels[:, j], c.n_levels))
-         for j, c in enumerate(compares)]
+    u = [
+        np.asarray(c.u) if c.u else np.asarray(level_shares(random_levels[:, j], c.n_levels))
+        for j, c in enumerate(compares)
+    ]
     m = [np.asarray(c.m) if c.m else np.asarray(default_m(c.n_levels)) for c in compares]
     given = {j for j, c in enumerate(compares) if c.m}
     sums: dict[int, np.ndarray] = {}
@@ -127,8 +150,15 @@ def fit(comps: Comparisons, random_levels: np.ndarray, compares: list[Compare], 
         if not todo or len(s.rows) < 50:
             continue
         pats, counts, _ = patterns(comps.levels[s.rows][:, use])
-        est, _, n = em(pats, counts, [m[j] for j in use], [u[j] for j in use], 0.1,
-                       {i for i, j in enumerate(use) if j in given}, iterations)
+        est, _, n = em(
+            pats,
+            counts,
+            [m[j] for j in use],
+            [u[j] for j in use],
+            0.1,
+            {i for i, j in enumerate(use) if j in given},
+            iterations,
+        )
         done += n
         for i, j in enumerate(use):
             if j in todo:
@@ -141,9 +171,13 @@ def fit(comps: Comparisons, random_levels: np.ndarray, compares: list[Compare], 
     if prior is None and counts.sum() >= 50 and iterations:
         _, fitted, n = em(pats, counts, m, u, 0.1, set(range(len(compares))), iterations)
         done += n
-    return Model({c.name: list(map(float, m[j])) for j, c in enumerate(compares)},
-                 {c.name: list(map(float, u[j])) for j, c in enumerate(compares)}, fitted, done,
-                 [compares[j].name for j in sums])
+    return Model(
+        {c.name: list(map(float, m[j])) for j, c in enumerate(compares)},
+        {c.name: list(map(float, u[j])) for j, c in enumerate(compares)},
+        fitted,
+        done,
+        [compares[j].name for j in sums],
+    )
 
 
 def probabilities(comps: Comparisons, model: Model) -> np.ndarray:

@@ -18,21 +18,22 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+from crmkit.db.sql import q
+from crmkit.dedupe.engine import DECISION_SCHEMA
+from crmkit.dedupe.merge import MergePlan, merge_plan
+from crmkit.dedupe.rules import DedupeError, Rules
+from crmkit.dedupe.survive import KEY, SOURCE
 from crmkit.errors import TargetError
+from crmkit.migrate.load import Loader, open_loader
 from crmkit.schema.models import ENTITY_MODELS
 from crmkit.schema.target import TargetField, entities
-from dedupe.engine import DECISION_SCHEMA
-from dedupe.merge import MergePlan, merge_plan
-from dedupe.rules import DedupeError, Rules
-from dedupe.survive import KEY, SOURCE
-from migrate.load import Loader, open_loader, q
 
 ID = "__id"
 MAP = "_crmkit_merge_map"  # work tables, created and dropped inside one transaction
 STAGE = "_crmkit_decisions_stage"
 
 
-from migrate.audit import now, operator_name  # noqa: E402  (one definition of who and when)
+from crmkit.audit import now, operator_name  # noqa: E402  (one definition of who and when)
 
 
 def value_fields(entity: str) -> list[TargetField]:
@@ -87,33 +88,47 @@ def load_entity(loader: Loader, entity: str) -> pl.DataFrame:
     cols = ", ".join(q(f.name) for f in fields)
     frame = loader.query(f"SELECT id, source_name, legacy_key, {cols} FROM {q(entity)} ORDER BY id")
     if frame.height == 0:
-        frame = pl.DataFrame(schema={"id": pl.Int64, "source_name": pl.String, "legacy_key": pl.String,
-                                     **{f.name: f.dtype for f in fields}})
+        frame = pl.DataFrame(
+            schema={
+                "id": pl.Int64,
+                "source_name": pl.String,
+                "legacy_key": pl.String,
+                **{f.name: f.dtype for f in fields},
+            }
+        )
     frame = typed(frame, fields)
     return frame.select(
         pl.col("id").cast(pl.Int64).alias(ID),
         pl.col("source_name").cast(pl.String).fill_null("crm").alias(SOURCE),
-        pl.coalesce(pl.col("legacy_key").cast(pl.String),
-                    pl.concat_str([pl.lit("id:"), pl.col("id").cast(pl.String)])).alias(KEY),
+        pl.coalesce(
+            pl.col("legacy_key").cast(pl.String), pl.concat_str([pl.lit("id:"), pl.col("id").cast(pl.String)])
+        ).alias(KEY),
         *(pl.col(f.name) for f in fields),
     )
 
 
 def target_decisions(loader: Loader, entity: str) -> pl.DataFrame:
-    frame = loader.query("SELECT left_source, left_key, right_source, right_key, decision "
-                         "FROM crmkit_dedupe_decisions WHERE entity = ?", (entity,))
+    frame = loader.query(
+        "SELECT left_source, left_key, right_source, right_key, decision FROM crmkit_dedupe_decisions WHERE entity = ?",
+        (entity,),
+    )
     return frame.cast(DECISION_SCHEMA) if frame.height else pl.DataFrame(schema=DECISION_SCHEMA)  # type: ignore[arg-type]
 
 
 def _ordered_pairs(decisions: pl.DataFrame) -> pl.DataFrame:
     """Left sorts before right, so a pair has one spelling."""
-    swap = pl.concat_str(["left_source", "left_key"], separator="\x1f") > \
-        pl.concat_str(["right_source", "right_key"], separator="\x1f")
+    swap = pl.concat_str(["left_source", "left_key"], separator="\x1f") > pl.concat_str(
+        ["right_source", "right_key"], separator="\x1f"
+    )
     return decisions.select(
-        *(pl.when(swap).then(pl.col(f"right_{x}")).otherwise(pl.col(f"left_{x}")).alias(f"left_{x}")
-          for x in ("source", "key")),
-        *(pl.when(swap).then(pl.col(f"left_{x}")).otherwise(pl.col(f"right_{x}")).alias(f"right_{x}")
-          for x in ("source", "key")),
+        *(
+            pl.when(swap).then(pl.col(f"right_{x}")).otherwise(pl.col(f"left_{x}")).alias(f"left_{x}")
+            for x in ("source", "key")
+        ),
+        *(
+            pl.when(swap).then(pl.col(f"left_{x}")).otherwise(pl.col(f"right_{x}")).alias(f"right_{x}")
+            for x in ("source", "key")
+        ),
         "decision",
     ).unique(["left_source", "left_key", "right_source", "right_key"], keep="last", maintain_order=True)
 
@@ -124,18 +139,27 @@ def save_decisions(loader: Loader, entity: str, decisions: pl.DataFrame, who: st
     if d.height == 0:
         return 0
     loader.execute(f"DROP TABLE IF EXISTS {q(STAGE)}")
-    loader.execute(f"CREATE TABLE {q(STAGE)} AS SELECT left_source, left_key, right_source, "
-                   f"right_key FROM crmkit_dedupe_decisions WHERE 1 = 0")
+    loader.execute(
+        f"CREATE TABLE {q(STAGE)} AS SELECT left_source, left_key, right_source, "
+        f"right_key FROM crmkit_dedupe_decisions WHERE 1 = 0"
+    )
     loader.append(STAGE, d.drop("decision"))
     loader.execute(
         f"DELETE FROM crmkit_dedupe_decisions WHERE entity = ? AND EXISTS (SELECT 1 FROM {q(STAGE)} s WHERE "
         "s.left_source = crmkit_dedupe_decisions.left_source AND s.left_key = crmkit_dedupe_decisions.left_key AND "
         "s.right_source = crmkit_dedupe_decisions.right_source AND s.right_key = crmkit_dedupe_decisions.right_key)",
-        (entity,))
+        (entity,),
+    )
     loader.execute(f"DROP TABLE {q(STAGE)}")
-    loader.append("crmkit_dedupe_decisions", d.with_columns(
-        pl.lit(entity).alias("entity"), pl.lit(who).alias("decided_by"), pl.lit(now()).alias("decided_at"),
-        pl.lit(origin[:500]).alias("origin")))
+    loader.append(
+        "crmkit_dedupe_decisions",
+        d.with_columns(
+            pl.lit(entity).alias("entity"),
+            pl.lit(who).alias("decided_by"),
+            pl.lit(now()).alias("decided_at"),
+            pl.lit(origin[:500]).alias("origin"),
+        ),
+    )
     return d.height
 
 
@@ -174,12 +198,26 @@ class MergeReport:
     plan: MergePlan | None = None
 
     def to_json(self) -> dict[str, object]:
-        return {"entity": self.entity, "rules": self.rules, "rows": self.rows, "clusters": self.clusters,
-                "merged": self.merged, "review": self.review, "relinked": self.relinked, "dry_run": self.dry_run}
+        return {
+            "entity": self.entity,
+            "rules": self.rules,
+            "rows": self.rows,
+            "clusters": self.clusters,
+            "merged": self.merged,
+            "review": self.review,
+            "relinked": self.relinked,
+            "dry_run": self.dry_run,
+        }
 
 
-def merge_in_target(url: str, entity: str, rules: Rules, decisions: pl.DataFrame | None = None,
-                    who: str | None = None, dry_run: bool = False) -> MergeReport:
+def merge_in_target(
+    url: str,
+    entity: str,
+    rules: Rules,
+    decisions: pl.DataFrame | None = None,
+    who: str | None = None,
+    dry_run: bool = False,
+) -> MergeReport:
     """Deduplicate the rows of ``entity`` already in the target (see the module docstring)."""
     from crmkit.schema.versions import ensure_schema
 
@@ -190,8 +228,16 @@ def merge_in_target(url: str, entity: str, rules: Rules, decisions: pl.DataFrame
         rows = load_entity(loader, entity)
         known = [d for d in (decisions, target_decisions(loader, entity)) if d is not None and d.height]
         plan = merge_plan(rows, rules, pl.concat(known) if known else None, [f.name for f in fields])
-        report = MergeReport(entity, rules.name, rows.height, plan.result.stats.clusters, plan.merged_count,
-                             plan.result.stats.review, dry_run=dry_run, plan=plan)
+        report = MergeReport(
+            entity,
+            rules.name,
+            rows.height,
+            plan.result.stats.clusters,
+            plan.merged_count,
+            plan.result.stats.review,
+            dry_run=dry_run,
+            plan=plan,
+        )
         if dry_run or plan.merged_count == 0:
             return report
         loader.begin()
@@ -207,12 +253,22 @@ def merge_in_target(url: str, entity: str, rules: Rules, decisions: pl.DataFrame
 
 
 def _ids(rows: pl.DataFrame, frame: pl.DataFrame, src: str, key: str, alias: str) -> pl.DataFrame:
-    return frame.join(rows.select(pl.col(SOURCE).alias(src), pl.col(KEY).alias(key), pl.col(ID).alias(alias)),
-                      on=[src, key], how="left")
+    return frame.join(
+        rows.select(pl.col(SOURCE).alias(src), pl.col(KEY).alias(key), pl.col(ID).alias(alias)),
+        on=[src, key],
+        how="left",
+    )
 
 
-def _apply(loader: Loader, entity: str, rows: pl.DataFrame, plan: MergePlan, fields: list[TargetField],
-           rules_name: str, who: str) -> dict[str, int]:
+def _apply(
+    loader: Loader,
+    entity: str,
+    rows: pl.DataFrame,
+    plan: MergePlan,
+    fields: list[TargetField],
+    rules_name: str,
+    who: str,
+) -> dict[str, int]:
     names = [f.name for f in fields]
     members = _ids(rows, plan.members, SOURCE, KEY, "own_id")
     members = _ids(rows, members, "survivor_source", "survivor_key", "survivor_id")
@@ -223,22 +279,33 @@ def _apply(loader: Loader, entity: str, rows: pl.DataFrame, plan: MergePlan, fie
     merge_ids = loader.next_ids("crmkit_merges", members.height)
     stamp = now()
     merge_rows = members.with_columns(merge_ids.alias("id")).select(
-        "id", pl.lit(entity).alias("entity"),
+        "id",
+        pl.lit(entity).alias("entity"),
         pl.when(is_survivor).then(pl.lit("survivor")).otherwise(pl.lit("merged")).alias("role"),
-        pl.col(SOURCE).alias("source_name"), pl.col(KEY).alias("legacy_key"), "survivor_id",
-        pl.col("own_id").alias("original_id"), pl.col("probability").cast(pl.Float64),
-        as_json(members, names).alias("values_json"), pl.lit(rules_name).alias("rules_name"),
-        pl.lit(None, dtype=pl.Int64).alias("run_id"), pl.lit(who).alias("operator"), pl.lit(stamp).alias("merged_at"),
+        pl.col(SOURCE).alias("source_name"),
+        pl.col(KEY).alias("legacy_key"),
+        "survivor_id",
+        pl.col("own_id").alias("original_id"),
+        pl.col("probability").cast(pl.Float64),
+        as_json(members, names).alias("values_json"),
+        pl.lit(rules_name).alias("rules_name"),
+        pl.lit(None, dtype=pl.Int64).alias("run_id"),
+        pl.lit(who).alias("operator"),
+        pl.lit(stamp).alias("merged_at"),
     )
     loader.append("crmkit_merges", merge_rows)
     mapping = merge_rows.filter(pl.col("role") == "merged").select(
-        pl.col("original_id").alias("merged_id"), "survivor_id", pl.col("id").alias("merge_id"))
+        pl.col("original_id").alias("merged_id"), "survivor_id", pl.col("id").alias("merge_id")
+    )
     loader.execute(f"DROP TABLE IF EXISTS {q(MAP)}")
     loader.execute(f"CREATE TABLE {q(MAP)} (merged_id INTEGER, survivor_id INTEGER, merge_id INTEGER)")
     loader.append(MAP, mapping)
     relinked = _relink(loader, entity)
-    loader.execute(f"UPDATE crmkit_id_map SET target_id = m.survivor_id FROM {q(MAP)} AS m "
-                   f"WHERE crmkit_id_map.entity = ? AND crmkit_id_map.target_id = m.merged_id", (entity,))
+    loader.execute(
+        f"UPDATE crmkit_id_map SET target_id = m.survivor_id FROM {q(MAP)} AS m "
+        f"WHERE crmkit_id_map.entity = ? AND crmkit_id_map.target_id = m.merged_id",
+        (entity,),
+    )
     golden = _ids(rows, plan.golden, SOURCE, KEY, "id").select(pl.col("id"), *names)
     loader.update(entity, typed(golden, fields))
     write_lineage(loader, entity, _ids(rows, plan.lineage, "survivor_source", "survivor_key", "target_id"), None)
@@ -255,11 +322,14 @@ def _relink(loader: Loader, entity: str) -> dict[str, int]:
         loader.execute(
             f"INSERT INTO crmkit_merge_relinks (merge_id, table_name, column_name, row_id) "
             f"SELECT m.merge_id, ?, ?, t.id FROM {q(table)} t JOIN {q(MAP)} m ON t.{q(column)} = m.merged_id",
-            (table, column))
+            (table, column),
+        )
         moved = int(loader.scalar("SELECT count(*) FROM crmkit_merge_relinks") or 0) - int(before or 0)
         if moved:
-            loader.execute(f"UPDATE {q(table)} SET {q(column)} = m.survivor_id FROM {q(MAP)} AS m "
-                           f"WHERE {q(table)}.{q(column)} = m.merged_id")
+            loader.execute(
+                f"UPDATE {q(table)} SET {q(column)} = m.survivor_id FROM {q(MAP)} AS m "
+                f"WHERE {q(table)}.{q(column)} = m.merged_id"
+            )
             out[f"{table}.{column}"] = moved
     return out
 
@@ -270,17 +340,27 @@ def write_lineage(loader: Loader, entity: str, lineage: pl.DataFrame, run_id: in
         return
     ids = lineage["target_id"].unique().cast(pl.Int64).to_list()
     for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
+        chunk = ids[start : start + 500]
         marks = ", ".join("?" for _ in chunk)
-        loader.execute(f"DELETE FROM crmkit_field_lineage WHERE entity = ? AND target_id IN ({marks})",
-                       (entity, *chunk))
-    loader.append("crmkit_field_lineage", lineage.select(
-        pl.lit(entity).alias("entity"), pl.col("target_id").cast(pl.Int64), "field", "source_name", "legacy_key",
-        pl.lit(run_id, dtype=pl.Int64).alias("run_id")))
+        loader.execute(
+            f"DELETE FROM crmkit_field_lineage WHERE entity = ? AND target_id IN ({marks})", (entity, *chunk)
+        )
+    loader.append(
+        "crmkit_field_lineage",
+        lineage.select(
+            pl.lit(entity).alias("entity"),
+            pl.col("target_id").cast(pl.Int64),
+            "field",
+            "source_name",
+            "legacy_key",
+            pl.lit(run_id, dtype=pl.Int64).alias("run_id"),
+        ),
+    )
 
 
-def record_merges(loader: Loader, entity: str, plan: MergePlan, survivor_ids: pl.DataFrame, run_id: int,
-                  rules_name: str, who: str) -> None:
+def record_merges(
+    loader: Loader, entity: str, plan: MergePlan, survivor_ids: pl.DataFrame, run_id: int, rules_name: str, who: str
+) -> None:
     """For a migration that merged before loading: merge lineage and field lineage, in its transaction.
 
     Idempotent across runs: members already recorded with the same golden row are skipped.
@@ -288,26 +368,37 @@ def record_merges(loader: Loader, entity: str, plan: MergePlan, survivor_ids: pl
     it was loaded as).  The merged records' own values are kept (``original_id`` NULL: they
     never had a row), so ``crmkit dedupe unmerge`` can create their rows.
     """
-    ids = survivor_ids.select(pl.col(SOURCE).alias("survivor_source"), pl.col(KEY).alias("survivor_key"),
-                              pl.col("target_id").alias("survivor_id"))
+    ids = survivor_ids.select(
+        pl.col(SOURCE).alias("survivor_source"),
+        pl.col(KEY).alias("survivor_key"),
+        pl.col("target_id").alias("survivor_id"),
+    )
     rec = plan.result.records
     names = [c for c in plan.golden.columns if not c.startswith("__")]
     members = plan.members.join(ids, on=["survivor_source", "survivor_key"], how="inner")
     members = members.join(rec.select(SOURCE, KEY, *names), on=[SOURCE, KEY], how="left").join(
-        plan.merged.select(SOURCE, KEY, "probability"), on=[SOURCE, KEY], how="left")
+        plan.merged.select(SOURCE, KEY, "probability"), on=[SOURCE, KEY], how="left"
+    )
     is_survivor = (pl.col(SOURCE) == pl.col("survivor_source")) & (pl.col(KEY) == pl.col("survivor_key"))
     known = _active(loader, entity, "1 = 1", ()).select(
-        pl.col("source_name").alias(SOURCE), pl.col("legacy_key").alias(KEY), "survivor_id")
+        pl.col("source_name").alias(SOURCE), pl.col("legacy_key").alias(KEY), "survivor_id"
+    )
     members = members.join(known, on=[SOURCE, KEY, "survivor_id"], how="anti")  # a later run: only what is new
     if members.height == 0:
         return
     rows = members.with_columns(loader.next_ids("crmkit_merges", members.height).alias("id")).select(
-        "id", pl.lit(entity).alias("entity"),
+        "id",
+        pl.lit(entity).alias("entity"),
         pl.when(is_survivor).then(pl.lit("survivor")).otherwise(pl.lit("merged")).alias("role"),
-        pl.col(SOURCE).alias("source_name"), pl.col(KEY).alias("legacy_key"), "survivor_id",
+        pl.col(SOURCE).alias("source_name"),
+        pl.col(KEY).alias("legacy_key"),
+        "survivor_id",
         pl.when(is_survivor).then(pl.col("survivor_id")).otherwise(None).alias("original_id"),
-        pl.col("probability").cast(pl.Float64), as_json(members, names).alias("values_json"),
-        pl.lit(rules_name).alias("rules_name"), pl.lit(run_id).alias("run_id"), pl.lit(who).alias("operator"),
+        pl.col("probability").cast(pl.Float64),
+        as_json(members, names).alias("values_json"),
+        pl.lit(rules_name).alias("rules_name"),
+        pl.lit(run_id).alias("run_id"),
+        pl.lit(who).alias("operator"),
         pl.lit(now()).alias("merged_at"),
     )
     loader.append("crmkit_merges", rows)
@@ -327,23 +418,39 @@ class UnmergeReport:
     golden_restored: bool = False
 
     def to_json(self) -> dict[str, object]:
-        return {"entity": self.entity, "golden_id": self.golden_id, "restored": self.restored,
-                "relinked": self.relinked, "golden_restored": self.golden_restored}
+        return {
+            "entity": self.entity,
+            "golden_id": self.golden_id,
+            "restored": self.restored,
+            "relinked": self.relinked,
+            "golden_restored": self.golden_restored,
+        }
 
 
 def _active(loader: Loader, entity: str, where: str, params: tuple[object, ...]) -> pl.DataFrame:
     frame = loader.query(
         f"SELECT id, role, source_name, legacy_key, survivor_id, original_id, values_json FROM crmkit_merges "
-        f"WHERE entity = ? AND undone_at IS NULL AND {where} ORDER BY id", (entity, *params))
+        f"WHERE entity = ? AND undone_at IS NULL AND {where} ORDER BY id",
+        (entity, *params),
+    )
     if frame.height == 0:
-        return pl.DataFrame(schema={"id": pl.Int64, "role": pl.String, "source_name": pl.String,
-                                    "legacy_key": pl.String, "survivor_id": pl.Int64, "original_id": pl.Int64,
-                                    "values_json": pl.String})
+        return pl.DataFrame(
+            schema={
+                "id": pl.Int64,
+                "role": pl.String,
+                "source_name": pl.String,
+                "legacy_key": pl.String,
+                "survivor_id": pl.Int64,
+                "original_id": pl.Int64,
+                "values_json": pl.String,
+            }
+        )
     return frame.with_columns(pl.col("id", "survivor_id", "original_id").cast(pl.Int64))
 
 
-def unmerge(url: str, entity: str, golden_id: int | None = None, key: tuple[str, str] | None = None,
-            who: str | None = None) -> UnmergeReport:
+def unmerge(
+    url: str, entity: str, golden_id: int | None = None, key: tuple[str, str] | None = None, who: str | None = None
+) -> UnmergeReport:
     """Undo a merge: every merged record of golden row ``golden_id`` (or just the one record ``key``,
     as (source, legacy key)) becomes its own row again, with its legacy keys and child rows."""
     from crmkit.schema.versions import ensure_schema
@@ -365,38 +472,50 @@ def unmerge(url: str, entity: str, golden_id: int | None = None, key: tuple[str,
         loader.close()
 
 
-def _unmerge_targets(loader: Loader, entity: str, golden_id: int | None,
-                     key: tuple[str, str] | None) -> tuple[pl.DataFrame, int]:
+def _unmerge_targets(
+    loader: Loader, entity: str, golden_id: int | None, key: tuple[str, str] | None
+) -> tuple[pl.DataFrame, int]:
     if key is not None:
         found = _active(loader, entity, "source_name = ? AND legacy_key = ? AND role = 'merged'", key)
         if found.height == 0:
-            raise TargetError(f"{entity}: {key[0]}:{key[1]} is not merged into another row "
-                              f"(see crmkit_merges; give --golden ID to undo a whole merge)")
+            raise TargetError(
+                f"{entity}: {key[0]}:{key[1]} is not merged into another row "
+                f"(see crmkit_merges; give --golden ID to undo a whole merge)"
+            )
         return found, int(found["survivor_id"][0])
     assert golden_id is not None
     found = _active(loader, entity, "survivor_id = ? AND role = 'merged'", (golden_id,))
     if found.height == 0:
-        raise TargetError(f"{entity}: row {golden_id} is not a golden row of an active merge "
-                          f"(nothing to unmerge; see crmkit_merges)")
+        raise TargetError(
+            f"{entity}: row {golden_id} is not a golden row of an active merge (nothing to unmerge; see crmkit_merges)"
+        )
     return found, golden_id
 
 
-def _undo(loader: Loader, entity: str, golden_id: int, targets: pl.DataFrame, fields: list[TargetField],
-          whole: bool, who: str) -> UnmergeReport:
+def _undo(
+    loader: Loader, entity: str, golden_id: int, targets: pl.DataFrame, fields: list[TargetField], whole: bool, who: str
+) -> UnmergeReport:
     report = UnmergeReport(entity, golden_id)
     stamp = now()
-    taken = set(loader.query(f"SELECT id FROM {q(entity)}")["id"].cast(pl.Int64).to_list()) \
-        if targets["original_id"].is_not_null().any() else set()
+    taken = (
+        set(loader.query(f"SELECT id FROM {q(entity)}")["id"].cast(pl.Int64).to_list())
+        if targets["original_id"].is_not_null().any()
+        else set()
+    )
     fresh = iter(loader.next_ids(entity, targets.height).to_list())
     new_ids = [int(o) if o is not None and o not in taken else next(fresh) for o in targets["original_id"].to_list()]
     values = from_json(targets["values_json"], fields).with_columns(
-        pl.col(f.name).fill_null(pl.lit(f.default, dtype=f.dtype)) for f in fields if f.default is not None)
-    restored = values.with_columns(pl.Series("id", new_ids, dtype=pl.Int64), targets["source_name"],
-                                   targets["legacy_key"])
+        pl.col(f.name).fill_null(pl.lit(f.default, dtype=f.dtype)) for f in fields if f.default is not None
+    )
+    restored = values.with_columns(
+        pl.Series("id", new_ids, dtype=pl.Int64), targets["source_name"], targets["legacy_key"]
+    )
     loader.append(entity, restored.select("id", "source_name", "legacy_key", *(f.name for f in fields)))
     for row, new_id in zip(targets.iter_rows(named=True), new_ids):
-        loader.execute("UPDATE crmkit_id_map SET target_id = ? WHERE entity = ? AND source_name = ? AND legacy_key = ?",
-                       (new_id, entity, row["source_name"], row["legacy_key"]))
+        loader.execute(
+            "UPDATE crmkit_id_map SET target_id = ? WHERE entity = ? AND source_name = ? AND legacy_key = ?",
+            (new_id, entity, row["source_name"], row["legacy_key"]),
+        )
         report.relinked += _relink_back(loader, entity, int(row["id"]), golden_id, new_id)
         loader.execute("UPDATE crmkit_merges SET undone_at = ? WHERE id = ?", (stamp, row["id"]))
         report.restored.append({"source": row["source_name"], "key": row["legacy_key"], "id": new_id})
@@ -409,18 +528,29 @@ def _undo(loader: Loader, entity: str, golden_id: int, targets: pl.DataFrame, fi
 def _relink_back(loader: Loader, entity: str, merge_id: int, golden_id: int, new_id: int) -> int:
     moved = 0
     for table, column in child_columns(entity):
-        sub = (f"SELECT row_id FROM crmkit_merge_relinks WHERE merge_id = ? AND table_name = ? AND column_name = ?")
-        n = loader.scalar(f"SELECT count(*) FROM {q(table)} WHERE {q(column)} = ? AND id IN ({sub})",
-                          (golden_id, merge_id, table, column))
+        sub = "SELECT row_id FROM crmkit_merge_relinks WHERE merge_id = ? AND table_name = ? AND column_name = ?"
+        n = loader.scalar(
+            f"SELECT count(*) FROM {q(table)} WHERE {q(column)} = ? AND id IN ({sub})",
+            (golden_id, merge_id, table, column),
+        )
         if n:
-            loader.execute(f"UPDATE {q(table)} SET {q(column)} = ? WHERE {q(column)} = ? AND id IN ({sub})",
-                           (new_id, golden_id, merge_id, table, column))
+            loader.execute(
+                f"UPDATE {q(table)} SET {q(column)} = ? WHERE {q(column)} = ? AND id IN ({sub})",
+                (new_id, golden_id, merge_id, table, column),
+            )
             moved += int(n)
     return moved
 
 
-def _restore_golden(loader: Loader, entity: str, golden_id: int, targets: pl.DataFrame, fields: list[TargetField],
-                    whole: bool, stamp: dt.datetime) -> None:
+def _restore_golden(
+    loader: Loader,
+    entity: str,
+    golden_id: int,
+    targets: pl.DataFrame,
+    fields: list[TargetField],
+    whole: bool,
+    stamp: dt.datetime,
+) -> None:
     """The golden row gets back its own record's values: all of them, or those the removed records gave it."""
     own = _active(loader, entity, "survivor_id = ? AND role = 'survivor'", (golden_id,))
     if own.height == 0:
@@ -431,27 +561,31 @@ def _restore_golden(loader: Loader, entity: str, golden_id: int, targets: pl.Dat
         loader.execute("DELETE FROM crmkit_field_lineage WHERE entity = ? AND target_id = ?", (entity, golden_id))
         loader.execute("UPDATE crmkit_merges SET undone_at = ? WHERE id = ?", (stamp, int(own["id"][0])))
         return
-    lineage = loader.query("SELECT field, source_name, legacy_key FROM crmkit_field_lineage "
-                           "WHERE entity = ? AND target_id = ?", (entity, golden_id))
+    lineage = loader.query(
+        "SELECT field, source_name, legacy_key FROM crmkit_field_lineage WHERE entity = ? AND target_id = ?",
+        (entity, golden_id),
+    )
     gone = {(r["source_name"], r["legacy_key"]) for r in targets.iter_rows(named=True)}
     back = [r["field"] for r in lineage.iter_rows(named=True) if (r["source_name"], r["legacy_key"]) in gone]
     if back:
         loader.update(entity, values.select("id", *back))
         marks = ", ".join("?" for _ in back)
-        loader.execute(f"UPDATE crmkit_field_lineage SET source_name = ?, legacy_key = ? WHERE entity = ? "
-                       f"AND target_id = ? AND field IN ({marks})",
-                       (own["source_name"][0], own["legacy_key"][0], entity, golden_id, *back))
+        loader.execute(
+            f"UPDATE crmkit_field_lineage SET source_name = ?, legacy_key = ? WHERE entity = ? "
+            f"AND target_id = ? AND field IN ({marks})",
+            (own["source_name"][0], own["legacy_key"][0], entity, golden_id, *back),
+        )
 
 
 def _never_again(loader: Loader, entity: str, golden_id: int, targets: pl.DataFrame, who: str) -> None:
     """'not a match' between each restored record and the records it was merged with."""
-    group = loader.query("SELECT source_name, legacy_key FROM crmkit_merges WHERE entity = ? AND survivor_id = ?",
-                         (entity, golden_id))
+    group = loader.query(
+        "SELECT source_name, legacy_key FROM crmkit_merges WHERE entity = ? AND survivor_id = ?", (entity, golden_id)
+    )
     pairs = []
     for t in targets.iter_rows(named=True):
         for g in group.iter_rows(named=True):
             if (g["source_name"], g["legacy_key"]) != (t["source_name"], t["legacy_key"]):
                 pairs.append((t["source_name"], t["legacy_key"], g["source_name"], g["legacy_key"], "not_a_match"))
     if pairs:
-        save_decisions(loader, entity, pl.DataFrame(pairs, schema=list(DECISION_SCHEMA), orient="row"), who,
-                       "unmerge")
+        save_decisions(loader, entity, pl.DataFrame(pairs, schema=list(DECISION_SCHEMA), orient="row"), who, "unmerge")

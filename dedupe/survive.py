@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 if TYPE_CHECKING:
-    from dedupe.rules import Survive, Survivorship
+    from crmkit.dedupe.rules import Survive, Survivorship
 
 SOURCE, KEY, RID, CLUSTER = "__source", "__key", "__rid", "__cluster"
 
@@ -71,8 +71,13 @@ def _complete(field: str | None, spec: Survive, ctx: Context) -> pl.Expr:
 @register("most_recent")
 def _recent(field: str | None, spec: Survive, ctx: Context) -> pl.Expr:
     assert spec.by is not None
-    as_time = pl.col(spec.by).cast(pl.String).str.slice(0, 19).str.replace("T", " ") \
+    as_time = (
+        pl.col(spec.by)
+        .cast(pl.String)
+        .str.slice(0, 19)
+        .str.replace("T", " ")
         .str.to_datetime(strict=False, time_unit="us")
+    )
     return -as_time.cast(pl.Int64)  # nulls sort last
 
 
@@ -94,7 +99,8 @@ def _pick(frame: pl.DataFrame, field: str | None, spec: Survive, ctx: Context) -
     """One record per cluster: the winner under ``spec`` (ties: source priority, completeness, order)."""
     cand = frame if field is None else frame.filter(pl.col(field).is_not_null())
     keyed = cand.with_columns(
-        RULES[spec.rule](field, spec, ctx).alias("__k1"), _source_rank(ctx).alias("__k2"),
+        RULES[spec.rule](field, spec, ctx).alias("__k1"),
+        _source_rank(ctx).alias("__k2"),
         _completeness(ctx).alias("__k3"),
     )
     ranked = keyed.sort([CLUSTER, "__k1", "__k2", "__k3", RID], nulls_last=True)
@@ -108,8 +114,9 @@ class Golden:
     lineage: pl.DataFrame  # __cluster, field, source_name, legacy_key
 
 
-def golden(members: pl.DataFrame, value_fields: list[str], surv: Survivorship,
-           survivors: pl.DataFrame | None = None) -> Golden:
+def golden(
+    members: pl.DataFrame, value_fields: list[str], surv: Survivorship, survivors: pl.DataFrame | None = None
+) -> Golden:
     """Golden records of ``members`` (__rid, __source, __key, __cluster, value fields...).
 
     ``survivors`` (__cluster, __rid) fixes the anchoring records; else the survivor rule picks them.
@@ -123,19 +130,25 @@ def golden(members: pl.DataFrame, value_fields: list[str], surv: Survivorship,
         spec = surv.fields.get(f, surv.default)
         won = _pick(members, f, spec, ctx).join(members.select(RID, SOURCE, KEY, f), on=RID, how="left")
         rows = rows.join(won.select(CLUSTER, f), on=CLUSTER, how="left")
-        lineage.append(won.select(CLUSTER, pl.lit(f).alias("field"), pl.col(SOURCE).alias("source_name"),
-                                  pl.col(KEY).alias("legacy_key")))
-    empty = pl.DataFrame(schema={CLUSTER: pl.Int64, "field": pl.String, "source_name": pl.String,
-                                 "legacy_key": pl.String})
+        lineage.append(
+            won.select(
+                CLUSTER, pl.lit(f).alias("field"), pl.col(SOURCE).alias("source_name"), pl.col(KEY).alias("legacy_key")
+            )
+        )
+    empty = pl.DataFrame(
+        schema={CLUSTER: pl.Int64, "field": pl.String, "source_name": pl.String, "legacy_key": pl.String}
+    )
     return Golden(survivors, rows, pl.concat(lineage) if lineage else empty)
 
 
 def check_fields(surv: Survivorship, columns: list[str], where: str) -> None:
     """Survivorship names only columns the records have."""
-    from dedupe.rules import DedupeError
+    from crmkit.dedupe.rules import DedupeError
 
-    for name, spec in [*surv.fields.items(), *((f"({k})", v) for k, v in
-                                                (("default", surv.default), ("survivor", surv.survivor)))]:
+    for name, spec in [
+        *surv.fields.items(),
+        *((f"({k})", v) for k, v in (("default", surv.default), ("survivor", surv.survivor))),
+    ]:
         if not name.startswith("(") and name not in columns:
             raise DedupeError(f"{where}: survivorship.fields.{name}: no such column (columns: {', '.join(columns)})")
         if spec.by and spec.by not in columns:

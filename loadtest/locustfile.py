@@ -26,8 +26,8 @@ from locust import FastHttpUser, LoadTestShape, events, task
 from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING, MasterRunner, WorkerRunner
 from locust.stats import PERCENTILES_TO_REPORT, StatsCSV, calculate_response_time_percentile
 
-from loadtest.groups import GROUPS, group_of
-from loadtest.thresholds import first_breach
+from crmkit.loadtest.groups import GROUPS, group_of
+from crmkit.loadtest.thresholds import first_breach
 
 PLAN_ENV = "CRMKIT_LOADTEST_PLAN"
 OUT_ENV = "CRMKIT_LOADTEST_OUT"
@@ -142,22 +142,29 @@ class SalesRep(Persona):
         if self.slot and self.slot["opportunities"]:
             opp = random.choice(self.slot["opportunities"])
             stage = random.choice(("qualification", "proposal", "negotiation"))
-            self.client.patch(f"/opportunities/{opp}", json={"stage": stage, "probability": random.randint(10, 90)},
-                              name="write PATCH /opportunities/{id}")
+            self.client.patch(
+                f"/opportunities/{opp}",
+                json={"stage": stage, "probability": random.randint(10, 90)},
+                name="write PATCH /opportunities/{id}",
+            )
 
     @task(1)
     def update_account(self) -> None:
         if self.slot:
             acct = random.choice(self.slot["accounts"])
-            self.client.patch(f"/accounts/{acct}", json={"tier": random.choice("ABC")},
-                              name="write PATCH /accounts/{id}")
+            self.client.patch(
+                f"/accounts/{acct}", json={"tier": random.choice("ABC")}, name="write PATCH /accounts/{id}"
+            )
 
     @task(2)
     def log_call(self) -> None:
         if self.slot:
             acct = random.choice(self.slot["accounts"])
-            self.client.post("/activities", json={"type": "call", "subject": "[loadtest] follow-up call",
-                                                  "account_id": acct}, name="write POST /activities")
+            self.client.post(
+                "/activities",
+                json={"type": "call", "subject": "[loadtest] follow-up call", "account_id": acct},
+                name="write POST /activities",
+            )
 
 
 NEXT_STATUS = {"new": "open", "open": "pending", "pending": "closed", "closed": "open"}
@@ -186,8 +193,9 @@ class ServiceAgent(Persona):
             status = NEXT_STATUS.get(case["status"], "open")
             body: dict[str, Any] = {"status": status}
             body["closed_at"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) if status == "closed" else None
-            with self.client.patch(f"/cases/{case['id']}", json=body, name="write PATCH /cases/{id}",
-                                   catch_response=True) as resp:
+            with self.client.patch(
+                f"/cases/{case['id']}", json=body, name="write PATCH /cases/{id}", catch_response=True
+            ) as resp:
                 if resp.status_code == 200:
                     case["status"] = status
 
@@ -212,8 +220,9 @@ class Manager(Persona):
     @task(2)
     def deals(self) -> None:
         if self.slot:
-            self.client.get("/opportunities", params={"stage": "negotiation", "limit": 50},
-                            name="read /opportunities?stage")
+            self.client.get(
+                "/opportunities", params={"stage": "negotiation", "limit": 50}, name="read /opportunities?stage"
+            )
 
     @task(2)
     def search(self) -> None:
@@ -260,12 +269,14 @@ class ProfileShape(LoadTestShape):
 
 def group_stats(stats: Any, elapsed_s: float) -> dict[str, dict[str, Any]]:
     """Requests, errors, rate and percentiles of every endpoint group, merged over its requests."""
-    merged: dict[str, dict[str, Any]] = {g: {"requests": 0, "failures": 0, "total_ms": 0.0, "max_ms": 0.0,
-                                             "times": defaultdict(int)} for g in GROUPS}
+    merged: dict[str, dict[str, Any]] = {
+        g: {"requests": 0, "failures": 0, "total_ms": 0.0, "max_ms": 0.0, "times": defaultdict(int)} for g in GROUPS
+    }
     for entry in stats.entries.values():
         for group in (group_of(entry.name), "all"):
-            g = merged.setdefault(group, {"requests": 0, "failures": 0, "total_ms": 0.0, "max_ms": 0.0,
-                                          "times": defaultdict(int)})
+            g = merged.setdefault(
+                group, {"requests": 0, "failures": 0, "total_ms": 0.0, "max_ms": 0.0, "times": defaultdict(int)}
+            )
             g["requests"] += entry.num_requests
             g["failures"] += entry.num_failures
             g["total_ms"] += entry.total_response_time
@@ -277,11 +288,19 @@ def group_stats(stats: Any, elapsed_s: float) -> dict[str, dict[str, Any]]:
 
 def _figures(g: dict[str, Any], elapsed_s: float) -> dict[str, Any]:
     n = g["requests"]
-    pct = {f"p{int(p * 100)}": float(calculate_response_time_percentile(g["times"], n, p)) if n else None
-           for p in (0.5, 0.95, 0.99)}
-    return {"requests": n, "failures": g["failures"], "error_rate": g["failures"] / n if n else None,
-            "rps": n / elapsed_s if elapsed_s > 0 else None, **pct,
-            "avg_ms": g["total_ms"] / n if n else None, "max_ms": float(g["max_ms"]) if n else None}
+    pct = {
+        f"p{int(p * 100)}": float(calculate_response_time_percentile(g["times"], n, p)) if n else None
+        for p in (0.5, 0.95, 0.99)
+    }
+    return {
+        "requests": n,
+        "failures": g["failures"],
+        "error_rate": g["failures"] / n if n else None,
+        "rps": n / elapsed_s if elapsed_s > 0 else None,
+        **pct,
+        "avg_ms": g["total_ms"] / n if n else None,
+        "max_ms": float(g["max_ms"]) if n else None,
+    }
 
 
 def _elapsed() -> float:
@@ -295,8 +314,9 @@ def _watch(environment: Any) -> None:
     gevent.sleep(PLAN["abort"]["after"])
     runner = environment.runner
     while runner.state not in (STATE_STOPPING, STATE_STOPPED, STATE_CLEANUP):
-        breach = first_breach(PLAN["thresholds"], group_stats(environment.stats, _elapsed()),
-                              PLAN["abort"]["min_requests"])
+        breach = first_breach(
+            PLAN["thresholds"], group_stats(environment.stats, _elapsed()), PLAN["abort"]["min_requests"]
+        )
         if breach:
             _run["abort"] = {"at_s": round(_elapsed(), 1), "check": breach.to_json(), "reason": breach.describe()}
             log.warning("aborting: %s", breach.describe())
@@ -312,6 +332,7 @@ def _watch(environment: Any) -> None:
 def _on_init(environment: Any, **_kw: Any) -> None:
     runner = environment.runner
     if isinstance(runner, MasterRunner):
+
         def send_plan(environment: Any, msg: Any, **_: Any) -> None:
             runner.send_message("crmkit_plan", PLAN, client_id=msg.node_id)
 
@@ -321,6 +342,7 @@ def _on_init(environment: Any, **_kw: Any) -> None:
         runner.register_message("crmkit_plan_request", send_plan)
         runner.register_message("crmkit_idle", count_idle)
     elif isinstance(runner, WorkerRunner):
+
         def receive(environment: Any, msg: Any, **_: Any) -> None:
             _install(msg.data, runner.worker_index, int(msg.data["workers"]))
 
@@ -357,9 +379,14 @@ def _on_quitting(environment: Any, **_kw: Any) -> None:
     if isinstance(environment.runner, WorkerRunner) or not out or PLAN is None:
         return
     _run["stopped"] = _run["stopped"] or time.time()
-    doc = {"elapsed_s": round(_elapsed(), 3), "groups": group_stats(environment.stats, _elapsed()),
-           "aborted": _run["abort"], "workers": PLAN["workers"], "idle_users": _run["idle_users"],
-           "user_count_at_end": environment.runner.user_count}
+    doc = {
+        "elapsed_s": round(_elapsed(), 3),
+        "groups": group_stats(environment.stats, _elapsed()),
+        "aborted": _run["abort"],
+        "workers": PLAN["workers"],
+        "idle_users": _run["idle_users"],
+        "user_count_at_end": environment.runner.user_count,
+    }
     # Locust's own --csv files are rewritten once a second and closed without a last write, so
     # they can miss the final requests; these are taken from the same stats as the summary and
     # replace them (loadtest.runner.FINAL_CSVS)

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from loadtest.profile import Profile
+from crmkit.loadtest.profile import Profile
 
 #: seconds a spike takes to reach its user count
 SPIKE_RISE_S = 1.0

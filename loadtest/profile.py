@@ -17,11 +17,11 @@ from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, fie
 
 from crmkit.config import Strict, load_model
 from crmkit.errors import ConfigError
-from loadtest.groups import GROUPS, PERSONA_GROUPS, PERSONAS
+from crmkit.loadtest.groups import GROUPS, PERSONA_GROUPS, PERSONAS
 
 PROFILE_DIR = Path("configs") / "loadtest"
 #: the profiles shipped with crmkit (used when the working directory has no configs/loadtest)
-BUILTIN_DIR = Path(__file__).resolve().parent.parent / "configs" / "loadtest"
+BUILTIN_DIR = Path(__file__).resolve().parent.parent / "configs" / "loadtest"  # crmkit/configs when installed
 MAX_DURATION_S = 24 * 3600
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 

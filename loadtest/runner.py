@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from crmkit.errors import CrmkitError
-from loadtest import data, plan as planning
-from loadtest.profile import load_profile, parse_seconds
-from loadtest.thresholds import Check, evaluate
+from crmkit.loadtest import data
+from crmkit.loadtest import plan as planning
+from crmkit.loadtest.profile import load_profile, parse_seconds
+from crmkit.loadtest.thresholds import Check, evaluate
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 #: seconds allowed on top of the profile's duration for processes to start and stop
@@ -76,18 +77,29 @@ class Result:
     def to_json(self) -> dict[str, Any]:
         p = self.plan
         return {
-            "profile": self.profile, "host": self.host, "target": self.target, "passed": self.passed,
-            "aborted": self.aborted, "elapsed_s": self.elapsed_s, "planned_s": p["duration_s"],
-            "peak_users": p["peak_users"], "workers": p["workers"], "personas": p["personas"],
-            "stages": p["stages"], "idle_users": self.idle_users, "groups": self.groups,
-            "thresholds": [c.to_json() for c in self.checks], "report_dir": self.report_dir, "files": self.files,
+            "profile": self.profile,
+            "host": self.host,
+            "target": self.target,
+            "passed": self.passed,
+            "aborted": self.aborted,
+            "elapsed_s": self.elapsed_s,
+            "planned_s": p["duration_s"],
+            "peak_users": p["peak_users"],
+            "workers": p["workers"],
+            "personas": p["personas"],
+            "stages": p["stages"],
+            "idle_users": self.idle_users,
+            "groups": self.groups,
+            "thresholds": [c.to_json() for c in self.checks],
+            "report_dir": self.report_dir,
+            "files": self.files,
         }
 
 
 def run(opts: Options) -> Result:
     """Run a load profile end to end; the result says whether every threshold held."""
-    from api.db import mask_url
-    from api.server import background_api, loopback_url
+    from crmkit.api.server import background_api, loopback_url
+    from crmkit.db.url import mask_url
 
     host = loopback_url(opts.host) if opts.host else None
     _check_options(opts)
@@ -108,11 +120,22 @@ def run(opts: Options) -> Result:
         outcome = _locust(opts, host, plan, plan_file, private / "groups.json", report_dir)
     plan.pop("slots", None)
     checks = evaluate(plan["thresholds"], outcome["groups"])
-    result = Result(path.stem, host, mask_url(opts.target), str(report_dir), plan, outcome["elapsed_s"],
-                    outcome["groups"], checks, outcome["aborted"], int(outcome.get("idle_users", 0)),
-                    _files(report_dir))
-    (report_dir / "summary.json").write_text(json.dumps(result.to_json(), indent=2, ensure_ascii=False),
-                                              encoding="utf-8")
+    result = Result(
+        path.stem,
+        host,
+        mask_url(opts.target),
+        str(report_dir),
+        plan,
+        outcome["elapsed_s"],
+        outcome["groups"],
+        checks,
+        outcome["aborted"],
+        int(outcome.get("idle_users", 0)),
+        _files(report_dir),
+    )
+    (report_dir / "summary.json").write_text(
+        json.dumps(result.to_json(), indent=2, ensure_ascii=False), encoding="utf-8"
+    )
     result.files["summary"] = str(report_dir / "summary.json")
     return result
 
@@ -124,7 +147,7 @@ def _check_options(opts: Options) -> None:
         raise LoadTestError("--api-workers must be at least 1")
     if opts.remote_workers and not opts.master_port:
         raise LoadTestError("--remote-workers needs --master-port, so that the workers know where to connect")
-    from api.server import is_loopback
+    from crmkit.api.server import is_loopback
 
     if not opts.remote_workers and not is_loopback(opts.master_bind):
         raise LoadTestError("--master-bind beyond loopback is only for --remote-workers")
@@ -142,12 +165,13 @@ def _duration(text: str | None) -> float | None:
     return seconds
 
 
-def _prepare(target: str, profile: Any, plan: dict[str, Any], workers: int, stack: ExitStack
-             ) -> dict[str, list[dict[str, Any]]]:
+def _prepare(
+    target: str, profile: Any, plan: dict[str, Any], workers: int, stack: ExitStack
+) -> dict[str, list[dict[str, Any]]]:
     """Read the target, partition its records into slots, mint tokens (revoked on the way out)."""
-    from api import auth
-    from api.db import make_engine
-    from api.server import prepare_target
+    from crmkit.api import auth
+    from crmkit.api.db import make_engine
+    from crmkit.api.server import prepare_target
 
     prepare_target(target)
     engine = make_engine(target, pool_size=1)
@@ -160,17 +184,35 @@ def _prepare(target: str, profile: Any, plan: dict[str, Any], workers: int, stac
     return slots
 
 
-def _locust(opts: Options, host: str, plan: dict[str, Any], plan_file: Path, out: Path,
-            report_dir: Path) -> dict[str, Any]:
+def _locust(
+    opts: Options, host: str, plan: dict[str, Any], plan_file: Path, out: Path, report_dir: Path
+) -> dict[str, Any]:
     """Run Locust headless (one process, or a master and workers); returns the group figures."""
-    from api.server import free_port, stop_processes
+    from crmkit.api.server import free_port, stop_processes
 
-    base = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--host", host, "--loglevel", "WARNING",
-            "--stop-timeout", f"{STOP_TIMEOUT_S:.0f}s"]
+    base = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(LOCUSTFILE),
+        "--host",
+        host,
+        "--loglevel",
+        "WARNING",
+        "--stop-timeout",
+        f"{STOP_TIMEOUT_S:.0f}s",
+    ]
     env = {k: v for k, v in os.environ.items() if k not in ("CRMKIT_TARGET", "CRMKIT_API_TARGET")}
     master_env = {**env, "CRMKIT_LOADTEST_PLAN": str(plan_file), "CRMKIT_LOADTEST_OUT": str(out)}
-    reports = ["--headless", "--csv", str(report_dir / "locust"), "--html", str(report_dir / "locust.html"),
-               "--only-summary"]
+    reports = [
+        "--headless",
+        "--csv",
+        str(report_dir / "locust"),
+        "--html",
+        str(report_dir / "locust.html"),
+        "--only-summary",
+    ]
     n_workers = opts.workers + opts.remote_workers
     log = (report_dir / "locust.log").open("w", encoding="utf-8")
     procs: list[subprocess.Popen[bytes]] = []
@@ -179,12 +221,27 @@ def _locust(opts: Options, host: str, plan: dict[str, Any], plan_file: Path, out
             procs.append(_spawn(base + reports, master_env, log))
         else:
             port = opts.master_port or free_port()
-            procs.append(_spawn(base + reports + ["--master", "--expect-workers", str(n_workers),
-                                                  "--master-bind-host", opts.master_bind,
-                                                  "--master-bind-port", str(port)], master_env, log))
+            procs.append(
+                _spawn(
+                    base
+                    + reports
+                    + [
+                        "--master",
+                        "--expect-workers",
+                        str(n_workers),
+                        "--master-bind-host",
+                        opts.master_bind,
+                        "--master-bind-port",
+                        str(port),
+                    ],
+                    master_env,
+                    log,
+                )
+            )
             for _ in range(opts.workers):
-                procs.append(_spawn(base + ["--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
-                                    env, log))
+                procs.append(
+                    _spawn(base + ["--worker", "--master-host", "127.0.0.1", "--master-port", str(port)], env, log)
+                )
         _wait(procs, plan["duration_s"] + STARTUP_S + STOP_TIMEOUT_S + GRACE_S, report_dir / "locust.log")
     finally:
         stop_processes(procs)
@@ -207,8 +264,9 @@ def _wait(procs: list[subprocess.Popen[bytes]], bound_s: float, log_path: Path) 
     try:
         procs[0].wait(timeout=bound_s)
     except subprocess.TimeoutExpired:
-        raise LoadTestError(f"the load test overran its bound of {bound_s:.0f} s and was stopped; "
-                            f"see {log_path}") from None
+        raise LoadTestError(
+            f"the load test overran its bound of {bound_s:.0f} s and was stopped; see {log_path}"
+        ) from None
     for p in procs[1:]:
         try:
             p.wait(timeout=STOP_TIMEOUT_S + 10)
@@ -217,7 +275,11 @@ def _wait(procs: list[subprocess.Popen[bytes]], bound_s: float, log_path: Path) 
 
 
 def _files(report_dir: Path) -> dict[str, str]:
-    names = {"html": "locust.html", "stats_csv": "locust_stats.csv", "history_csv": "locust_stats_history.csv",
-             "failures_csv": "locust_failures.csv", "log": "locust.log"}
+    names = {
+        "html": "locust.html",
+        "stats_csv": "locust_stats.csv",
+        "history_csv": "locust_stats_history.csv",
+        "failures_csv": "locust_failures.csv",
+        "log": "locust.log",
+    }
     return {k: str(report_dir / v) for k, v in names.items() if (report_dir / v).exists()}
-

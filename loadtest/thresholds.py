@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from loadtest.groups import METRICS
+from crmkit.loadtest.groups import METRICS
 
 #: measured figures of one endpoint group (see loadtest/locustfile.py: group_stats)
 GroupStats = dict[str, Any]
@@ -51,8 +51,9 @@ def measured(metric: str, stats: GroupStats) -> float | None:
     return float(stats["rps"] if metric == "min_rps" else stats[metric])
 
 
-def evaluate(thresholds: dict[str, dict[str, float]], groups: dict[str, GroupStats],
-             skip: tuple[str, ...] = ()) -> list[Check]:
+def evaluate(
+    thresholds: dict[str, dict[str, float]], groups: dict[str, GroupStats], skip: tuple[str, ...] = ()
+) -> list[Check]:
     """A Check per threshold.  A group that made no requests fails: nothing was shown to hold."""
     checks = []
     for group, limits in thresholds.items():
@@ -69,8 +70,9 @@ def evaluate(thresholds: dict[str, dict[str, float]], groups: dict[str, GroupSta
     return checks
 
 
-def first_breach(thresholds: dict[str, dict[str, float]], groups: dict[str, GroupStats],
-                 min_requests: int) -> Check | None:
+def first_breach(
+    thresholds: dict[str, dict[str, float]], groups: dict[str, GroupStats], min_requests: int
+) -> Check | None:
     """During a run: the first ceiling already broken by a group with enough requests, if any.
 
     Floors (``min_rps``) are not judged mid-run: a run ramping up has not reached its rate yet.

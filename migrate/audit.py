@@ -2,34 +2,37 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import getpass
-
-from migrate.load import Loader
+from crmkit.audit import now
+from crmkit.migrate.load import Loader
 
 
-def operator_name(given: str | None) -> str:
-    if given:
-        return given
-    try:
-        return getpass.getuser()
-    except Exception:
-        return "unknown"
-
-
-def now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-
-
-def record(loader: Loader, *, action: str, operator: str, target: str, outcome: str,
-           run_id: int | None = None, mapping_name: str | None = None, mapping_hash: str | None = None,
-           detail: str | None = None) -> None:
+def record(
+    loader: Loader,
+    *,
+    action: str,
+    operator: str,
+    target: str,
+    outcome: str,
+    run_id: int | None = None,
+    mapping_name: str | None = None,
+    mapping_hash: str | None = None,
+    detail: str | None = None,
+) -> None:
     """Append one audit entry in its own transaction.  ``target`` must already be masked."""
     loader.begin()
     loader.execute(
         "INSERT INTO crmkit_audit (at, operator, action, run_id, mapping_name, mapping_hash, target, outcome, detail) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (now().isoformat(sep=" ", timespec="seconds"), operator, action, run_id, mapping_name, mapping_hash,
-         target, outcome, detail),
+        (
+            now().isoformat(sep=" ", timespec="seconds"),
+            operator,
+            action,
+            run_id,
+            mapping_name,
+            mapping_hash,
+            target,
+            outcome,
+            detail,
+        ),
     )
     loader.commit()

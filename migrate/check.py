@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from migrate.extract import ROW
-from migrate.fields import ERRORS, KEY, Shaped, reason_list, ref_col
+from crmkit.migrate.extract import ROW
+from crmkit.migrate.fields import ERRORS, KEY, Shaped, reason_list, ref_col
 
 
 @dataclass
@@ -56,8 +56,11 @@ def _add_reasons(frame: pl.DataFrame, extra: list[pl.Expr]) -> pl.DataFrame:
     idx = "__rk_row"
     frame = frame.with_row_index(idx)
     more = frame.filter(has).select(idx, pl.concat_list([pl.col(ERRORS), reason_list(extra)]).alias("__rk_more"))
-    return frame.join(more, on=idx, how="left", maintain_order="left").with_columns(
-        pl.coalesce("__rk_more", ERRORS).alias(ERRORS)).drop(idx, "__rk_more")
+    return (
+        frame.join(more, on=idx, how="left", maintain_order="left")
+        .with_columns(pl.coalesce("__rk_more", ERRORS).alias(ERRORS))
+        .drop(idx, "__rk_more")
+    )
 
 
 def _required(shaped: Shaped, fname: str) -> bool:
@@ -79,8 +82,11 @@ def _key_reasons(frame: pl.DataFrame) -> pl.DataFrame:
         pl.when(key.is_null())
         .then(pl.lit("missing legacy key"))
         .when(pl.lit(repeated))
-        .then(pl.concat_str([pl.lit("duplicate legacy key '"), key, pl.lit("' (first at row "),
-                             first.cast(pl.String), pl.lit(")")]))
+        .then(
+            pl.concat_str(
+                [pl.lit("duplicate legacy key '"), key, pl.lit("' (first at row "), first.cast(pl.String), pl.lit(")")]
+            )
+        )
     )
     return frame.with_columns(reason.alias("__rk_key"))
 
@@ -92,15 +98,18 @@ def _resolve(frame: pl.DataFrame, fname: str, parent: KeyMap, required: bool) ->
     frame = (
         frame.drop(fname)
         .join(ids, on=ref, how="left", maintain_order="left")
-        .with_columns(pl.col("__rk_id").alias(fname),
-                      pl.col(ref).is_in(parent.rejected["legacy_key"].implode()).alias("__rk_rej"))
+        .with_columns(
+            pl.col("__rk_id").alias(fname), pl.col(ref).is_in(parent.rejected["legacy_key"].implode()).alias("__rk_rej")
+        )
     )
     missing = pl.col(ref).is_not_null() & pl.col(fname).is_null()
     if parent.left_out is not None and parent.left_out.height:
         left = parent.left_out.rename({"legacy_key": ref}).unique(ref).with_columns(pl.lit(True).alias("__rk_out"))
-        frame = frame.join(left, on=ref, how="left", maintain_order="left").with_columns(
-            (pl.col(OUT_OF_SCOPE) | (missing & pl.col("__rk_out").fill_null(False))).alias(OUT_OF_SCOPE)
-        ).drop("__rk_out")
+        frame = (
+            frame.join(left, on=ref, how="left", maintain_order="left")
+            .with_columns((pl.col(OUT_OF_SCOPE) | (missing & pl.col("__rk_out").fill_null(False))).alias(OUT_OF_SCOPE))
+            .drop("__rk_out")
+        )
     where = f"{parent.entity} (source {parent.source})"
     reason = (
         pl.when(missing & pl.col("__rk_rej").fill_null(False))
@@ -109,5 +118,7 @@ def _resolve(frame: pl.DataFrame, fname: str, parent: KeyMap, required: bool) ->
         .then(pl.concat_str([pl.lit(f"{fname}: '"), pl.col(ref), pl.lit(f"' not found in {where}")]))
     )
     if required:
-        reason = pl.when(pl.col(ref).is_null()).then(pl.lit(f"{fname}: required reference is missing")).otherwise(reason)
+        reason = (
+            pl.when(pl.col(ref).is_null()).then(pl.lit(f"{fname}: required reference is missing")).otherwise(reason)
+        )
     return frame.with_columns(reason.alias(f"__rk_reason_{fname}")).drop("__rk_id", "__rk_rej")

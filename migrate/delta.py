@@ -13,9 +13,10 @@ from typing import Any
 import polars as pl
 import polars_hash as plh
 
+from crmkit.db.sql import q
+from crmkit.migrate.fields import KEY
+from crmkit.migrate.load import Loader
 from crmkit.schema.models import ENTITY_MODELS
-from migrate.fields import KEY
-from migrate.load import Loader, q
 
 HASH = "row_hash"
 _NULL = "\x00"
@@ -43,8 +44,14 @@ def existing(loader: Loader, entity: str, source: str) -> pl.DataFrame:
         f"JOIN {q(entity)} e ON e.id = m.target_id WHERE m.entity = ? AND m.source_name = ?",
         (entity, source),
     )
-    schema = {"legacy_key": pl.String, "target_id": pl.Int64, "row_hash": pl.Int64, "created_by": pl.Int64,
-              "written_by": pl.Int64, "active": pl.Boolean}
+    schema = {
+        "legacy_key": pl.String,
+        "target_id": pl.Int64,
+        "row_hash": pl.Int64,
+        "created_by": pl.Int64,
+        "written_by": pl.Int64,
+        "active": pl.Boolean,
+    }
     if frame.height == 0:
         return pl.DataFrame(schema=schema)
     return frame.with_columns(
@@ -65,9 +72,12 @@ class Delta:
 def classify(ok: pl.DataFrame, before: pl.DataFrame, run_id: int) -> Delta:
     """Split checked rows into inserts, updates and unchanged; rows this run already wrote count as done."""
     joined = ok.join(
-        before.select("legacy_key", "target_id", pl.col("row_hash").alias("__old_hash"), "created_by",
-                      "written_by").rename({"legacy_key": KEY}),
-        on=KEY, how="left", maintain_order="left",
+        before.select(
+            "legacy_key", "target_id", pl.col("row_hash").alias("__old_hash"), "created_by", "written_by"
+        ).rename({"legacy_key": KEY}),
+        on=KEY,
+        how="left",
+        maintain_order="left",
     )
     new = pl.col("target_id").is_null()
     mine_ins = pl.col("created_by") == run_id

@@ -17,8 +17,9 @@ from typing import Any
 import polars as pl
 
 from crmkit.config import expand_env
+from crmkit.db.url import mask_url
 from crmkit.errors import SourceError
-from migrate.mapping import CsvSource, SqlSource, XlsxSource
+from crmkit.migrate.mapping import CsvSource, SqlSource, XlsxSource
 
 ROW = "__row"
 
@@ -176,8 +177,10 @@ def _csv_problem(text: str, src: CsvSource, exc: Exception) -> str:
         header = next(rows)
         for row in rows:
             if row and len(row) != len(header):
-                return (f"line {rows.line_num}: {len(row)} fields where the header has {len(header)} "
-                        f"(check the delimiter {src.sep!r} and quoting)")
+                return (
+                    f"line {rows.line_num}: {len(row)} fields where the header has {len(header)} "
+                    f"(check the delimiter {src.sep!r} and quoting)"
+                )
     except StopIteration:
         return "the file is empty: expected a header line"
     except csv.Error as err:
@@ -218,19 +221,10 @@ def read_xlsx(name: str, src: XlsxSource) -> Extracted:
 # --- databases --------------------------------------------------------------------
 
 
-def mask_url(url: str) -> str:
-    """A URL safe to print: the password replaced by ***."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<unparseable URL>"
-
-
 @reader("sql")
 def read_sql(name: str, src: SqlSource) -> Extracted:
-    from sqlalchemy import create_engine, exc as sa_exc, text
+    from sqlalchemy import create_engine, text
+    from sqlalchemy import exc as sa_exc
 
     url = expand_env(src.url, f"source {name}: url")
     shown = mask_url(url)

@@ -15,9 +15,18 @@ from collections import Counter
 from typing import Any
 
 POINTS = (
-    "run.opened", "feed.start", "insert.before_batch", "insert.after_rows", "insert.after_idmap",
-    "insert.before_commit", "insert.after_commit", "update.after_images", "update.before_commit",
-    "reject.before_commit", "vanish.before_commit", "run.before_close",
+    "run.opened",
+    "feed.start",
+    "insert.before_batch",
+    "insert.after_rows",
+    "insert.after_idmap",
+    "insert.before_commit",
+    "insert.after_commit",
+    "update.after_images",
+    "update.before_commit",
+    "reject.before_commit",
+    "vanish.before_commit",
+    "run.before_close",
 )
 
 _seen: Counter[str] = Counter()

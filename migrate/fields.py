@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import polars as pl
 
 from crmkit.errors import MappingError
+from crmkit.migrate import transform as T
+from crmkit.migrate.extract import ROW, Extracted
+from crmkit.migrate.mapping import Feed, FieldSpec
 from crmkit.schema.target import TargetEntity, TargetField
-from migrate import transform as T
-from migrate.extract import ROW, Extracted
-from migrate.mapping import Feed, FieldSpec
 
 KEY = "__key"
 ERRORS = "__errors"
@@ -89,9 +89,11 @@ def shape(feed: Feed, target: TargetEntity, ex: Extracted, where: str, scope: st
         work = work.with_columns(c.value.alias(f"__v_{name}") for name, c in done.items())
     errors = [c.error for f, c in chains.items() if c.error is not None and feed.fields[f].on_error != "warn"]
     warnings = [c.error for f, c in chains.items() if c.error is not None and feed.fields[f].on_error == "warn"]
-    work = work.with_columns(*(c.ref.alias(ref_col(n)) for n, c in chains.items() if c.ref is not None),
-                             *(pl.lit(e).alias(f"__e{i}") for i, e in enumerate(errors)),
-                             *(pl.lit(w).alias(f"__w{i}") for i, w in enumerate(warnings)))
+    work = work.with_columns(
+        *(c.ref.alias(ref_col(n)) for n, c in chains.items() if c.ref is not None),
+        *(pl.lit(e).alias(f"__e{i}") for i, e in enumerate(errors)),
+        *(pl.lit(w).alias(f"__w{i}") for i, w in enumerate(warnings)),
+    )
     work = work.with_columns(
         _reasons([f"__e{i}" for i in range(len(errors))]).alias(ERRORS),
         _reasons([f"__w{i}" for i in range(len(warnings))]).alias(WARNINGS),
@@ -100,10 +102,18 @@ def shape(feed: Feed, target: TargetEntity, ex: Extracted, where: str, scope: st
     keep += [pl.col(ref_col(n)) for n in refs] + [pl.col(ERRORS), pl.col(WARNINGS)]
     all_keys = ex.frame.select(_key_expr(feed.key).alias(KEY))[KEY].drop_nulls()
     out_of_scope = scoped.height < ex.frame.height
-    left_out = (all_keys.filter(~all_keys.is_in(work[KEY].drop_nulls().implode())) if out_of_scope
-                else all_keys.clear())
-    return Shaped(target.name, feed.source, work.select(keep), scoped, fields, refs,
-                  ex.frame.height - scoped.height, all_keys, left_out)
+    left_out = all_keys.filter(~all_keys.is_in(work[KEY].drop_nulls().implode())) if out_of_scope else all_keys.clear()
+    return Shaped(
+        target.name,
+        feed.source,
+        work.select(keep),
+        scoped,
+        fields,
+        refs,
+        ex.frame.height - scoped.height,
+        all_keys,
+        left_out,
+    )
 
 
 @dataclass
@@ -119,8 +129,7 @@ class _Chain:
 def _phases(fields: dict[str, FieldSpec]) -> list[list[str]]:
     """Field names in groups that can run together: those that read another target field
     (phone ``region_field``) come after the others."""
-    late = [name for name, spec in fields.items()
-            if any(T.build(s.name, s.args).needs_field for s in spec.transform)]
+    late = [name for name, spec in fields.items() if any(T.build(s.name, s.args).needs_field for s in spec.transform)]
     return [g for g in ([n for n in fields if n not in late], late) if g]
 
 

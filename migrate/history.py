@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from crmkit.migrate.load import open_loader
 from crmkit.schema import versions
-from migrate.load import open_loader
 
 COLUMNS = ["at", "action", "run_id", "mapping_name", "outcome", "operator", "target", "detail"]
 

@@ -26,13 +26,9 @@ from typing import Any
 import polars as pl
 from sqlalchemy.engine import URL, make_url
 
+from crmkit.db.sql import q
+from crmkit.db.url import mask_url
 from crmkit.errors import TargetError
-from migrate.extract import mask_url
-
-
-def q(name: str) -> str:
-    """A quoted SQL identifier (the same rule in SQLite and PostgreSQL)."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 class Loader:
@@ -110,8 +106,10 @@ class Loader:
         """A temporary table shaped like ``table``'s columns in ``frame``, holding ``frame``."""
         stage = f"_crmkit_stage_{table}"
         self.execute(f"DROP TABLE IF EXISTS {q(stage)}")
-        self.execute(f"CREATE TEMPORARY TABLE {q(stage)} AS SELECT {', '.join(q(c) for c in frame.columns)} "
-                     f"FROM {q(table)} WHERE 1 = 0")
+        self.execute(
+            f"CREATE TEMPORARY TABLE {q(stage)} AS SELECT {', '.join(q(c) for c in frame.columns)} "
+            f"FROM {q(table)} WHERE 1 = 0"
+        )
         self.append(stage, frame, temporary=True)
         return stage
 
@@ -380,10 +378,17 @@ class PostgresLoader(Loader):
 
     @classmethod
     def from_url(cls, url: URL) -> PostgresLoader:
-        params = {k: v for k, v in {
-            "host": url.host, "port": url.port, "user": url.username,
-            "password": url.password, "dbname": url.database,
-        }.items() if v is not None}
+        params = {
+            k: v
+            for k, v in {
+                "host": url.host,
+                "port": url.port,
+                "user": url.username,
+                "password": url.password,
+                "dbname": url.database,
+            }.items()
+            if v is not None
+        }
         return cls({**params, **{k: str(v) for k, v in url.query.items()}})
 
     def bulk_mode(self, on: bool) -> None:
@@ -453,14 +458,19 @@ class PostgresLoader(Loader):
         """In bulk mode, a frame ADBC cannot write as it is: its columns as text into a
         temporary table, then cast by the server into ``table`` (as ``COPY`` of CSV would)."""
         stage = "_crmkit_text_stage"
-        sql_types = dict(self.query(
-            "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
-            "WHERE a.attrelid = ?::regclass AND a.attnum > 0 AND NOT a.attisdropped", (q(table),)).iter_rows())
+        sql_types = dict(
+            self.query(
+                "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+                "WHERE a.attrelid = ?::regclass AND a.attnum > 0 AND NOT a.attisdropped",
+                (q(table),),
+            ).iter_rows()
+        )
         self.execute(f"DROP TABLE IF EXISTS {q(stage)}")
         self.execute(f"CREATE TEMPORARY TABLE {q(stage)} ({', '.join(f'{q(c)} text' for c in frame.columns)})")
         text = frame.with_columns(
             pl.col(c).dt.strftime("%Y-%m-%d %H:%M:%S%.f") if isinstance(d, pl.Datetime) else pl.col(c).cast(pl.String)
-            for c, d in frame.schema.items())
+            for c, d in frame.schema.items()
+        )
         assert self._bulk is not None
         self._bulk.ingest(stage, text, temporary=True)
         cols = ", ".join(q(c) for c in frame.columns)
@@ -470,9 +480,13 @@ class PostgresLoader(Loader):
 
     def column_types(self, table: str) -> dict[str, str]:
         """The table's columns and their PostgreSQL type names (``int4``, ``varchar``, ...)."""
-        return dict(self.query(
-            "SELECT a.attname, t.typname FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
-            "WHERE a.attrelid = ?::regclass AND a.attnum > 0 AND NOT a.attisdropped", (q(table),)).iter_rows())
+        return dict(
+            self.query(
+                "SELECT a.attname, t.typname FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
+                "WHERE a.attrelid = ?::regclass AND a.attnum > 0 AND NOT a.attisdropped",
+                (q(table),),
+            ).iter_rows()
+        )
 
     def drop_indexes(self, table: str) -> None:
         """Also drop ``table``'s foreign keys: ``COPY`` would check each row by a trigger (most of
@@ -492,20 +506,26 @@ class PostgresLoader(Loader):
         by a crash)."""
         pk = _unreferenced_primary_key(table)
         if pk is not None and not self.scalar(
-                "SELECT count(*) FROM pg_constraint WHERE conrelid = ?::regclass AND contype = 'p'", (q(table),)):
+            "SELECT count(*) FROM pg_constraint WHERE conrelid = ?::regclass AND contype = 'p'", (q(table),)
+        ):
             cols = ", ".join(q(c.name) for c in pk.columns)
             self.execute(f"ALTER TABLE {q(table)} ADD CONSTRAINT {q(str(pk.name))} PRIMARY KEY ({cols})")
         super().create_indexes(table)
-        state = dict(self.query(
-            "SELECT conname, convalidated FROM pg_constraint WHERE conrelid = ?::regclass AND contype = 'f'",
-            (q(table),)).iter_rows())
+        state = dict(
+            self.query(
+                "SELECT conname, convalidated FROM pg_constraint WHERE conrelid = ?::regclass AND contype = 'f'",
+                (q(table),),
+            ).iter_rows()
+        )
         for fk in _foreign_keys(table):
             name = str(fk.name)
             if name not in state:
                 cols = ", ".join(q(c.parent.name) for c in fk.elements)
                 refs = ", ".join(q(c.column.name) for c in fk.elements)
-                self.execute(f"ALTER TABLE {q(table)} ADD CONSTRAINT {q(name)} FOREIGN KEY ({cols}) "
-                             f"REFERENCES {q(fk.referred_table.name)} ({refs}) NOT VALID")
+                self.execute(
+                    f"ALTER TABLE {q(table)} ADD CONSTRAINT {q(name)} FOREIGN KEY ({cols}) "
+                    f"REFERENCES {q(fk.referred_table.name)} ({refs}) NOT VALID"
+                )
             if not state.get(name, False):
                 self._validate(table, fk)
 
@@ -578,7 +598,9 @@ class Background:
         import queue
 
         self.loader = loader
-        self._todo: queue.Queue[tuple[Callable[[Loader], None], Callable[[], None] | None, Future[None]] | None] = queue.Queue()
+        self._todo: queue.Queue[tuple[Callable[[Loader], None], Callable[[], None] | None, Future[None]] | None] = (
+            queue.Queue()
+        )
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._work, name="crmkit-background", daemon=True)
         self._thread.start()
@@ -661,8 +683,14 @@ PG_COPY_TRAILER = b"\xff\xff"
 _PG_EPOCH_DAYS = 10_957  # 2000-01-01, PostgreSQL's epoch, in days after 1970-01-01
 # fixed-width types and the polars dtype whose numpy form, big-endian, is their binary form
 _PG_FIXED: dict[str, Any] = {
-    "int2": pl.Int16, "int4": pl.Int32, "int8": pl.Int64, "float4": pl.Float32, "float8": pl.Float64,
-    "bool": pl.UInt8, "date": pl.Int32, "timestamp": pl.Int64,
+    "int2": pl.Int16,
+    "int4": pl.Int32,
+    "int8": pl.Int64,
+    "float4": pl.Float32,
+    "float8": pl.Float64,
+    "bool": pl.UInt8,
+    "date": pl.Int32,
+    "timestamp": pl.Int64,
 }
 _PG_TEXT = {"text", "varchar", "bpchar"}
 
@@ -709,8 +737,8 @@ def _pg_binary(frame: pl.DataFrame) -> bytes:
     def cells(prefix: bytes, values: Any, width: int) -> Any:
         """n fixed-size cells ``prefix + value`` (numpy), as a binary array."""
         out = np.empty((n, len(prefix) + width), dtype=np.uint8)
-        out[:, :len(prefix)] = np.frombuffer(prefix, dtype=np.uint8)
-        out[:, len(prefix):] = values.view(np.uint8).reshape(n, width)
+        out[:, : len(prefix)] = np.frombuffer(prefix, dtype=np.uint8)
+        out[:, len(prefix) :] = values.view(np.uint8).reshape(n, width)
         size = len(prefix) + width
         return pa.FixedSizeBinaryArray.from_buffers(pa.binary(size), n, [None, pa.py_buffer(out)]).cast(binary)
 
@@ -730,17 +758,25 @@ def _pg_binary(frame: pl.DataFrame) -> bytes:
         fields.append(pc.coalesce(field, null) if s.null_count() else field)  # text: a NULL joins to NULL
     rows = pc.binary_join_element_wise(*fields, pa.scalar(b"", binary))
     offsets = np.frombuffer(rows.buffers()[1], dtype=np.int64)
-    return rows.buffers()[2].to_pybytes()[offsets[0]:offsets[n]]
+    return rows.buffers()[2].to_pybytes()[offsets[0] : offsets[n]]
 
 
 # the Arrow (polars) types ADBC writes in each PostgreSQL type's binary form; a column of only
 # NULLs (polars' Null type), or an integer or float of another width, is cast to the first
 _ADBC_TYPES: dict[str, tuple[Any, ...]] = {
-    "int2": (pl.Int16,), "int4": (pl.Int32,), "int8": (pl.Int64,),
-    "float4": (pl.Float32,), "float8": (pl.Float64,), "bool": (pl.Boolean,), "date": (pl.Date,),
+    "int2": (pl.Int16,),
+    "int4": (pl.Int32,),
+    "int8": (pl.Int64,),
+    "float4": (pl.Float32,),
+    "float8": (pl.Float64,),
+    "bool": (pl.Boolean,),
+    "date": (pl.Date,),
     "timestamp": (pl.Datetime("us"), pl.Datetime("ns"), pl.Datetime("ms")),
-    "numeric": (pl.Decimal(38, 10), pl.Decimal), "text": (pl.String,), "varchar": (pl.String,),
-    "bpchar": (pl.String,), "json": (pl.String,),
+    "numeric": (pl.Decimal(38, 10), pl.Decimal),
+    "text": (pl.String,),
+    "varchar": (pl.String,),
+    "bpchar": (pl.String,),
+    "json": (pl.String,),
 }
 
 
@@ -761,7 +797,9 @@ def _adbc_ready(frame: pl.DataFrame, types: dict[str, str]) -> pl.DataFrame | No
             exprs.append(pl.col(name).cast(pl.Datetime("us", "UTC")))
             continue
         numeric = typ in ("int2", "int4", "int8", "float4", "float8", "numeric")
-        if ok and (dtype == pl.Null or (numeric and dtype.is_numeric() and not (typ.startswith("int") and dtype.is_float()))):
+        if ok and (
+            dtype == pl.Null or (numeric and dtype.is_numeric() and not (typ.startswith("int") and dtype.is_float()))
+        ):
             exprs.append(pl.col(name).cast(ok[0], strict=True))
         else:
             return None
@@ -792,6 +830,7 @@ def _numbered(sql: str, params: Sequence[Any]) -> tuple[str, list[Any]]:
 
 def _libpq_dsn(params: dict[str, Any]) -> str:
     """libpq's ``key='value'`` connection string of psycopg-style keyword parameters."""
+
     def quoted(value: Any) -> str:
         return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
 

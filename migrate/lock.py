@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 import socket
 
+from crmkit.audit import now
 from crmkit.errors import CrmkitError
-from migrate.audit import now
-from migrate.load import Loader
+from crmkit.migrate.load import Loader
 
 
 class LockedError(CrmkitError):

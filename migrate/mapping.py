@@ -7,16 +7,16 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 from sqlalchemy.engine import make_url
 
 from crmkit.config import Document, Strict, load_model
 from crmkit.errors import ConfigError, CrmkitError, MappingError
+from crmkit.migrate import transform as T
 from crmkit.schema.target import TargetEntity, entities
-from migrate import transform as T
-from validate.rules import ValidationRules, check_meaning
+from crmkit.validate.rules import ValidationRules, check_meaning
 
 ENCODINGS_HINT = "utf-8, utf-8-sig, gb18030, gbk, big5, latin-1, cp1252"
 
@@ -74,7 +74,7 @@ class SqlSource(Strict):
     query: str | None = None
 
     @model_validator(mode="after")
-    def _table_or_query(self) -> "SqlSource":
+    def _table_or_query(self) -> SqlSource:
         if (self.table is None) == (self.query is None):
             raise ValueError("give exactly one of table or query")
         return self
@@ -96,7 +96,7 @@ class SqlSource(Strict):
         return v
 
 
-Source = Annotated[Union[CsvSource, XlsxSource, SqlSource], Field(discriminator="kind")]
+Source = Annotated[CsvSource | XlsxSource | SqlSource, Field(discriminator="kind")]
 
 
 class StepSpec(Strict):
@@ -152,7 +152,7 @@ class FieldSpec(Strict):
         return _parse_steps(v) if v is not None else []
 
     @model_validator(mode="after")
-    def _one_input(self) -> "FieldSpec":
+    def _one_input(self) -> FieldSpec:
         given = [k for k in ("column", "columns", "const") if getattr(self, k) is not None]
         if self.ref and not self.column:
             raise ValueError("a ref needs the column holding the legacy key (column: or key:)")
@@ -292,7 +292,7 @@ def _check_meaning(m: Mapping, doc: Document) -> None:
     for entity, rules_path in m.dedupe.items():
         if entity not in m.entities:
             raise _fail(doc, ("dedupe", entity), f"the mapping loads no {entity} to deduplicate")
-        from dedupe.rules import load_rules as load_dedupe_rules
+        from crmkit.dedupe.rules import load_rules as load_dedupe_rules
 
         try:
             load_dedupe_rules(rules_path)
@@ -335,7 +335,12 @@ def _check_feed(m: Mapping, doc: Document, target: TargetEntity, feed: Feed, loc
 
 
 def ref_parents(m: Mapping, entity: str) -> set[str]:
-    return {s.ref for f in m.entities[entity] for s in f.fields.values() if s.ref and s.ref in m.entities and s.ref != entity}
+    return {
+        s.ref
+        for f in m.entities[entity]
+        for s in f.fields.values()
+        if s.ref and s.ref in m.entities and s.ref != entity
+    }
 
 
 def entity_order(m: Mapping) -> list[str]:

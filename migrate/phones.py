@@ -26,8 +26,16 @@ import polars as pl
 from phonenumbers import PhoneMetadata
 
 _TYPES = (
-    "premium_rate", "toll_free", "shared_cost", "voip", "personal_number",
-    "pager", "uan", "voicemail", "fixed_line", "mobile",
+    "premium_rate",
+    "toll_free",
+    "shared_cost",
+    "voip",
+    "personal_number",
+    "pager",
+    "uan",
+    "voicemail",
+    "fixed_line",
+    "mobile",
 )
 _SEPARATORS = r"[\s\-./()\u00a0\u2010-\u2015]"
 
@@ -125,11 +133,7 @@ def _national_significant(work: pl.DataFrame, meta: PhoneMetadata) -> tuple[pl.S
     national = work.select(
         pl.when(cleaned.str.starts_with("+" + cc))
         .then(cleaned.str.slice(len(cc) + 1))
-        .when(
-            cleaned.str.contains(r"^\d+$")
-            & ~cleaned.str.starts_with(cc)
-            & ~cleaned.str.contains(f"^(?:{idd})")
-        )
+        .when(cleaned.str.contains(r"^\d+$") & ~cleaned.str.starts_with(cc) & ~cleaned.str.contains(f"^(?:{idd})"))
         .then(cleaned)
         .alias("national")
     )
@@ -152,7 +156,7 @@ def _national_significant(work: pl.DataFrame, meta: PhoneMetadata) -> tuple[pl.S
 
 def clean(expr: pl.Expr) -> pl.Expr:
     """Full-width to half-width and separators removed: what the fast path reads."""
-    from migrate.transform import nfkc
+    from crmkit.migrate.transform import nfkc
 
     return nfkc(expr).str.replace_all(_SEPARATORS, "")
 

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+from crmkit.migrate.extract import ROW
+from crmkit.migrate.fields import ERRORS, KEY, Shaped, ref_col
+from crmkit.migrate.mapping import load_mapping
+from crmkit.migrate.run import Prepared, prepare, ref_source
 from crmkit.schema.target import entities
-from migrate.extract import ROW
-from migrate.fields import ERRORS, KEY, Shaped, ref_col
-from migrate.mapping import load_mapping
-from migrate.run import Prepared, prepare, ref_source
 
 
 @dataclass
@@ -40,18 +40,27 @@ class Plan:
     feeds: list[FeedPlan]
 
     def to_json(self) -> dict[str, object]:
-        return {"mapping": self.mapping, "sources": self.sources,
-                "feeds": [f.__dict__ for f in self.feeds]}
+        return {"mapping": self.mapping, "sources": self.sources, "feeds": [f.__dict__ for f in self.feeds]}
 
 
 def plan(mapping_path: str, target: str | None = None, sample_rows: int = 3) -> Plan:
     mapping = load_mapping(mapping_path)
     prepared = prepare(mapping)
-    known = _target_keys(target) if target else pl.DataFrame(
-        schema={"entity": pl.String, "source_name": pl.String, "legacy_key": pl.String})
+    known = (
+        _target_keys(target)
+        if target
+        else pl.DataFrame(schema={"entity": pl.String, "source_name": pl.String, "legacy_key": pl.String})
+    )
     sources = [
-        {"name": n, "kind": mapping.sources[n].kind, "rows": e.frame.height, "columns": len(e.columns),
-         "blank_rows": e.blank_rows, "encoding": e.encoding, "encoding_detected": e.detected}
+        {
+            "name": n,
+            "kind": mapping.sources[n].kind,
+            "rows": e.frame.height,
+            "columns": len(e.columns),
+            "blank_rows": e.blank_rows,
+            "encoding": e.encoding,
+            "encoding_detected": e.detected,
+        }
         for n, e in prepared.extracted.items()
     ]
     feeds = []
@@ -70,12 +79,16 @@ def _feed_plan(p: Prepared, ename: str, i: int, shaped: Shaped, known: pl.DataFr
     sample_cols = [ROW, KEY] + [f.name for f in shaped.fields if f.name not in shaped.refs]
     sample_cols += [ref_col(r) for r in shaped.refs] + [ERRORS]
     sample = (
-        frame.head(n).select(sample_cols)
+        frame.head(n)
+        .select(sample_cols)
         .with_columns(pl.col(ERRORS).list.join("; "), pl.exclude(ERRORS).cast(pl.String))
         .rows(named=True)
     )
     fp = FeedPlan(
-        entity=ename, source=shaped.source, rows=ex.frame.height, in_scope=frame.height,
+        entity=ename,
+        source=shaped.source,
+        rows=ex.frame.height,
+        in_scope=frame.height,
         unmapped_columns=[c for c in ex.columns if c not in read],
         unfilled_fields=[f for f in entities()[ename].fields if f not in filled],
         failing_rows=int(frame.select((pl.col(ERRORS).list.len() > 0).sum()).item()),
@@ -104,8 +117,8 @@ def _parent_keys(p: Prepared, entity: str, source: str, known: pl.DataFrame) -> 
 
 
 def _target_keys(target: str) -> pl.DataFrame:
+    from crmkit.migrate.load import open_loader
     from crmkit.schema import versions
-    from migrate.load import open_loader
 
     engine = versions.connect(target)
     fresh = versions.current(engine) is None

@@ -12,12 +12,14 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+from crmkit.audit import operator_name
+from crmkit.db.sql import q
+from crmkit.db.url import mask_url
 from crmkit.errors import CrmkitError
+from crmkit.migrate import audit, delta
+from crmkit.migrate.load import Loader, open_loader
 from crmkit.schema.models import ENTITY_MODELS
 from crmkit.schema.versions import ensure_schema
-from migrate import audit, delta
-from migrate.extract import mask_url
-from migrate.load import Loader, open_loader, q
 
 
 class RollbackRefused(CrmkitError):
@@ -35,7 +37,7 @@ def rollback(target: str, run_id: int, *, cascade: bool = False, operator: str |
     ensure_schema(target)
     loader = open_loader(target)
     shown = mask_url(target)
-    who = audit.operator_name(operator)
+    who = operator_name(operator)
     try:
         order = _plan(loader, run_id, cascade)
         result = RollbackResult(rolled_back=order)
@@ -48,8 +50,15 @@ def rollback(target: str, run_id: int, *, cascade: bool = False, operator: str |
             loader.rollback()
             raise
         for rid in order:
-            audit.record(loader, action="rollback", operator=who, target=shown, outcome="rolled_back", run_id=rid,
-                         detail=f"removed {result.removed}, restored {result.restored}")
+            audit.record(
+                loader,
+                action="rollback",
+                operator=who,
+                target=shown,
+                outcome="rolled_back",
+                run_id=rid,
+                detail=f"removed {result.removed}, restored {result.restored}",
+            )
         return result
     finally:
         loader.close()
@@ -73,10 +82,13 @@ def _plan(loader: Loader, run_id: int, cascade: bool) -> list[int]:
     if not dependants:
         return [run_id]
     if not cascade:
-        detail = "; ".join(f"run {rid}: {', '.join(keys[:5])}{' …' if len(keys) > 5 else ''}"
-                           for rid, keys in sorted(dependants.items()))
-        raise RollbackRefused(f"later runs touched rows of run {run_id} ({detail}); roll them back first, "
-                              f"or use --cascade")
+        detail = "; ".join(
+            f"run {rid}: {', '.join(keys[:5])}{' …' if len(keys) > 5 else ''}"
+            for rid, keys in sorted(dependants.items())
+        )
+        raise RollbackRefused(
+            f"later runs touched rows of run {run_id} ({detail}); roll them back first, or use --cascade"
+        )
     order: list[int] = []
     for later in sorted(dependants, reverse=True):
         for rid in _plan(loader, later, cascade=True):
@@ -88,8 +100,10 @@ def _plan(loader: Loader, run_id: int, cascade: bool) -> list[int]:
 
 def _touched_ids(entity: str) -> str:
     """SQL (two parameters: entity, run id, run id) for the ids of rows a run inserted or updated."""
-    return ("SELECT target_id FROM crmkit_id_map WHERE entity = ? AND run_id = ? "
-            f"UNION SELECT target_id FROM {q('crmkit_before_' + entity)} WHERE before_run_id = ?")
+    return (
+        "SELECT target_id FROM crmkit_id_map WHERE entity = ? AND run_id = ? "
+        f"UNION SELECT target_id FROM {q('crmkit_before_' + entity)} WHERE before_run_id = ?"
+    )
 
 
 def _dependants(loader: Loader, run_id: int) -> dict[int, list[str]]:
@@ -98,7 +112,9 @@ def _dependants(loader: Loader, run_id: int) -> dict[int, list[str]]:
     for entity in ENTITY_MODELS:
         written = loader.query(
             f"SELECT run_id, source_name, legacy_key FROM {q(entity)} WHERE run_id <> ? "
-            f"AND id IN ({_touched_ids(entity)})", (run_id, entity, run_id, run_id))
+            f"AND id IN ({_touched_ids(entity)})",
+            (run_id, entity, run_id, run_id),
+        )
         for rid, src, key in written.iter_rows():
             out.setdefault(int(rid), []).append(f"{entity} {src}:{key}")
     for child in ENTITY_MODELS:
@@ -109,7 +125,9 @@ def _dependants(loader: Loader, run_id: int) -> dict[int, list[str]]:
             parent = fk.column.table.name
             refs = loader.query(
                 f"SELECT run_id, source_name, legacy_key FROM {q(child)} WHERE run_id <> ? AND {q(col.name)} IN "
-                f"(SELECT target_id FROM crmkit_id_map WHERE entity = ? AND run_id = ?)", (run_id, parent, run_id))
+                f"(SELECT target_id FROM crmkit_id_map WHERE entity = ? AND run_id = ?)",
+                (run_id, parent, run_id),
+            )
             for rid, src, key in refs.iter_rows():
                 if rid is not None:
                     out.setdefault(int(rid), []).append(f"{child} {src}:{key}")
@@ -120,8 +138,11 @@ def _undo(loader: Loader, run_id: int, result: RollbackResult) -> None:
     for entity in reversed(list(ENTITY_MODELS)):  # children first
         n = loader.scalar("SELECT count(*) FROM crmkit_id_map WHERE entity = ? AND run_id = ?", (entity, run_id))
         if n:
-            loader.execute(f"DELETE FROM {q(entity)} WHERE id IN "
-                           f"(SELECT target_id FROM crmkit_id_map WHERE entity = ? AND run_id = ?)", (entity, run_id))
+            loader.execute(
+                f"DELETE FROM {q(entity)} WHERE id IN "
+                f"(SELECT target_id FROM crmkit_id_map WHERE entity = ? AND run_id = ?)",
+                (entity, run_id),
+            )
             result.removed[entity] = result.removed.get(entity, 0) + int(n)
     loader.execute("DELETE FROM crmkit_id_map WHERE run_id = ?", (run_id,))
     for entity in ENTITY_MODELS:
@@ -131,8 +152,11 @@ def _undo(loader: Loader, run_id: int, result: RollbackResult) -> None:
             continue
         cols = [c.name for c in delta.entity_columns(entity) if c.name != "id"]
         sets = ", ".join(f"{q(c)} = b.{q(c)}" for c in cols)
-        loader.execute(f"UPDATE {q(entity)} SET {sets} FROM {before} AS b "
-                       f"WHERE b.before_run_id = ? AND {q(entity)}.id = b.target_id", (run_id,))
+        loader.execute(
+            f"UPDATE {q(entity)} SET {sets} FROM {before} AS b "
+            f"WHERE b.before_run_id = ? AND {q(entity)}.id = b.target_id",
+            (run_id,),
+        )
         loader.execute(f"DELETE FROM {before} WHERE before_run_id = ?", (run_id,))
         result.restored[entity] = result.restored.get(entity, 0) + int(n)
     loader.execute("UPDATE crmkit_runs SET status = 'rolled_back' WHERE id = ?", (run_id,))

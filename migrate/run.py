@@ -8,27 +8,29 @@ inside one transaction that is rolled back at the end.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import os
 from collections.abc import Callable
 from concurrent.futures import Future
-from functools import partial
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+from crmkit.audit import now, operator_name
+from crmkit.db.sql import q
+from crmkit.db.url import mask_url
 from crmkit.errors import CrmkitError, MappingError, ReconcileError, TargetError
+from crmkit.migrate import audit, delta, faults, lock
+from crmkit.migrate.check import OUT_OF_SCOPE, KeyMap, check
+from crmkit.migrate.extract import ROW, Extracted, extract
+from crmkit.migrate.fields import ERRORS, KEY, WARNINGS, Shaped, ref_col, shape
+from crmkit.migrate.load import Background, Loader, is_db_error, open_loader, preload_driver
+from crmkit.migrate.mapping import Feed, FieldSpec, Mapping, entity_order, load_mapping
 from crmkit.schema.target import entities
-from migrate import audit, delta, faults, lock
-from migrate.check import OUT_OF_SCOPE, KeyMap, check
-from migrate.extract import ROW, Extracted, extract, mask_url
-from migrate.fields import ERRORS, KEY, WARNINGS, Shaped, ref_col, shape
-from migrate.load import Background, Loader, is_db_error, open_loader, preload_driver, q
-from migrate.mapping import Feed, FieldSpec, Mapping, entity_order, load_mapping
 from crmkit.schema.versions import ensure_schema
 
 Progress = Callable[[str, int, int], None]
@@ -36,8 +38,18 @@ Progress = Callable[[str, int, int], None]
 
 #: a crmkit_checkpoints phase: a bulk insert's id map is being written beside it (see _Runner._insert)
 ID_MAP_PENDING = "idmap-pending"
-COUNT_KEYS = ("extracted", "filtered", "inserted", "updated", "unchanged", "merged", "rejected", "warnings",
-              "vanished", "deactivated")
+COUNT_KEYS = (
+    "extracted",
+    "filtered",
+    "inserted",
+    "updated",
+    "unchanged",
+    "merged",
+    "rejected",
+    "warnings",
+    "vanished",
+    "deactivated",
+)
 
 
 @dataclass
@@ -105,19 +117,24 @@ class RunResult:
             for k in agg:
                 agg[k] += getattr(c, k)
         return {
-            "run_id": self.run_id, "status": self.status, "dry_run": self.dry_run,
-            "mapping": self.mapping, "mapping_hash": self.mapping_hash, "target": self.target,
-            "started_at": self.started_at, "finished_at": self.finished_at, "max_rejects": self.max_rejects,
+            "run_id": self.run_id,
+            "status": self.status,
+            "dry_run": self.dry_run,
+            "mapping": self.mapping,
+            "mapping_hash": self.mapping_hash,
+            "target": self.target,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "max_rejects": self.max_rejects,
             "entities": per_entity,
             "feeds": [{**asdict(c)} for c in self.counts],
             "sources": [asdict(s) for s in self.sources],
-            "totals": self.totals(), "report_dir": self.report_dir, "message": self.message,
+            "totals": self.totals(),
+            "report_dir": self.report_dir,
+            "message": self.message,
             "resumed": self.resumed,
             "validation": self.validation.to_json() if self.validation is not None else None,
         }
-
-
-now = audit.now
 
 
 def over_threshold(rejected: int, extracted: int, limit: str) -> bool:
@@ -193,7 +210,9 @@ def prepare(mapping: Mapping, scope: dict[str, str] | None = None) -> Prepared:
     scope = scope or {}
     unknown = set(scope) - set(mapping.entities)
     if unknown:
-        raise MappingError(f"scope names entities the mapping {mapping.name} does not load: {', '.join(sorted(unknown))}")
+        raise MappingError(
+            f"scope names entities the mapping {mapping.name} does not load: {', '.join(sorted(unknown))}"
+        )
     used = {f.source for feeds in mapping.entities.values() for f in feeds}
     extracted = {name: extract(name, mapping.sources[name]) for name in mapping.sources if name in used}
     hashing = _hash_in_background(extracted)  # polars hashes without the GIL while the feeds are shaped
@@ -202,8 +221,7 @@ def prepare(mapping: Mapping, scope: dict[str, str] | None = None) -> Prepared:
     for ename in entity_order(mapping):
         feeds = mapping.entities[ename]
         shaped[ename] = [
-            shape(feed, targets[ename], extracted[feed.source], _where(mapping, ename, i, len(feeds)),
-                  scope.get(ename))
+            shape(feed, targets[ename], extracted[feed.source], _where(mapping, ename, i, len(feeds)), scope.get(ename))
             for i, feed in enumerate(feeds)
         ]
     for ename, feeds in mapping.entities.items():
@@ -273,19 +291,28 @@ def run(mapping_path: str | Path, options: Options) -> RunResult:
         driver.join()  # also on a bad source: no import left running while the process exits
     pre = _validate(mapping, prepared)
     result = RunResult(
-        run_id=None, status="running", dry_run=options.dry_run, mapping=mapping.name,
-        mapping_hash=mapping.content_hash, target=mask_url(options.target),
-        started_at=now().isoformat(timespec="seconds"), max_rejects=limit,
-        sources=[SourceInfo(n, mapping.sources[n].kind, e.frame.height, e.blank_rows, e.encoding, e.detected)
-                 for n, e in prepared.extracted.items()],
+        run_id=None,
+        status="running",
+        dry_run=options.dry_run,
+        mapping=mapping.name,
+        mapping_hash=mapping.content_hash,
+        target=mask_url(options.target),
+        started_at=now().isoformat(timespec="seconds"),
+        max_rejects=limit,
+        sources=[
+            SourceInfo(n, mapping.sources[n].kind, e.frame.height, e.blank_rows, e.encoding, e.detected)
+            for n, e in prepared.extracted.items()
+        ],
         validation=pre,
     )
     if pre is not None and not pre.passed and not options.force:
         result.status = "gates_failed"
         result.finished_at = now().isoformat(timespec="seconds")
-        result.message = "nothing loaded: " + "; ".join(
-            f"validation gate '{g.name}' {g.detail or 'failed'}" for g in pre.gates if not g.passed
-        ) + " (--force loads anyway)"
+        result.message = (
+            "nothing loaded: "
+            + "; ".join(f"validation gate '{g.name}' {g.detail or 'failed'}" for g in pre.gates if not g.passed)
+            + " (--force loads anyway)"
+        )
         return result
     ensure_schema(options.target)
     loader = open_loader(options.target)
@@ -324,7 +351,7 @@ def _validate(mapping: Mapping, prepared: Prepared) -> Any:
     """
     if mapping.validate_ is None:
         return None
-    from validate.migration import merge_into_pipeline, validate_feeds
+    from crmkit.validate.migration import merge_into_pipeline, validate_feeds
 
     pairs = [(e, sh) for e, feeds in prepared.shaped.items() for sh in feeds]
     pre = validate_feeds(mapping.validate_, [(e, sh.source, sh.frame) for e, sh in pairs])
@@ -339,23 +366,34 @@ def _resumable(loader: Loader, p: Prepared, options: Options, result: RunResult)
         return None
     runs = loader.query(
         "SELECT id, mapping_hash, sources_hash FROM crmkit_runs WHERE kind = 'run' AND mapping_name = ? "
-        "AND status IN ('running', 'failed') ORDER BY id DESC", (p.mapping.name,))
+        "AND status IN ('running', 'failed') ORDER BY id DESC",
+        (p.mapping.name,),
+    )
     if options.resume is not True:
         runs = runs.filter(pl.col("id") == int(options.resume))
         if runs.height == 0:
-            raise ResumeError(f"run {options.resume} is not an unfinished run of mapping {p.mapping.name} "
-                              f"in {result.target} (see crmkit migrate history)")
+            raise ResumeError(
+                f"run {options.resume} is not an unfinished run of mapping {p.mapping.name} "
+                f"in {result.target} (see crmkit migrate history)"
+            )
     if runs.height == 0:
         result.message = "no unfinished run to resume: started a new run"
         return None
     run_id, mapping_hash, sources_hash = runs.row(0)
-    changed = [what for what, old, new in (("the mapping", mapping_hash, p.mapping.content_hash),
-                                            ("the sources", sources_hash, p.sources_hash)) if old != new]
+    changed = [
+        what
+        for what, old, new in (
+            ("the mapping", mapping_hash, p.mapping.content_hash),
+            ("the sources", sources_hash, p.sources_hash),
+        )
+        if old != new
+    ]
     if changed:
         if not options.restart:
             raise ResumeError(
                 f"{' and '.join(changed)} changed since run {run_id} was interrupted: resuming would mix two "
-                f"versions; run with --resume --restart to abandon run {run_id} and start over")
+                f"versions; run with --resume --restart to abandon run {run_id} and start over"
+            )
         loader.begin()
         loader.execute("UPDATE crmkit_runs SET status = 'abandoned' WHERE id = ?", (run_id,))
         loader.commit()
@@ -371,7 +409,7 @@ class _Runner:
         self.keymaps: dict[tuple[str, str], KeyMap] = {}
         self.rejects: list[pl.DataFrame] = []
         self.dry = options.dry_run
-        self.operator = audit.operator_name(options.operator)
+        self.operator = operator_name(options.operator)
         self._checks: dict[int, pl.DataFrame] = {}
 
     # transactions: one per batch for a real run, one for the whole of a dry run
@@ -408,8 +446,11 @@ class _Runner:
             self._reconcile()
             r.rejects = pl.concat(self.rejects) if self.rejects else _empty_rejects()
             total = r.totals()
-            r.status = "rejects_over_threshold" if over_threshold(
-                total["rejected"], total["extracted"], r.max_rejects) else "succeeded"
+            r.status = (
+                "rejects_over_threshold"
+                if over_threshold(total["rejected"], total["extracted"], r.max_rejects)
+                else "succeeded"
+            )
             r.finished_at = now().isoformat(timespec="seconds")
             faults.point("run.before_close", self.loader)
             self._close_run()
@@ -425,9 +466,17 @@ class _Runner:
 
     def _audit(self, action: str, outcome: str, detail: str | None = None) -> None:
         r = self.result
-        audit.record(self.loader, action=action, operator=self.operator, target=r.target, outcome=outcome,
-                     run_id=None if self.dry else r.run_id, mapping_name=r.mapping, mapping_hash=r.mapping_hash,
-                     detail=detail or (json.dumps(r.totals()) if r.counts else None))
+        audit.record(
+            self.loader,
+            action=action,
+            operator=self.operator,
+            target=r.target,
+            outcome=outcome,
+            run_id=None if self.dry else r.run_id,
+            mapping_name=r.mapping,
+            mapping_hash=r.mapping_hash,
+            detail=detail or (json.dumps(r.totals()) if r.counts else None),
+        )
 
     def _open_run(self) -> int:
         r = self.result
@@ -435,8 +484,16 @@ class _Runner:
         run_id = self.loader.scalar(
             "INSERT INTO crmkit_runs (kind, mapping_name, mapping_hash, target, operator, started_at, status, "
             "sources_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-            ("dry_run" if self.dry else "run", r.mapping, r.mapping_hash, r.target, self.operator,
-             r.started_at.replace("T", " "), "running", self.p.sources_hash),
+            (
+                "dry_run" if self.dry else "run",
+                r.mapping,
+                r.mapping_hash,
+                r.target,
+                self.operator,
+                r.started_at.replace("T", " "),
+                "running",
+                self.p.sources_hash,
+            ),
         )
         if not self.dry:
             lock.set_run(self.loader, r.mapping, int(run_id))
@@ -450,7 +507,8 @@ class _Runner:
         for table in [*self.p.shaped, "crmkit_id_map"]:
             self.loader.create_indexes(table)
         pending = self.loader.query(
-            "SELECT run_id, entity, source_name FROM crmkit_checkpoints WHERE phase = ?", (ID_MAP_PENDING,))
+            "SELECT run_id, entity, source_name FROM crmkit_checkpoints WHERE phase = ?", (ID_MAP_PENDING,)
+        )
         for run_id, entity, source in pending.iter_rows():
             # the rows the bulk insert committed carry their provenance: their keys map to themselves
             self.loader.execute(
@@ -458,13 +516,16 @@ class _Runner:
                 f"SELECT ?, e.source_name, e.legacy_key, e.id, ? FROM {q(entity)} e "
                 f"WHERE e.run_id = ? AND e.source_name = ? AND NOT EXISTS (SELECT 1 FROM crmkit_id_map m "
                 f"WHERE m.entity = ? AND m.source_name = e.source_name AND m.legacy_key = e.legacy_key)",
-                (entity, run_id, run_id, source, entity))
+                (entity, run_id, run_id, source, entity),
+            )
             self._id_map_done(run_id, entity, source)
         self._commit("indexes.repair")
 
     def _id_map_done(self, run_id: int, entity: str, source: str) -> None:
-        self.loader.execute("DELETE FROM crmkit_checkpoints WHERE run_id = ? AND entity = ? AND source_name = ? "
-                            "AND phase = ?", (run_id, entity, source, ID_MAP_PENDING))
+        self.loader.execute(
+            "DELETE FROM crmkit_checkpoints WHERE run_id = ? AND entity = ? AND source_name = ? AND phase = ?",
+            (run_id, entity, source, ID_MAP_PENDING),
+        )
 
     def _reopen_run(self, run_id: int) -> int:
         self.loader.begin()
@@ -492,8 +553,10 @@ class _Runner:
             return
         message = str(exc).strip().splitlines()[0][:500] if str(exc).strip() else type(exc).__name__
         try:
-            self.loader.execute("UPDATE crmkit_runs SET finished_at = ?, status = 'failed', message = ? WHERE id = ?",
-                                (now().isoformat(sep=" ", timespec="seconds"), message, self.result.run_id))
+            self.loader.execute(
+                "UPDATE crmkit_runs SET finished_at = ?, status = 'failed', message = ? WHERE id = ?",
+                (now().isoformat(sep=" ", timespec="seconds"), message, self.result.run_id),
+            )
             self._audit("resume" if self.result.resumed else "run", "failed", message)
         except Exception:
             pass
@@ -517,7 +580,9 @@ class _Runner:
             if ids.height == 0:
                 ids = pl.DataFrame(schema={"legacy_key": pl.String, "target_id": pl.Int64})
             self.keymaps[(entity, source)] = KeyMap(
-                entity, source, ids.with_columns(pl.col("target_id").cast(pl.Int64)),
+                entity,
+                source,
+                ids.with_columns(pl.col("target_id").cast(pl.Int64)),
                 pl.DataFrame(schema={"legacy_key": pl.String}),
             )
         return self.keymaps[(entity, source)]
@@ -534,8 +599,8 @@ class _Runner:
         rules_path = self.p.mapping.dedupe.get(entity)
         if rules_path is None:
             return None
-        from dedupe import load_rules, merge_plan
-        from dedupe.store import target_decisions
+        from crmkit.dedupe import load_rules, merge_plan
+        from crmkit.dedupe.store import target_decisions
 
         frames, fields = [], {}
         for shaped in self.p.shaped[entity]:
@@ -548,27 +613,41 @@ class _Runner:
 
     def _record_merges(self, entity: str, plan: Any) -> None:
         """Every merged legacy key into the id map, pointing at its golden row; merge lineage."""
-        from dedupe.merge import merged_keys
-        from dedupe.store import record_merges
+        from crmkit.dedupe.merge import merged_keys
+        from crmkit.dedupe.store import record_merges
 
         sources = [s.source for s in self.p.shaped[entity]]
-        survivors = pl.concat([self.keymaps[(entity, src)].ids.select(
-            pl.lit(src).alias("__source"), pl.col("legacy_key").alias(KEY), "target_id") for src in sources])
+        survivors = pl.concat(
+            [
+                self.keymaps[(entity, src)].ids.select(
+                    pl.lit(src).alias("__source"), pl.col("legacy_key").alias(KEY), "target_id"
+                )
+                for src in sources
+            ]
+        )
         rows = merged_keys(plan, survivors).select(
-            pl.lit(entity).alias("entity"), "source_name", "legacy_key", pl.col("target_id").cast(pl.Int64),
-            pl.lit(self.run_id).alias("run_id"))
+            pl.lit(entity).alias("entity"),
+            "source_name",
+            "legacy_key",
+            pl.col("target_id").cast(pl.Int64),
+            pl.lit(self.run_id).alias("run_id"),
+        )
         self._begin()
         if rows.height:
             stage = self.loader.stage("crmkit_id_map", rows)
             self.loader.execute(
                 f"DELETE FROM crmkit_id_map WHERE EXISTS (SELECT 1 FROM {q(stage)} s WHERE s.entity = "
                 f"crmkit_id_map.entity AND s.source_name = crmkit_id_map.source_name "
-                f"AND s.legacy_key = crmkit_id_map.legacy_key)")
-            self.loader.execute(f"INSERT INTO crmkit_id_map (entity, source_name, legacy_key, target_id, run_id) "
-                                f"SELECT entity, source_name, legacy_key, target_id, run_id FROM {q(stage)}")
+                f"AND s.legacy_key = crmkit_id_map.legacy_key)"
+            )
+            self.loader.execute(
+                f"INSERT INTO crmkit_id_map (entity, source_name, legacy_key, target_id, run_id) "
+                f"SELECT entity, source_name, legacy_key, target_id, run_id FROM {q(stage)}"
+            )
             self.loader.execute(f"DROP TABLE {q(stage)}")
-        record_merges(self.loader, entity, plan, survivors, self.run_id, self.p.mapping.dedupe[entity].stem,
-                      self.operator)
+        record_merges(
+            self.loader, entity, plan, survivors, self.run_id, self.p.mapping.dedupe[entity].stem, self.operator
+        )
         self._commit("merge.before_commit")
         for src in sources:
             km = self.keymaps[(entity, src)]
@@ -578,8 +657,12 @@ class _Runner:
     def _feed(self, shaped: Shaped, plan: Any = None) -> FeedCounts:
         faults.point("feed.start", self.loader)
         feed_def = self._feed_def(shaped)
-        counts = FeedCounts(shaped.entity, shaped.source,
-                            extracted=self.p.extracted[shaped.source].frame.height, filtered=shaped.filtered)
+        counts = FeedCounts(
+            shaped.entity,
+            shaped.source,
+            extracted=self.p.extracted[shaped.source].frame.height,
+            filtered=shaped.filtered,
+        )
         checked = self._checked(shaped)
         # both masks computed once; each row lands in exactly one of filtered / ok / bad
         out = checked.get_column(OUT_OF_SCOPE)
@@ -591,7 +674,7 @@ class _Runner:
         else:
             ok, bad = checked, checked.clear()
         if plan is not None:
-            from dedupe.merge import feed_rows
+            from crmkit.dedupe.merge import feed_rows
 
             ok, counts.merged = feed_rows(plan, shaped.source, ok)
         value_fields = [f.name for f in shaped.fields]
@@ -613,10 +696,13 @@ class _Runner:
         self._vanished(shaped, before, deactivating, counts)
         loaded = pl.concat([before.select("legacy_key", "target_id"), inserted])
         self.keymaps[(shaped.entity, shaped.source)] = KeyMap(
-            shaped.entity, shaped.source, loaded,
+            shaped.entity,
+            shaped.source,
+            loaded,
             bad.select(pl.col(KEY).alias("legacy_key")).drop_nulls(),
             pl.DataFrame({"legacy_key": shaped.left_out}).filter(
-                ~pl.col("legacy_key").is_in(loaded["legacy_key"].implode())),
+                ~pl.col("legacy_key").is_in(loaded["legacy_key"].implode())
+            ),
         )
         return counts
 
@@ -631,12 +717,16 @@ class _Runner:
         if self.opt.safety:
             (loader or self.loader).execute(
                 "INSERT INTO crmkit_checkpoints (run_id, entity, source_name, phase, batch_no, rows) "
-                "VALUES (?, ?, ?, ?, ?, ?)", (self.run_id, shaped.entity, shaped.source, phase, batch_no, rows))
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (self.run_id, shaped.entity, shaped.source, phase, batch_no, rows),
+            )
 
     def _next_batch_no(self, shaped: Shaped, phase: str) -> int:
         last = self.loader.scalar(
             "SELECT max(batch_no) FROM crmkit_checkpoints WHERE run_id = ? AND entity = ? AND source_name = ? "
-            "AND phase = ?", (self.run_id, shaped.entity, shaped.source, phase))
+            "AND phase = ?",
+            (self.run_id, shaped.entity, shaped.source, phase),
+        )
         return int(last or 0) + 1
 
     def _batches(self, rows: pl.DataFrame) -> list[pl.DataFrame]:
@@ -665,7 +755,9 @@ class _Runner:
         if side is not None:
             self.loader.execute(
                 "INSERT INTO crmkit_checkpoints (run_id, entity, source_name, phase, batch_no, rows) "
-                "VALUES (?, ?, ?, ?, 0, 0)", (self.run_id, table, shaped.source, ID_MAP_PENDING))
+                "VALUES (?, ?, ?, ?, 0, 0)",
+                (self.run_id, table, shaped.source, ID_MAP_PENDING),
+            )
         for t in (table, "crmkit_id_map"):
             self.loader.drop_indexes(t)
         self._commit("indexes.drop")
@@ -704,15 +796,25 @@ class _Runner:
             raise
         return Background(companion)
 
-    def _insert_batches(self, shaped: Shaped, rows: pl.DataFrame, fields: list[str], counts: FeedCounts,
-                        side: Background | None = None, stream: Background | None = None) -> pl.DataFrame:
+    def _insert_batches(
+        self,
+        shaped: Shaped,
+        rows: pl.DataFrame,
+        fields: list[str],
+        counts: FeedCounts,
+        side: Background | None = None,
+        stream: Background | None = None,
+    ) -> pl.DataFrame:
         """Insert ``rows`` in batches, each in its own transaction with its checkpoint.  With
         ``side``, each committed batch's id-map entries are written there; with ``stream``,
         every other batch is written on that connection (its ids are reserved here first, in
         one block, so that neither connection waits on the other's lock of the table)."""
         table = shaped.entity
-        defaults = [pl.lit(f.default).alias(f.name) for f in entities()[table].fields.values()
-                    if f.default is not None and f.name not in fields]
+        defaults = [
+            pl.lit(f.default).alias(f.name)
+            for f in entities()[table].fields.values()
+            if f.default is not None and f.name not in fields
+        ]
         out = []
         batch_no = self._next_batch_no(shaped, "insert") if rows.height else 0
         ids = None
@@ -730,14 +832,21 @@ class _Runner:
             else:
                 batch = batch.with_columns(ids.slice(i * self.opt.batch_size, batch.height).alias("id"))
             frame = batch.select(
-                "id", pl.lit(shaped.source).alias("source_name"), pl.col(KEY).alias("legacy_key"),
-                delta.HASH, pl.lit(self.run_id).alias("run_id"), *fields, *defaults,
+                "id",
+                pl.lit(shaped.source).alias("source_name"),
+                pl.col(KEY).alias("legacy_key"),
+                delta.HASH,
+                pl.lit(self.run_id).alias("run_id"),
+                *fields,
+                *defaults,
             )
             keys = batch.select(pl.col(KEY).alias("legacy_key"), pl.col("id").alias("target_id"))
             committed: Future[None] | None = None
             if stream is not None and i % 2:
-                committed = stream.submit(self._write_batch(shaped, frame, batch_no + i, own=False),
-                                          then=partial(faults.point, "insert.after_commit", stream.loader))
+                committed = stream.submit(
+                    self._write_batch(shaped, frame, batch_no + i, own=False),
+                    then=partial(faults.point, "insert.after_commit", stream.loader),
+                )
             else:
                 if ids is not None:
                     self._begin()
@@ -745,8 +854,13 @@ class _Runner:
             if side is not None:
                 # only committed rows: the id map never names a row that is not there.  Queued in
                 # the batches' order (a sorted id map builds its key in half the time)
-                entries = keys.select(pl.lit(table).alias("entity"), pl.lit(shaped.source).alias("source_name"),
-                                      "legacy_key", "target_id", pl.lit(self.run_id).alias("run_id"))
+                entries = keys.select(
+                    pl.lit(table).alias("entity"),
+                    pl.lit(shaped.source).alias("source_name"),
+                    "legacy_key",
+                    "target_id",
+                    pl.lit(self.run_id).alias("run_id"),
+                )
                 side.submit(partial(_map_when_committed, committed, entries))
             counts.inserted += batch.height
             out.append(keys)
@@ -755,10 +869,12 @@ class _Runner:
             stream.close()  # its batches committed, or its error raised here
         return pl.concat(out) if out else pl.DataFrame(schema={"legacy_key": pl.String, "target_id": pl.Int64})
 
-    def _write_batch(self, shaped: Shaped, frame: pl.DataFrame, batch_no: int, own: bool,
-                     in_db_id_map: bool = False) -> Callable[[Loader], None]:
+    def _write_batch(
+        self, shaped: Shaped, frame: pl.DataFrame, batch_no: int, own: bool, in_db_id_map: bool = False
+    ) -> Callable[[Loader], None]:
         """One batch's rows and checkpoint on ``loader``; committed here when ``own`` (on this
         run's connection), else by the :class:`Background` that runs it."""
+
         def write(loader: Loader) -> None:
             table = shaped.entity
             faults.point("insert.before_batch", loader)
@@ -770,7 +886,8 @@ class _Runner:
                 loader.execute(
                     f"INSERT INTO crmkit_id_map (entity, source_name, legacy_key, target_id, run_id) "
                     f"SELECT ?, source_name, legacy_key, id, run_id FROM {q(table)} WHERE id BETWEEN ? AND ?",
-                    (table, frame["id"][0], frame["id"][-1]))
+                    (table, frame["id"][0], frame["id"][-1]),
+                )
             faults.point("insert.after_idmap", loader)
             self._checkpoint(shaped, "insert", batch_no, frame.height, loader)
             faults.point("insert.before_commit", loader)
@@ -778,14 +895,17 @@ class _Runner:
                 loader.commit()
             if own:
                 faults.point("insert.after_commit", loader)
+
         return write
 
     def _update(self, shaped: Shaped, rows: pl.DataFrame, fields: list[str], counts: FeedCounts) -> None:
         batch_no = self._next_batch_no(shaped, "update") if rows.height else 0
         for i, batch in enumerate(self._batches(rows)):
             self._begin()
-            self._write_updates(shaped.entity, batch.select(
-                pl.col("target_id").alias("id"), delta.HASH, pl.lit(self.run_id).alias("run_id"), *fields))
+            self._write_updates(
+                shaped.entity,
+                batch.select(pl.col("target_id").alias("id"), delta.HASH, pl.lit(self.run_id).alias("run_id"), *fields),
+            )
             self._checkpoint(shaped, "update", batch_no + i, batch.height)
             self._commit("update.before_commit")
             counts.updated += batch.height
@@ -799,7 +919,9 @@ class _Runner:
             self.loader.execute(
                 f"INSERT INTO {q('crmkit_before_' + entity)} (before_run_id, target_id, {listed}) "
                 f"SELECT ?, t.id, {', '.join('t.' + q(c) for c in cols)} FROM {q(entity)} t "
-                f"WHERE t.id IN (SELECT id FROM {q(stage)})", (self.run_id,))
+                f"WHERE t.id IN (SELECT id FROM {q(stage)})",
+                (self.run_id,),
+            )
             faults.point("update.after_images", self.loader)
         self.loader.update_from(entity, stage, frame.columns)
         self.loader.execute(f"DROP TABLE {q(stage)}")
@@ -809,15 +931,24 @@ class _Runner:
         raw_cols = [c for c in shaped.raw.columns if c != ROW]
         # the raw rows of the rejected rows only: picked out before the join, encoded after it
         raw = shaped.raw.filter(pl.col(ROW).is_in(bad.get_column(ROW).implode()))
-        rows = bad.select(ROW, KEY, ERRORS).join(raw, on=ROW, how="left", maintain_order="left").select(
-            pl.lit(self.run_id).alias("run_id"), pl.lit(shaped.entity).alias("entity"),
-            pl.lit(shaped.source).alias("source_name"), pl.col(ROW).alias("row_number"),
-            pl.col(KEY).alias("legacy_key"), pl.col(ERRORS).list.join("; ").alias("reasons"),
-            pl.struct(raw_cols).struct.json_encode().alias("raw_json"),
+        rows = (
+            bad.select(ROW, KEY, ERRORS)
+            .join(raw, on=ROW, how="left", maintain_order="left")
+            .select(
+                pl.lit(self.run_id).alias("run_id"),
+                pl.lit(shaped.entity).alias("entity"),
+                pl.lit(shaped.source).alias("source_name"),
+                pl.col(ROW).alias("row_number"),
+                pl.col(KEY).alias("legacy_key"),
+                pl.col(ERRORS).list.join("; ").alias("reasons"),
+                pl.struct(raw_cols).struct.json_encode().alias("raw_json"),
+            )
         )
         self._begin()
-        self.loader.execute("DELETE FROM crmkit_rejects WHERE run_id = ? AND entity = ? AND source_name = ?",
-                            (self.run_id, shaped.entity, shaped.source))  # a resume writes them again
+        self.loader.execute(
+            "DELETE FROM crmkit_rejects WHERE run_id = ? AND entity = ? AND source_name = ?",
+            (self.run_id, shaped.entity, shaped.source),
+        )  # a resume writes them again
         self.loader.append("crmkit_rejects", rows)
         self._commit("reject.before_commit")
         self.rejects.append(rows.drop("run_id"))
@@ -835,8 +966,12 @@ class _Runner:
         counts.deactivated = active.height
         if todo.height:
             self._begin()
-            self._write_updates(shaped.entity, todo.select(
-                pl.col("target_id").alias("id"), pl.lit(False).alias("active"), pl.lit(self.run_id).alias("run_id")))
+            self._write_updates(
+                shaped.entity,
+                todo.select(
+                    pl.col("target_id").alias("id"), pl.lit(False).alias("active"), pl.lit(self.run_id).alias("run_id")
+                ),
+            )
             self._commit("vanish.before_commit")
 
     # --- reconciliation ---------------------------------------------------------------
@@ -852,15 +987,25 @@ class _Runner:
                 )
         for (entity, source), km in self.keymaps.items():
             in_map = self.loader.scalar(
-                "SELECT count(*) FROM crmkit_id_map WHERE entity = ? AND source_name = ?", (entity, source))
+                "SELECT count(*) FROM crmkit_id_map WHERE entity = ? AND source_name = ?", (entity, source)
+            )
             if int(in_map or 0) != km.ids.height:
                 raise ReconcileError(
-                    f"{entity} from {source}: the id map holds {in_map} keys, the run expected {km.ids.height}")
+                    f"{entity} from {source}: the id map holds {in_map} keys, the run expected {km.ids.height}"
+                )
 
 
 def _empty_rejects() -> pl.DataFrame:
-    return pl.DataFrame(schema={"entity": pl.String, "source_name": pl.String, "row_number": pl.Int64,
-                                "legacy_key": pl.String, "reasons": pl.String, "raw_json": pl.String})
+    return pl.DataFrame(
+        schema={
+            "entity": pl.String,
+            "source_name": pl.String,
+            "row_number": pl.Int64,
+            "legacy_key": pl.String,
+            "reasons": pl.String,
+            "raw_json": pl.String,
+        }
+    )
 
 
 def _map_when_committed(committed: Future[None] | None, entries: pl.DataFrame, loader: Loader) -> None:

@@ -12,9 +12,10 @@ import hashlib
 
 import polars as pl
 
+from crmkit.db.sql import q
+from crmkit.migrate import delta
+from crmkit.migrate.load import open_loader
 from crmkit.schema.models import ENTITY_MODELS
-from migrate import delta
-from migrate.load import open_loader, q
 
 _SKIP = {"id"}
 
@@ -26,14 +27,22 @@ def table_hashes(url: str, include_id_map: bool = True, content_only: bool = Fal
     loader = open_loader(url)
     try:
         idmap = loader.query("SELECT entity, source_name, legacy_key, target_id, run_id FROM crmkit_id_map").cast(
-            {"entity": pl.String, "source_name": pl.String, "legacy_key": pl.String, "target_id": pl.Int64,
-             "run_id": pl.Int64})
+            {
+                "entity": pl.String,
+                "source_name": pl.String,
+                "legacy_key": pl.String,
+                "target_id": pl.Int64,
+                "run_id": pl.Int64,
+            }
+        )
         refs = _provenance(loader)
         out = {e: _hash(_normalised(loader, e, refs).drop(skip, strict=False)) for e in ENTITY_MODELS}
         if include_id_map:
-            out["crmkit_id_map"] = _hash(idmap.join(refs, left_on=["entity", "target_id"],
-                                                    right_on=["entity", "id"], how="left")
-                                         .drop(["target_id", *skip], strict=False))
+            out["crmkit_id_map"] = _hash(
+                idmap.join(refs, left_on=["entity", "target_id"], right_on=["entity", "id"], how="left").drop(
+                    ["target_id", *skip], strict=False
+                )
+            )
         return out
     finally:
         loader.close()
@@ -43,11 +52,19 @@ def _provenance(loader) -> pl.DataFrame:  # type: ignore[no-untyped-def]
     parts = []
     for entity in ENTITY_MODELS:
         f = loader.query(f"SELECT id, source_name, legacy_key FROM {q(entity)}")
-        parts.append(f.select(
-            pl.lit(entity, dtype=pl.String).alias("entity"), pl.col("id").cast(pl.Int64),
-            pl.concat_str([pl.col("source_name").cast(pl.String).fill_null("-"),
-                           pl.col("legacy_key").cast(pl.String).fill_null(pl.col("id").cast(pl.String))],
-                          separator=":").alias("ref")))
+        parts.append(
+            f.select(
+                pl.lit(entity, dtype=pl.String).alias("entity"),
+                pl.col("id").cast(pl.Int64),
+                pl.concat_str(
+                    [
+                        pl.col("source_name").cast(pl.String).fill_null("-"),
+                        pl.col("legacy_key").cast(pl.String).fill_null(pl.col("id").cast(pl.String)),
+                    ],
+                    separator=":",
+                ).alias("ref"),
+            )
+        )
     return pl.concat(parts)
 
 
@@ -58,9 +75,9 @@ def _normalised(loader, entity: str, refs: pl.DataFrame) -> pl.DataFrame:  # typ
         if fk is None or frame.height == 0:
             continue
         parent = refs.filter(pl.col("entity") == fk.column.table.name).select(
-            pl.col("id").alias(col.name), pl.col("ref").alias(f"{col.name}__ref"))
-        frame = (frame.with_columns(pl.col(col.name).cast(pl.Int64))
-                 .join(parent, on=col.name, how="left").drop(col.name))
+            pl.col("id").alias(col.name), pl.col("ref").alias(f"{col.name}__ref")
+        )
+        frame = frame.with_columns(pl.col(col.name).cast(pl.Int64)).join(parent, on=col.name, how="left").drop(col.name)
     return frame.drop([c for c in frame.columns if c in _SKIP])
 
 
@@ -68,8 +85,11 @@ def _hash(frame: pl.DataFrame) -> str:
     if frame.height == 0:
         return hashlib.sha256(b"empty").hexdigest()
     cols = sorted(frame.columns)
-    text = frame.select([_text(frame, c) for c in cols]).select(
-        pl.concat_str(pl.all(), separator="\x1f").alias("r")).sort("r")
+    text = (
+        frame.select([_text(frame, c) for c in cols])
+        .select(pl.concat_str(pl.all(), separator="\x1f").alias("r"))
+        .sort("r")
+    )
     return hashlib.sha256("\n".join(text["r"].to_list()).encode()).hexdigest()
 
 

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass, field as dc_field
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 from typing import Any
 
 import polars as pl
 
-from migrate import phones
+from crmkit.migrate import phones
 
 #: an expression over the current value, given the whole frame for steps that need other columns
 Apply = Callable[[pl.Expr], pl.Expr]
@@ -322,7 +323,9 @@ def _date(args: Any) -> Step:
 def _datetime(args: Any) -> Step:
     formats = _formats(args, "datetime")
     return Step(
-        "datetime", lambda e: _parse_datetime(e, formats + list(_ISO_DATETIME)), True,
+        "datetime",
+        lambda e: _parse_datetime(e, formats + list(_ISO_DATETIME)),
+        True,
         f"is not a date-time ({', '.join(formats)})",
     )
 
@@ -410,9 +413,15 @@ def _phone(args: Any) -> Step:
     def frame_apply(frame: pl.DataFrame, value: str) -> pl.Series:
         return phones.to_e164(frame, value, region, region_column)
 
-    return Step("phone", None, True, "is not a phone number", frame_apply=frame_apply,
-                needs=(args["region_column"],) if args.get("region_column") else (),
-                needs_field=str(region_field) if region_field else None)
+    return Step(
+        "phone",
+        None,
+        True,
+        "is not a phone number",
+        frame_apply=frame_apply,
+        needs=(args["region_column"],) if args.get("region_column") else (),
+        needs_field=str(region_field) if region_field else None,
+    )
 
 
 BARE.add("phone")
@@ -439,18 +448,30 @@ def cast_step(kind: str, max_length: int | None) -> Step:
     if kind == "string":
         if not max_length:
             return Step("type", _s)
-        return Step("type", lambda e: pl.when(_s(e).str.len_chars() <= max_length).then(_s(e)), True,
-                    f"is longer than {max_length} characters")
+        return Step(
+            "type",
+            lambda e: pl.when(_s(e).str.len_chars() <= max_length).then(_s(e)),
+            True,
+            f"is longer than {max_length} characters",
+        )
     if kind == "integer":
         return Step("type", _integer(None).apply, True, "is not a whole number")
     if kind == "decimal":
         return Step("type", lambda e: _number_expr(e, ",", "."), True, "is not a number")
     if kind == "date":
-        return Step("type", lambda e: _parse_datetime(e, ["%Y-%m-%d", *_ISO_DATETIME]).dt.date(), True,
-                    "is not a date (YYYY-MM-DD); add a date transform with its format")
+        return Step(
+            "type",
+            lambda e: _parse_datetime(e, ["%Y-%m-%d", *_ISO_DATETIME]).dt.date(),
+            True,
+            "is not a date (YYYY-MM-DD); add a date transform with its format",
+        )
     if kind == "datetime":
-        return Step("type", lambda e: _parse_datetime(e, ["%Y-%m-%d", *_ISO_DATETIME]), True,
-                    "is not a date-time; add a datetime transform with its format")
+        return Step(
+            "type",
+            lambda e: _parse_datetime(e, ["%Y-%m-%d", *_ISO_DATETIME]),
+            True,
+            "is not a date-time; add a datetime transform with its format",
+        )
     if kind == "boolean":
         return Step("type", _bool(None).apply, True, "is not a yes/no value")
     raise ValueError(kind)  # pragma: no cover
@@ -463,6 +484,12 @@ def blank_to_null() -> Step:
 
 def typed_cast(expr: pl.Expr, kind: str) -> pl.Expr:
     """Cast an already-typed value (not a string) to the target dtype; used for constants."""
-    dtypes = {"string": pl.String, "integer": pl.Int64, "decimal": pl.Float64, "date": pl.Date,
-              "datetime": pl.Datetime("us"), "boolean": pl.Boolean}
+    dtypes = {
+        "string": pl.String,
+        "integer": pl.Int64,
+        "decimal": pl.Float64,
+        "date": pl.Date,
+        "datetime": pl.Datetime("us"),
+        "boolean": pl.Boolean,
+    }
     return expr.cast(dtypes[kind], strict=False)

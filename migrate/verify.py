@@ -16,15 +16,17 @@ from pathlib import Path
 
 import polars as pl
 
-from crmkit.schema.target import TargetField, entities
+from crmkit.audit import operator_name
+from crmkit.db.sql import q
+from crmkit.db.url import mask_url
+from crmkit.migrate import audit, delta
+from crmkit.migrate.check import OUT_OF_SCOPE, KeyMap, check
+from crmkit.migrate.fields import ERRORS, KEY, Shaped
+from crmkit.migrate.load import Loader, open_loader
+from crmkit.migrate.mapping import load_mapping
+from crmkit.migrate.run import prepare, ref_source
+from crmkit.schema.target import TargetField
 from crmkit.schema.versions import ensure_schema
-from migrate import audit, delta
-from migrate.check import OUT_OF_SCOPE, KeyMap, check
-from migrate.extract import mask_url
-from migrate.fields import ERRORS, KEY, Shaped
-from migrate.load import Loader, open_loader, q
-from migrate.mapping import load_mapping
-from migrate.run import prepare, ref_source
 
 
 @dataclass
@@ -32,27 +34,37 @@ class VerifyResult:
     mapping: str
     target: str
     counts: list[dict[str, object]] = field(default_factory=list)
-    mismatches: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(
-        schema={"entity": pl.String, "source_name": pl.String, "legacy_key": pl.String, "kind": pl.String}))
+    mismatches: pl.DataFrame = field(
+        default_factory=lambda: pl.DataFrame(
+            schema={"entity": pl.String, "source_name": pl.String, "legacy_key": pl.String, "kind": pl.String}
+        )
+    )
 
     @property
     def ok(self) -> bool:
         return self.mismatches.height == 0
 
     def to_json(self) -> dict[str, object]:
-        return {"mapping": self.mapping, "target": self.target, "ok": self.ok, "counts": self.counts,
-                "mismatches": self.mismatches.to_dicts()}
+        return {
+            "mapping": self.mapping,
+            "target": self.target,
+            "ok": self.ok,
+            "counts": self.counts,
+            "mismatches": self.mismatches.to_dicts(),
+        }
 
     def write(self, directory: str | Path) -> None:
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "verify.json").write_text(json.dumps(self.to_json(), indent=2, ensure_ascii=False, default=str) + "\n",
-                                         encoding="utf-8")
+        (out / "verify.json").write_text(
+            json.dumps(self.to_json(), indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8"
+        )
         self.mismatches.write_csv(out / "verify-mismatches.csv")
 
 
-def verify(mapping_path: str | Path, target: str, operator: str | None = None,
-           scope: dict[str, str] | None = None) -> VerifyResult:
+def verify(
+    mapping_path: str | Path, target: str, operator: str | None = None, scope: dict[str, str] | None = None
+) -> VerifyResult:
     """Compare the sources with the target; ``scope`` limits it to what rollout waves moved so far."""
     mapping = load_mapping(mapping_path)
     prepared = prepare(mapping, scope)
@@ -61,25 +73,36 @@ def verify(mapping_path: str | Path, target: str, operator: str | None = None,
     result = VerifyResult(mapping.name, mask_url(target))
     try:
         parts = []
-        for ename, feeds in prepared.shaped.items():
+        for _ename, feeds in prepared.shaped.items():
             for shaped in feeds:
                 parts.append(_feed(loader, prepared, shaped, result))
         result.mismatches = pl.concat(parts) if parts else result.mismatches
-        audit.record(loader, action="verify", operator=audit.operator_name(operator), target=result.target,
-                     outcome="clean" if result.ok else f"{result.mismatches.height} mismatches",
-                     mapping_name=mapping.name, mapping_hash=mapping.content_hash)
+        audit.record(
+            loader,
+            action="verify",
+            operator=operator_name(operator),
+            target=result.target,
+            outcome="clean" if result.ok else f"{result.mismatches.height} mismatches",
+            mapping_name=mapping.name,
+            mapping_hash=mapping.content_hash,
+        )
     finally:
         loader.close()
     return result
 
 
 def _keymap(loader: Loader, entity: str, source: str) -> KeyMap:
-    ids = loader.query("SELECT legacy_key, target_id FROM crmkit_id_map WHERE entity = ? AND source_name = ?",
-                       (entity, source))
+    ids = loader.query(
+        "SELECT legacy_key, target_id FROM crmkit_id_map WHERE entity = ? AND source_name = ?", (entity, source)
+    )
     if ids.height == 0:
         ids = pl.DataFrame(schema={"legacy_key": pl.String, "target_id": pl.Int64})
-    return KeyMap(entity, source, ids.with_columns(pl.col("target_id").cast(pl.Int64)),
-                  pl.DataFrame(schema={"legacy_key": pl.String}))
+    return KeyMap(
+        entity,
+        source,
+        ids.with_columns(pl.col("target_id").cast(pl.Int64)),
+        pl.DataFrame(schema={"legacy_key": pl.String}),
+    )
 
 
 def _feed(loader: Loader, prepared, shaped: Shaped, result: VerifyResult) -> pl.DataFrame:  # type: ignore[no-untyped-def]
@@ -93,7 +116,8 @@ def _feed(loader: Loader, prepared, shaped: Shaped, result: VerifyResult) -> pl.
         left = [s.left_out for s in parent_feeds if s.source == src]
         if left:
             parents[fname].left_out = pl.DataFrame({"legacy_key": pl.concat(left)}).filter(
-                ~pl.col("legacy_key").is_in(parents[fname].ids["legacy_key"].implode()))
+                ~pl.col("legacy_key").is_in(parents[fname].ids["legacy_key"].implode())
+            )
     checked = check(shaped, parents)
     checked = checked.filter(~pl.col(OUT_OF_SCOPE)).drop(OUT_OF_SCOPE)
     fields = [f.name for f in shaped.fields]
@@ -103,21 +127,36 @@ def _feed(loader: Loader, prepared, shaped: Shaped, result: VerifyResult) -> pl.
     exp = expected.select(pl.col(KEY).alias("legacy_key"), pl.col(delta.HASH).alias("expected"))
     act = actual.select("legacy_key", pl.col(delta.HASH).alias("actual"))
     both = exp.join(act, on="legacy_key", how="full", coalesce=True)
-    kind = (pl.when(pl.col("actual").is_null()).then(pl.lit("missing"))
-            .when(pl.col("expected").is_null()).then(pl.lit("unexpected"))
-            .when(pl.col("expected") != pl.col("actual")).then(pl.lit("changed")))
+    kind = (
+        pl.when(pl.col("actual").is_null())
+        .then(pl.lit("missing"))
+        .when(pl.col("expected").is_null())
+        .then(pl.lit("unexpected"))
+        .when(pl.col("expected") != pl.col("actual"))
+        .then(pl.lit("changed"))
+    )
     mism = both.with_columns(kind.alias("kind")).filter(pl.col("kind").is_not_null())
-    result.counts.append({"entity": shaped.entity, "source": shaped.source, "expected": expected.height,
-                          "in_target": actual.height, "mismatches": mism.height})
-    return mism.select(pl.lit(shaped.entity).alias("entity"), pl.lit(shaped.source).alias("source_name"),
-                       "legacy_key", "kind").sort("legacy_key")
+    result.counts.append(
+        {
+            "entity": shaped.entity,
+            "source": shaped.source,
+            "expected": expected.height,
+            "in_target": actual.height,
+            "mismatches": mism.height,
+        }
+    )
+    return mism.select(
+        pl.lit(shaped.entity).alias("entity"), pl.lit(shaped.source).alias("source_name"), "legacy_key", "kind"
+    ).sort("legacy_key")
 
 
 def _target_rows(loader: Loader, entity: str, source: str, fields: list[TargetField]) -> pl.DataFrame:
     cols = ", ".join(f"e.{q(f.name)}" for f in fields)
     frame = loader.query(
         f"SELECT m.legacy_key, {cols} FROM crmkit_id_map m JOIN {q(entity)} e ON e.id = m.target_id "
-        f"WHERE m.entity = ? AND m.source_name = ?", (entity, source))
+        f"WHERE m.entity = ? AND m.source_name = ?",
+        (entity, source),
+    )
     if frame.height == 0:
         return pl.DataFrame(schema={"legacy_key": pl.String, **{f.name: f.dtype for f in fields}})
     return frame.with_columns([_as_dtype(frame, f) for f in fields])

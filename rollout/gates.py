@@ -17,9 +17,9 @@ from typing import Any
 
 import polars as pl
 
-from migrate.audit import now
-from migrate.load import open_loader
-from rollout.plan import Plan, Wave
+from crmkit.audit import now
+from crmkit.migrate.load import open_loader
+from crmkit.rollout.plan import Plan, Wave
 
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
 
@@ -86,7 +86,7 @@ def gate(name: str) -> Callable[[Gate], Gate]:
 
 
 def _file_age(path: Path) -> dt.timedelta:
-    return now() - dt.datetime.fromtimestamp(os.path.getmtime(path), dt.timezone.utc).replace(tzinfo=None)
+    return now() - dt.datetime.fromtimestamp(os.path.getmtime(path), dt.UTC).replace(tzinfo=None)
 
 
 def _stale(ctx: Context, spec: Any, age: dt.timedelta) -> str | None:
@@ -101,8 +101,14 @@ def _needs_previous(ctx: Context, name: str) -> GateResult | None:
     if ctx.previous is None:
         return GateResult(name, "-", INCONCLUSIVE, "no previous wave", "-", "this gate judges the previous wave")
     if prev is None or prev.status != "migrated":
-        return GateResult(name, ctx.previous.name, INCONCLUSIVE, "not migrated", "migrated",
-                          f"migrate wave {ctx.previous.name} first (crmkit rollout advance)")
+        return GateResult(
+            name,
+            ctx.previous.name,
+            INCONCLUSIVE,
+            "not migrated",
+            "migrated",
+            f"migrate wave {ctx.previous.name} first (crmkit rollout advance)",
+        )
     return None
 
 
@@ -112,9 +118,14 @@ def reconciliation(ctx: Context, spec: Any) -> GateResult:
         return early
     assert ctx.previous is not None and ctx.previous_state is not None
     state = ctx.previous_state
-    runs = ctx.query(
-        f"SELECT id, status, counts_json FROM crmkit_runs WHERE id IN ({', '.join('?' * len(state.run_ids))})",
-        tuple(state.run_ids)) if state.run_ids else pl.DataFrame()
+    runs = (
+        ctx.query(
+            f"SELECT id, status, counts_json FROM crmkit_runs WHERE id IN ({', '.join('?' * len(state.run_ids))})",
+            tuple(state.run_ids),
+        )
+        if state.run_ids
+        else pl.DataFrame()
+    )
     rejected = extracted = 0
     bad_status = []
     for rid, status, counts in runs.iter_rows() if runs.height else []:
@@ -124,27 +135,45 @@ def reconciliation(ctx: Context, spec: Any) -> GateResult:
             rejected += int(c.get("rejected", 0))
             extracted += int(c.get("extracted", 0)) - int(c.get("filtered", 0))
     share = f"{rejected}/{extracted} rejected ({100 * rejected / extracted if extracted else 0:.1f}%)"
-    from migrate.run import over_threshold
+    from crmkit.migrate.run import over_threshold
 
     required = f"rejects ≤ {spec.max_rejects}, runs succeeded" + (", verify clean" if spec.verify else "")
     if bad_status:
-        return GateResult("reconciliation", ctx.previous.name, FAIL, "; ".join(bad_status), required,
-                          "resume or re-run the wave's migration")
+        return GateResult(
+            "reconciliation",
+            ctx.previous.name,
+            FAIL,
+            "; ".join(bad_status),
+            required,
+            "resume or re-run the wave's migration",
+        )
     if over_threshold(rejected, extracted, spec.max_rejects):
-        return GateResult("reconciliation", ctx.previous.name, FAIL, share, required,
-                          "fix the rejected rows (see the run's rejects.csv) and advance the wave again")
+        return GateResult(
+            "reconciliation",
+            ctx.previous.name,
+            FAIL,
+            share,
+            required,
+            "fix the rejected rows (see the run's rejects.csv) and advance the wave again",
+        )
     measured = share
     if spec.verify:
         mismatches = _verify(ctx)
         measured += f", verify: {mismatches} mismatches"
         if mismatches:
-            return GateResult("reconciliation", ctx.previous.name, FAIL, measured, required,
-                              "crmkit migrate verify lists them; fix the target or re-run the wave")
+            return GateResult(
+                "reconciliation",
+                ctx.previous.name,
+                FAIL,
+                measured,
+                required,
+                "crmkit migrate verify lists them; fix the target or re-run the wave",
+            )
     return GateResult("reconciliation", ctx.previous.name, PASS, measured, required)
 
 
 def _verify(ctx: Context) -> int:
-    from migrate.verify import verify
+    from crmkit.migrate.verify import verify
 
     assert ctx.previous is not None
     scope = ctx.plan.cumulative_scope(ctx.previous.name)
@@ -156,7 +185,7 @@ def validation(ctx: Context, spec: Any) -> GateResult:
     if (early := _needs_previous(ctx, "validation")) is not None:
         return early
     assert ctx.previous is not None
-    from validate.run import Request, run
+    from crmkit.validate.run import Request, run
 
     failing = []
     for entity in spec.entities:
@@ -164,8 +193,14 @@ def validation(ctx: Context, spec: Any) -> GateResult:
         failing += [f"{entity}: {g.name} {g.measured}" for g in result.gates if not g.passed]
     required = f"every gate of {spec.rules.name} on {', '.join(spec.entities)}"
     if failing:
-        return GateResult("validation", ctx.previous.name, FAIL, "; ".join(failing)[:300], required,
-                          f"crmkit validate --target URL --entity ENTITY --rules {spec.rules} shows the failures")
+        return GateResult(
+            "validation",
+            ctx.previous.name,
+            FAIL,
+            "; ".join(failing)[:300],
+            required,
+            f"crmkit validate --target URL --entity ENTITY --rules {spec.rules} shows the failures",
+        )
     return GateResult("validation", ctx.previous.name, PASS, "all validation gates pass", required)
 
 
@@ -174,18 +209,36 @@ def dedupe_review(ctx: Context, spec: Any) -> GateResult:
     subject = ctx.previous.name if ctx.previous else ctx.wave.name
     required = "no undecided pair"
     if not spec.file.exists():
-        return GateResult("dedupe_review", subject, INCONCLUSIVE, f"{spec.file} missing", required,
-                          "export the review queue: crmkit dedupe ... --review FILE")
+        return GateResult(
+            "dedupe_review",
+            subject,
+            INCONCLUSIVE,
+            f"{spec.file} missing",
+            required,
+            "export the review queue: crmkit dedupe ... --review FILE",
+        )
     if (stale := _stale(ctx, spec, _file_age(spec.file))) is not None:
         return GateResult("dedupe_review", subject, INCONCLUSIVE, stale, required, "export the review queue again")
     frame = pl.read_csv(spec.file, infer_schema=False)
     if spec.decision_column not in frame.columns:
-        return GateResult("dedupe_review", subject, INCONCLUSIVE, f"no column {spec.decision_column!r}", required,
-                          f"{spec.file} is not a review queue export")
+        return GateResult(
+            "dedupe_review",
+            subject,
+            INCONCLUSIVE,
+            f"no column {spec.decision_column!r}",
+            required,
+            f"{spec.file} is not a review queue export",
+        )
     pending = frame.filter(pl.col(spec.decision_column).fill_null("").str.strip_chars() == "").height
     status = PASS if pending == 0 else FAIL
-    return GateResult("dedupe_review", subject, status, f"{pending} of {frame.height} pairs undecided", required,
-                      "" if pending == 0 else f"decide the pairs in {spec.file} and import it")
+    return GateResult(
+        "dedupe_review",
+        subject,
+        status,
+        f"{pending} of {frame.height} pairs undecided",
+        required,
+        "" if pending == 0 else f"decide the pairs in {spec.file} and import it",
+    )
 
 
 @gate("loadtest")
@@ -203,13 +256,19 @@ def loadtest(ctx: Context, spec: Any) -> GateResult:
     measured = f"{peak} users, {'passed' if doc.get('passed') else 'failed: ' + ', '.join(map(str, failed))}"
     if peak < users:
         return GateResult("loadtest", ctx.wave.name, FAIL, measured, required, hint)
-    return GateResult("loadtest", ctx.wave.name, PASS if doc.get("passed") else FAIL, measured, required,
-                      "" if doc.get("passed") else hint)
+    return GateResult(
+        "loadtest",
+        ctx.wave.name,
+        PASS if doc.get("passed") else FAIL,
+        measured,
+        required,
+        "" if doc.get("passed") else hint,
+    )
 
 
 @gate("sandboxes")
 def sandboxes(ctx: Context, spec: Any) -> GateResult:
-    from training import sandbox as sb
+    from crmkit.training import sandbox as sb
 
     home = spec.home or Path(os.environ.get(sb.HOME_ENV, ".crmkit"))
     required = f"sandbox {spec.sandbox} with ≥ {spec.min_trainees} trainees"
@@ -219,8 +278,14 @@ def sandboxes(ctx: Context, spec: Any) -> GateResult:
     except Exception:
         return GateResult("sandboxes", ctx.wave.name, INCONCLUSIVE, "not provisioned", required, hint)
     n = len(box.trainees)
-    return GateResult("sandboxes", ctx.wave.name, PASS if n >= spec.min_trainees else FAIL,
-                      f"{n} trainees", required, "" if n >= spec.min_trainees else hint)
+    return GateResult(
+        "sandboxes",
+        ctx.wave.name,
+        PASS if n >= spec.min_trainees else FAIL,
+        f"{n} trainees",
+        required,
+        "" if n >= spec.min_trainees else hint,
+    )
 
 
 @gate("feedback")
@@ -244,8 +309,14 @@ def feedback(ctx: Context, spec: Any) -> GateResult:
     rate = scores.len() / ctx.previous.users if ctx.previous.users else 1.0
     measured = f"mean {mean:.2f} from {scores.len()} answers, response rate {rate:.0%}"
     ok = mean >= spec.min_mean and rate >= spec.min_response_rate
-    return GateResult("feedback", ctx.previous.name, PASS if ok else FAIL, measured, required,
-                      "" if ok else "address the pilot's feedback, then survey again")
+    return GateResult(
+        "feedback",
+        ctx.previous.name,
+        PASS if ok else FAIL,
+        measured,
+        required,
+        "" if ok else "address the pilot's feedback, then survey again",
+    )
 
 
 @gate("adoption")
@@ -258,21 +329,37 @@ def adoption(ctx: Context, spec: Any) -> GateResult:
     required = f"≥ {spec.min_share:.0%} of the wave's users active within {spec.within_days} days"
     codes = ctx.previous.departments
     if not codes:
-        return GateResult("adoption", ctx.previous.name, INCONCLUSIVE, "the wave names no departments", required,
-                          "list the wave's departments in the plan")
+        return GateResult(
+            "adoption",
+            ctx.previous.name,
+            INCONCLUSIVE,
+            "the wave names no departments",
+            required,
+            "list the wave's departments in the plan",
+        )
     users = ctx.query(
         f"SELECT u.id FROM users u JOIN departments d ON d.id = u.department_id "
-        f"WHERE d.code IN ({', '.join('?' * len(codes))})", tuple(codes))
+        f"WHERE d.code IN ({', '.join('?' * len(codes))})",
+        tuple(codes),
+    )
     if users.height == 0:
-        return GateResult("adoption", ctx.previous.name, INCONCLUSIVE, "no users migrated", required,
-                          "migrate the wave's users")
+        return GateResult(
+            "adoption", ctx.previous.name, INCONCLUSIVE, "no users migrated", required, "migrate the wave's users"
+        )
     try:
         active = ctx.query(
             "SELECT DISTINCT user_id FROM crmkit_api_audit WHERE at >= ? AND at <= ?",
-            (since.isoformat(sep=" "), until.isoformat(sep=" ")))
+            (since.isoformat(sep=" "), until.isoformat(sep=" ")),
+        )
     except Exception:
-        return GateResult("adoption", ctx.previous.name, INCONCLUSIVE, "no API audit log", required,
-                          "serve the CRM with crmkit serve so that its use is recorded")
+        return GateResult(
+            "adoption",
+            ctx.previous.name,
+            INCONCLUSIVE,
+            "no API audit log",
+            required,
+            "serve the CRM with crmkit serve so that its use is recorded",
+        )
     ids = set(users["id"].cast(pl.Int64).to_list())
     n = len(ids & set(active["user_id"].cast(pl.Int64).to_list())) if active.height else 0
     share = n / len(ids)
@@ -280,8 +367,14 @@ def adoption(ctx: Context, spec: Any) -> GateResult:
     if share >= spec.min_share:
         return GateResult("adoption", ctx.previous.name, PASS, measured, required)
     if now() < until:
-        return GateResult("adoption", ctx.previous.name, INCONCLUSIVE, measured, required,
-                          f"the adoption window is open until {until:%Y-%m-%d}")
+        return GateResult(
+            "adoption",
+            ctx.previous.name,
+            INCONCLUSIVE,
+            measured,
+            required,
+            f"the adoption window is open until {until:%Y-%m-%d}",
+        )
     return GateResult("adoption", ctx.previous.name, FAIL, measured, required, "support the wave's users, train again")
 
 
@@ -292,8 +385,16 @@ def approvals(ctx: Context, given: dict[str, tuple[str, dt.datetime]]) -> list[G
             by, at = given[name]
             out.append(GateResult(f"approval:{name}", ctx.wave.name, PASS, f"by {by} at {at:%Y-%m-%d %H:%M}", "given"))
         else:
-            out.append(GateResult(f"approval:{name}", ctx.wave.name, INCONCLUSIVE, "not given", "given",
-                                  f"crmkit rollout approve {ctx.plan.path} {ctx.wave.name} --approval {name} --by NAME"))
+            out.append(
+                GateResult(
+                    f"approval:{name}",
+                    ctx.wave.name,
+                    INCONCLUSIVE,
+                    "not given",
+                    "given",
+                    f"crmkit rollout approve {ctx.plan.path} {ctx.wave.name} --approval {name} --by NAME",
+                )
+            )
     return out
 
 

@@ -154,7 +154,7 @@ class Plan(Strict):
         return v
 
     @model_validator(mode="after")
-    def _waves(self) -> "Plan":
+    def _waves(self) -> Plan:
         if not self.waves:
             raise ValueError("a plan needs at least one wave (the pilot)")
         names = [w.name for w in self.waves]
@@ -203,8 +203,11 @@ class Plan(Strict):
         waves = self.waves[: [w.name for w in self.waves].index(upto) + 1]
         entities = {e for w in waves for e in w.scope}
         # an entity some wave up to here takes without a condition is no longer restricted
-        return {e: " OR ".join(f"({w.scope[e]})" for w in waves) for e in sorted(entities)
-                if all(e in w.scope for w in waves)}
+        return {
+            e: " OR ".join(f"({w.scope[e]})" for w in waves)
+            for e in sorted(entities)
+            if all(e in w.scope for w in waves)
+        }
 
     def age(self, gate: Any) -> dt.timedelta:
         return parse_age(gate.max_age or self.max_evidence_age)

@@ -67,8 +67,13 @@ def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     tokens = {e: mint(target, e) for e in (SALES_D1, SALES_D2, MANAGER_D1, SERVICE, ADMIN)}
     port = free_port()
     env = {**os.environ, "CRMKIT_TARGET": target, "CRMKIT_API_TOKEN_CACHE": "0"}
-    proc = subprocess.Popen([sys.executable, "-c", "from crmkit.cli import main; main()", "serve", "--port", str(port)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from crmkit.cli import main; main()", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(url, proc)
@@ -91,15 +96,21 @@ def wait_until_up(url: str, proc: subprocess.Popen[bytes]) -> None:
 
 
 def dept_account(api: Api, dept_code: str) -> int:
-    return api.sql("SELECT a.id FROM accounts a JOIN departments d ON d.id = a.department_id "
-                   "WHERE d.code = :c ORDER BY a.id LIMIT 1", c=dept_code)[0][0]
+    return api.sql(
+        "SELECT a.id FROM accounts a JOIN departments d ON d.id = a.department_id "
+        "WHERE d.code = :c ORDER BY a.id LIMIT 1",
+        c=dept_code,
+    )[0][0]
 
 
 # --- authentication --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("header", [None, "Bearer crm_not-a-real-token", "Basic dXNlcjpwYXNz"],
-                         ids=["no-token", "unknown-token", "basic-auth"])
+@pytest.mark.parametrize(
+    "header",
+    [None, "Bearer crm_not-a-real-token", "Basic dXNlcjpwYXNz"],
+    ids=["no-token", "unknown-token", "basic-auth"],
+)
 def test_without_a_live_token_every_resource_is_401(api, header):
     headers = {"Authorization": header} if header else {}
     for path in ("/accounts", "/contacts/1", "/reports/pipeline", "/audit", "/me"):
@@ -173,8 +184,11 @@ def test_a_sales_rep_cannot_move_an_account_to_another_department(api):
 # --- search and paging -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("q", ["' OR '1'='1", "'; DROP TABLE accounts; --", "%", "_", "\\", "宏达' --"],
-                         ids=["or-1-1", "drop-table", "percent", "underscore", "backslash", "cjk-quote"])
+@pytest.mark.parametrize(
+    "q",
+    ["' OR '1'='1", "'; DROP TABLE accounts; --", "%", "_", "\\", "宏达' --"],
+    ids=["or-1-1", "drop-table", "percent", "underscore", "backslash", "cjk-quote"],
+)
 def test_search_strings_shaped_like_sql_are_just_text(api, q):
     with api.client(ADMIN) as c:
         res = c.get("/accounts", params={"q": q})
@@ -185,8 +199,9 @@ def test_search_strings_shaped_like_sql_are_just_text(api, q):
 
 
 def test_search_by_name_email_and_phone_in_any_format(api):
-    acct_id, name, phone = api.sql("SELECT id, name, phone FROM accounts WHERE phone LIKE '+86%' "
-                                   "ORDER BY id LIMIT 1")[0]
+    acct_id, name, phone = api.sql("SELECT id, name, phone FROM accounts WHERE phone LIKE '+86%' ORDER BY id LIMIT 1")[
+        0
+    ]
     local = phone[3:]  # the number without +86
     spaced = f"0{local[:2]} {local[2:6]}-{local[6:]}"  # as a person types it, with the trunk 0
     cid, email = api.sql("SELECT id, email FROM contacts WHERE email IS NOT NULL ORDER BY id LIMIT 1")[0]
@@ -238,10 +253,19 @@ def test_a_patch_that_changes_nothing_writes_no_audit_row(api):
     assert api.sql("SELECT count(*) FROM crmkit_api_audit")[0][0] == count
 
 
-@pytest.mark.parametrize("body", [
-    {"name": "x" * 301}, {"name": "nul\x00byte"}, {"name": None}, {"country": "CHN"},
-    {"owner_id": 2**31}, {"tier": 5}, {"unknown": 1},
-], ids=["too-long", "nul", "null-required", "country-3", "id-overflow", "wrong-type", "unknown-field"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"name": "x" * 301},
+        {"name": "nul\x00byte"},
+        {"name": None},
+        {"country": "CHN"},
+        {"owner_id": 2**31},
+        {"tier": 5},
+        {"unknown": 1},
+    ],
+    ids=["too-long", "nul", "null-required", "country-3", "id-overflow", "wrong-type", "unknown-field"],
+)
 def test_invalid_writes_are_422_and_change_nothing(api, body):
     acct = dept_account(api, "SALES_N")
     before = api.sql("SELECT * FROM accounts WHERE id = :a", a=acct)
@@ -263,15 +287,19 @@ def test_a_reference_outside_the_callers_scope_is_422(api):
 
 def test_pipeline_report_sums_by_stage_and_owner_for_the_managers_department(api):
     d1 = api.sql("SELECT id FROM departments WHERE code = 'SALES_N'")[0][0]
-    rows = api.sql("SELECT o.stage, count(*), sum(o.amount) FROM opportunities o "
-                   "JOIN accounts a ON a.id = o.account_id "
-                   "WHERE coalesce(o.department_id, a.department_id) = :d GROUP BY o.stage", d=d1)
+    rows = api.sql(
+        "SELECT o.stage, count(*), sum(o.amount) FROM opportunities o "
+        "JOIN accounts a ON a.id = o.account_id "
+        "WHERE coalesce(o.department_id, a.department_id) = :d GROUP BY o.stage",
+        d=d1,
+    )
     with api.client(MANAGER_D1) as c:
         report = c.get("/reports/pipeline").json()
     by_stage = {s["stage"]: s for s in report["by_stage"]}
     assert report["department_id"] == d1
     assert {s: (n, round(float(a or 0), 2)) for s, n, a in rows} == {
-        s: (v["count"], float(v["amount"])) for s, v in by_stage.items()}
+        s: (v["count"], float(v["amount"])) for s, v in by_stage.items()
+    }
     for stage, total in by_stage.items():
         owners = [r for r in report["by_owner"] if r["stage"] == stage]
         assert sum(r["count"] for r in owners) == total["count"]
@@ -290,8 +318,17 @@ def test_health_and_prometheus_metrics(api):
 
 def test_openapi_spec_lists_every_resource(api):
     spec = httpx.get(f"{api.url}/openapi.json").json()
-    for path in ("/accounts", "/contacts/{record_id}", "/opportunities", "/cases/{record_id}", "/activities",
-                 "/reports/pipeline", "/audit", "/health", "/metrics"):
+    for path in (
+        "/accounts",
+        "/contacts/{record_id}",
+        "/opportunities",
+        "/cases/{record_id}",
+        "/activities",
+        "/reports/pipeline",
+        "/audit",
+        "/health",
+        "/metrics",
+    ):
         assert path in spec["paths"], path
     assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
 
@@ -337,16 +374,18 @@ def test_serve_refuses_a_port_in_use(api):
 
 
 def test_serve_refuses_an_unreachable_database():
-    assert_one_line_error(cli("serve", "--target", "postgresql+psycopg://nobody@127.0.0.1:1/crm"),
-                          "cannot connect to target")
+    assert_one_line_error(
+        cli("serve", "--target", "postgresql+psycopg://nobody@127.0.0.1:1/crm"), "cannot connect to target"
+    )
 
 
 def test_token_for_an_unknown_user_is_a_one_line_error(api):
-    assert_one_line_error(cli("serve", "token", "--target", api.target, "--user", "nobody@acme.example"),
-                          "no user with email 'nobody@acme.example'")
+    assert_one_line_error(
+        cli("serve", "token", "--target", api.target, "--user", "nobody@acme.example"),
+        "no user with email 'nobody@acme.example'",
+    )
 
 
 def test_serve_help_has_an_example():
     for args in (("serve",), ("serve", "token"), ("serve", "revoke"), ("serve", "index")):
         assert "Example:" in cli(*args, "--help").output
-

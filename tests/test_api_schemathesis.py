@@ -20,15 +20,40 @@ CHECKS = "not_a_server_error,response_schema_conformance,status_code_conformance
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("api", "who"), [("postgresql", ADMIN), ("sqlite", SALES_D2)],
-                         ids=["postgresql-admin", "sqlite-sales"], indirect=["api"])
+@pytest.mark.parametrize(
+    ("api", "who"),
+    [("postgresql", ADMIN), ("sqlite", SALES_D2)],
+    ids=["postgresql-admin", "sqlite-sales"],
+    indirect=["api"],
+)
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(api, who, tmp_path):  # noqa: F811
     report = tmp_path / "st.json"
-    cmd = [sys.executable, "-m", "schemathesis.cli", "run", f"{api.url}/openapi.json",
-           "-H", f"Authorization: Bearer {api.tokens[who]}", "--checks", CHECKS,
-           "--max-examples", "5", "--phases", "coverage,fuzzing", "--seed", "20261123",
-           "--generation-database", "none", "--no-color", "--workers", "1",  # 2 threads trip a CPython 3.11 ast bug
-           "--report", "json", "--report-json-path", str(report)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "schemathesis.cli",
+        "run",
+        f"{api.url}/openapi.json",
+        "-H",
+        f"Authorization: Bearer {api.tokens[who]}",
+        "--checks",
+        CHECKS,
+        "--max-examples",
+        "5",
+        "--phases",
+        "coverage,fuzzing",
+        "--seed",
+        "20261123",
+        "--generation-database",
+        "none",
+        "--no-color",
+        "--workers",
+        "1",  # 2 threads trip a CPython 3.11 ast bug
+        "--report",
+        "json",
+        "--report-json-path",
+        str(report),
+    ]
     res = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=240)
     tail = "\n".join(res.stdout.splitlines()[-40:])
     assert res.returncode == 0, tail

@@ -86,8 +86,13 @@ def test_missing_sheet_lists_the_sheets(estate, tmp_path):
 
 def test_csv_in_an_unexpected_encoding_says_which_to_try(estate, tmp_path):
     edit(estate, "encoding: gb18030", "encoding: utf-8")
-    assert_one_line_error(run_into_fresh_target(estate, tmp_path), "service_contacts.csv", "is not utf-8",
-                          "line 1", "try `encoding: gb18030`")
+    assert_one_line_error(
+        run_into_fresh_target(estate, tmp_path),
+        "service_contacts.csv",
+        "is not utf-8",
+        "line 1",
+        "try `encoding: gb18030`",
+    )
 
 
 def test_csv_encoding_is_detected_when_not_given(estate, tmp_path):
@@ -102,15 +107,18 @@ def test_ragged_csv_names_the_line(estate, tmp_path):
     data = csv.read_bytes().split(b"\r\n")
     data[4] = data[4] + b",extra,fields"
     csv.write_bytes(b"\r\n".join(data))
-    assert_one_line_error(run_into_fresh_target(estate, tmp_path), "service_contacts.csv", "line 5",
-                          "fields where the header has 6")
+    assert_one_line_error(
+        run_into_fresh_target(estate, tmp_path), "service_contacts.csv", "line 5", "fields where the header has 6"
+    )
 
 
 def test_unreachable_source_database(estate, tmp_path):
-    edit(estate, '  erp_dept:     {kind: sql, url: "sqlite:///../../examples/legacy/erp.sqlite"',
-         '  erp_dept:     {kind: sql, url: "postgresql+psycopg://postgres@127.0.0.1:1/legacy"')
-    assert_one_line_error(run_into_fresh_target(estate, tmp_path), "source erp_dept", "cannot connect",
-                          "127.0.0.1:1")
+    edit(
+        estate,
+        '  erp_dept:     {kind: sql, url: "sqlite:///../../examples/legacy/erp.sqlite"',
+        '  erp_dept:     {kind: sql, url: "postgresql+psycopg://postgres@127.0.0.1:1/legacy"',
+    )
+    assert_one_line_error(run_into_fresh_target(estate, tmp_path), "source erp_dept", "cannot connect", "127.0.0.1:1")
 
 
 def test_unreachable_target(estate):
@@ -119,8 +127,11 @@ def test_unreachable_target(estate):
 
 
 def test_literal_password_in_a_mapping_is_refused(estate, tmp_path):
-    edit(estate, '"sqlite:///../../examples/legacy/erp.sqlite", table: T_DEPT',
-         '"mysql+pymysql://root:hunter2@127.0.0.1/x", table: T_DEPT')
+    edit(
+        estate,
+        '"sqlite:///../../examples/legacy/erp.sqlite", table: T_DEPT',
+        '"mysql+pymysql://root:hunter2@127.0.0.1/x", table: T_DEPT',
+    )
     err = assert_one_line_error(run_into_fresh_target(estate, tmp_path), "password", "${VAR}")
     assert "hunter2" not in err
 
@@ -156,8 +167,11 @@ def test_wrong_password_for_the_source(estate, tmp_path, monkeypatch, mariadb_us
     url, user, password = mariadb_user
     wrong = password + "x"
     monkeypatch.setenv("ERP_PW", wrong)
-    edit(estate, '"sqlite:///../../examples/legacy/erp.sqlite", table: T_DEPT',
-         f'"mysql+pymysql://{user}:${{ERP_PW}}@{url.host}:{url.port or 3306}/{url.database}", table: T_DEPT')
+    edit(
+        estate,
+        '"sqlite:///../../examples/legacy/erp.sqlite", table: T_DEPT',
+        f'"mysql+pymysql://{user}:${{ERP_PW}}@{url.host}:{url.port or 3306}/{url.database}", table: T_DEPT',
+    )
     err = assert_one_line_error(run_into_fresh_target(estate, tmp_path), "source erp_dept", "Access denied")
     assert wrong not in err and "***" in err
 
@@ -170,11 +184,11 @@ def test_secrets_never_reach_output_reports_or_tables(estate, tmp_path, monkeypa
     monkeypatch.setenv("ERP_PW", password)
     text = estate.read_text(encoding="utf-8").replace(
         '"sqlite:///../../examples/legacy/erp.sqlite"',
-        f'"mysql+pymysql://{user}:${{ERP_PW}}@{url.host}:{url.port or 3306}/{url.database}"')
+        f'"mysql+pymysql://{user}:${{ERP_PW}}@{url.host}:{url.port or 3306}/{url.database}"',
+    )
     estate.write_text(text, encoding="utf-8")
     db = tmp_path / "crm.db"
-    res = cli("migrate", "run", str(estate), "--target", f"sqlite:///{db}", "--report", str(tmp_path / "rep"),
-              "--json")
+    res = cli("migrate", "run", str(estate), "--target", f"sqlite:///{db}", "--report", str(tmp_path / "rep"), "--json")
     assert res.exit_code == 0, res.output
     assert password not in res.output
     for f in (tmp_path / "rep").iterdir():

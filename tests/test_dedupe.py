@@ -85,8 +85,11 @@ def same(c: dict[str, str], *ids: str) -> bool:
     return len({c[i] for i in ids}) == 1
 
 
-@pytest.mark.parametrize("pair", [("P01", "P02"), ("P03", "P04"), ("P05", "P06"), ("P07", "P08")],
-                         ids=["typo-email-case-phone-format", "swapped-first-last", "full-width", "day-month-swap"])
+@pytest.mark.parametrize(
+    "pair",
+    [("P01", "P02"), ("P03", "P04"), ("P05", "P06"), ("P07", "P08")],
+    ids=["typo-email-case-phone-format", "swapped-first-last", "full-width", "day-month-swap"],
+)
 def test_hand_made_duplicates_share_a_cluster(people, tmp_path, pair):
     data, rules = people
     res = cli("dedupe", str(data), "--rules", str(rules), "--out", str(tmp_path / "c.csv"))
@@ -133,8 +136,18 @@ def test_review_round_trip(people, tmp_path):
 
     # a person decides: the same customer
     queue.with_columns(pl.lit("match").alias("decision")).write_csv(review)
-    res = cli("dedupe", str(data), "--rules", str(rules), "--out", str(tmp_path / "c2.csv"), "--decisions", str(review),
-              "--review", str(tmp_path / "review2.csv"))
+    res = cli(
+        "dedupe",
+        str(data),
+        "--rules",
+        str(rules),
+        "--out",
+        str(tmp_path / "c2.csv"),
+        "--decisions",
+        str(review),
+        "--review",
+        str(tmp_path / "review2.csv"),
+    )
     assert res.exit_code == 0, res.output
     assert same(clusters_of(tmp_path / "c2.csv"), "P10", "P17")
     assert pl.read_csv(tmp_path / "review2.csv").height == 0  # decided pairs do not come back
@@ -151,7 +164,9 @@ def test_a_not_a_match_decision_overrides_a_rule_match(people, tmp_path):
     data, rules = people
     decisions = tmp_path / "decided.csv"
     decisions.write_text("left_source,left_key,right_source,right_key,decision\npeople,P02,people,P01,no\n")
-    res = cli("dedupe", str(data), "--rules", str(rules), "--out", str(tmp_path / "c.csv"), "--decisions", str(decisions))
+    res = cli(
+        "dedupe", str(data), "--rules", str(rules), "--out", str(tmp_path / "c.csv"), "--decisions", str(decisions)
+    )
     assert res.exit_code == 0, res.output
     assert not same(clusters_of(tmp_path / "c.csv"), "P01", "P02")
 
@@ -190,8 +205,16 @@ decision:
 def test_a_transliterated_chinese_name(tmp_path):
     (tmp_path / "cn.csv").write_text(CHINESE, encoding="utf-8")
     (tmp_path / "cn.yaml").write_text(CHINESE_RULES, encoding="utf-8")
-    res = cli("dedupe", str(tmp_path / "cn.csv"), "--rules", str(tmp_path / "cn.yaml"), "--out", str(tmp_path / "c.csv"),
-              "--review", str(tmp_path / "r.csv"))
+    res = cli(
+        "dedupe",
+        str(tmp_path / "cn.csv"),
+        "--rules",
+        str(tmp_path / "cn.yaml"),
+        "--out",
+        str(tmp_path / "c.csv"),
+        "--review",
+        str(tmp_path / "r.csv"),
+    )
     assert res.exit_code == 0, res.output
     c = clusters_of(tmp_path / "c.csv")
     assert same(c, "C1", "C2", "C3")  # 王芳, Wang Fang, Fang Wang
@@ -219,8 +242,18 @@ decision:
   method: rules
   match: {all_of: [{name: 0.9}, {phone: 1.0}]}
 """)
-    res = cli("dedupe", str(tmp_path / "erp.csv"), str(tmp_path / "desk.csv"), "--rules", str(tmp_path / "r.yaml"),
-              "--out", str(tmp_path / "c.csv"), "--golden", str(tmp_path / "g.csv"), "--json")
+    res = cli(
+        "dedupe",
+        str(tmp_path / "erp.csv"),
+        str(tmp_path / "desk.csv"),
+        "--rules",
+        str(tmp_path / "r.yaml"),
+        "--out",
+        str(tmp_path / "c.csv"),
+        "--golden",
+        str(tmp_path / "g.csv"),
+        "--json",
+    )
     assert res.exit_code == 0, res.output
     frame = pl.read_csv(tmp_path / "c.csv", infer_schema=False)
     assert frame.height == 4
@@ -234,7 +267,9 @@ def test_json_summary(people, tmp_path):
     import json
 
     data, rules = people
-    res = cli("dedupe", str(data), "--rules", str(CONFIGS / "customers.yaml"), "--out", str(tmp_path / "c.csv"), "--json")
+    res = cli(
+        "dedupe", str(data), "--rules", str(CONFIGS / "customers.yaml"), "--out", str(tmp_path / "c.csv"), "--json"
+    )
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
     assert doc["stats"]["records"] == 17
@@ -255,14 +290,21 @@ def one_line_error(res, *fragments: str) -> str:
     return err
 
 
-@pytest.mark.parametrize("edit,fragments", [
-    (("method: jaro_winkler, swap_with: last_name}", "method: jaro, swap_with: last_name}"), ["compare.0.method"]),
-    (("{field: city, method: exact}", "{field: town, method: exact}"), ["unknown field 'town'", "fields: first_name"]),
-    (("normalise: [nfkc, lower]}", "normalise: [nfkc, lowercase]}"), ["unknown normaliser 'lowercase'"]),
-    (("review:\n    all_of", "review:\n    one_of"), ["decision.review"]),
-    (("blocking:\n", "blocking:\n  - [nosuch]\n"), ["unknown field 'nosuch'"]),
-    (("  - [email]\n", "  - [email\n"), ["invalid YAML"]),
-], ids=["unknown-method", "unknown-field", "unknown-normaliser", "bad-logic", "unknown-blocking-field", "bad-yaml"])
+@pytest.mark.parametrize(
+    "edit,fragments",
+    [
+        (("method: jaro_winkler, swap_with: last_name}", "method: jaro, swap_with: last_name}"), ["compare.0.method"]),
+        (
+            ("{field: city, method: exact}", "{field: town, method: exact}"),
+            ["unknown field 'town'", "fields: first_name"],
+        ),
+        (("normalise: [nfkc, lower]}", "normalise: [nfkc, lowercase]}"), ["unknown normaliser 'lowercase'"]),
+        (("review:\n    all_of", "review:\n    one_of"), ["decision.review"]),
+        (("blocking:\n", "blocking:\n  - [nosuch]\n"), ["unknown field 'nosuch'"]),
+        (("  - [email]\n", "  - [email\n"), ["invalid YAML"]),
+    ],
+    ids=["unknown-method", "unknown-field", "unknown-normaliser", "bad-logic", "unknown-blocking-field", "bad-yaml"],
+)
 def test_bad_rules_name_file_and_line(people, tmp_path, edit, fragments):
     data, rules = people
     rules.write_text(RULES.replace(*edit), encoding="utf-8")
@@ -275,38 +317,67 @@ def test_bad_rules_name_file_and_line(people, tmp_path, edit, fragments):
 def test_input_without_a_column_the_rules_read(people, tmp_path):
     data, rules = people
     data.write_text(PEOPLE.replace("birth_date", "dob"), encoding="utf-8")
-    one_line_error(cli("dedupe", str(data), "--rules", str(rules), "--out", str(tmp_path / "c.csv")),
-                   "people: no column 'birth_date'", "dob")
+    one_line_error(
+        cli("dedupe", str(data), "--rules", str(rules), "--out", str(tmp_path / "c.csv")),
+        "people: no column 'birth_date'",
+        "dob",
+    )
     assert not (tmp_path / "c.csv").exists()
 
 
 def test_duplicate_and_missing_keys(people, tmp_path):
     data, rules = people
     data.write_text(PEOPLE + "P01,Again,Someone,,,2000-01-01,X\n", encoding="utf-8")
-    one_line_error(cli("dedupe", str(data), "--rules", str(rules), "--out", str(tmp_path / "c.csv")),
-                   "key 'P01' is used by 2 records", "rows 2, 19")
+    one_line_error(
+        cli("dedupe", str(data), "--rules", str(rules), "--out", str(tmp_path / "c.csv")),
+        "key 'P01' is used by 2 records",
+        "rows 2, 19",
+    )
     data.write_text(PEOPLE + ",No,Key,,,2000-01-01,X\n", encoding="utf-8")
-    one_line_error(cli("dedupe", str(data), "--rules", str(rules), "--out", str(tmp_path / "c.csv")),
-                   "1 record(s) have no key (customer_id), rows 19")
+    one_line_error(
+        cli("dedupe", str(data), "--rules", str(rules), "--out", str(tmp_path / "c.csv")),
+        "1 record(s) have no key (customer_id), rows 19",
+    )
 
 
 def test_bad_decision_value_names_the_line(people, tmp_path):
     data, rules = people
     bad = tmp_path / "decided.csv"
-    bad.write_text("left_source,left_key,right_source,right_key,decision\npeople,P1,people,P2,match\n"
-                   "people,P3,people,P4,perhaps\n")
-    one_line_error(cli("dedupe", str(data), "--rules", str(rules), "--out", str(tmp_path / "c.csv"), "--decisions",
-                       str(bad)), f"{bad}:3:", "'perhaps'", "not a match")
+    bad.write_text(
+        "left_source,left_key,right_source,right_key,decision\npeople,P1,people,P2,match\npeople,P3,people,P4,perhaps\n"
+    )
+    one_line_error(
+        cli("dedupe", str(data), "--rules", str(rules), "--out", str(tmp_path / "c.csv"), "--decisions", str(bad)),
+        f"{bad}:3:",
+        "'perhaps'",
+        "not a match",
+    )
 
 
 def test_missing_input_and_clashing_outputs(people, tmp_path):
     data, rules = people
-    one_line_error(cli("dedupe", str(tmp_path / "nope.csv"), "--rules", str(rules), "--out", str(tmp_path / "c.csv")),
-                   "nope.csv", "no such file")
-    one_line_error(cli("dedupe", str(data), "--rules", str(rules), "--out", str(tmp_path / "c.csv"), "--review",
-                       str(tmp_path / "c.csv")), "must be different files")
-    one_line_error(cli("dedupe", str(data), "--rules", str(tmp_path / "none.yaml"), "--out", str(tmp_path / "c.csv")),
-                   "none.yaml: no such file")
+    one_line_error(
+        cli("dedupe", str(tmp_path / "nope.csv"), "--rules", str(rules), "--out", str(tmp_path / "c.csv")),
+        "nope.csv",
+        "no such file",
+    )
+    one_line_error(
+        cli(
+            "dedupe",
+            str(data),
+            "--rules",
+            str(rules),
+            "--out",
+            str(tmp_path / "c.csv"),
+            "--review",
+            str(tmp_path / "c.csv"),
+        ),
+        "must be different files",
+    )
+    one_line_error(
+        cli("dedupe", str(data), "--rules", str(tmp_path / "none.yaml"), "--out", str(tmp_path / "c.csv")),
+        "none.yaml: no such file",
+    )
 
 
 def test_every_dedupe_command_has_help_with_an_example():
@@ -318,7 +389,7 @@ def test_every_dedupe_command_has_help_with_an_example():
 
 def test_reference_page_examples_load(tmp_path):
     """Every rules example in docs/dedupe-reference.md is a valid rules file."""
-    from dedupe.rules import load_rules
+    from crmkit.dedupe.rules import load_rules
 
     text = (ROOT / "docs" / "dedupe-reference.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```yaml\n(.*?)```", text, flags=re.S)

@@ -9,40 +9,58 @@ import polars as pl
 import pytest
 from sqlalchemy import create_engine, text
 
-from dedupe.merge import merge_plan
-from dedupe.rules import rules_from_dict
-from dedupe.survive import RULES as SURVIVE_RULES, register
+from crmkit.dedupe.merge import merge_plan
+from crmkit.dedupe.rules import rules_from_dict
+from crmkit.dedupe.survive import RULES as SURVIVE_RULES
+from crmkit.dedupe.survive import register
 from tests.conftest import ROOT, cli
 
 ACCOUNTS_RULES = ROOT / "configs" / "dedupe" / "accounts.yaml"
 
 # --- survivorship, on frames (what merge_plan gives a migration run) ---------------------------
 
-RECORDS = pl.DataFrame({
-    "__source": ["erp", "sheet", "desk", "erp", "sheet"],
-    "__key": ["E1", "S1", "D1", "E2", "S2"],
-    "name": ["ACME Trading", "Acme Trading Co", "ACME Trading", "Other Ltd", "Someone Else"],
-    "phone": ["+861062345678", "+861062345678", "+861062345679", "+861099999999", "+861088888888"],
-    "email": ["sales@acme.example", "info@acme.example", "info@acme.example", "x@other.example", "y@else.example"],
-    "address": ["Beijing", "No. 1 Chang'an Avenue, Beijing", None, "Shanghai", "Wuhan"],
-    "city": [None, "Beijing", "Beijing", "Shanghai", "Wuhan"],
-    "updated": ["2021-01-01", "2023-06-30", "2022-02-02", "2020-01-01", "2020-01-01"],
-})
+RECORDS = pl.DataFrame(
+    {
+        "__source": ["erp", "sheet", "desk", "erp", "sheet"],
+        "__key": ["E1", "S1", "D1", "E2", "S2"],
+        "name": ["ACME Trading", "Acme Trading Co", "ACME Trading", "Other Ltd", "Someone Else"],
+        "phone": ["+861062345678", "+861062345678", "+861062345679", "+861099999999", "+861088888888"],
+        "email": ["sales@acme.example", "info@acme.example", "info@acme.example", "x@other.example", "y@else.example"],
+        "address": ["Beijing", "No. 1 Chang'an Avenue, Beijing", None, "Shanghai", "Wuhan"],
+        "city": [None, "Beijing", "Beijing", "Shanghai", "Wuhan"],
+        "updated": ["2021-01-01", "2023-06-30", "2022-02-02", "2020-01-01", "2020-01-01"],
+    }
+)
 
 SURVIVE = {
-    "version": 1, "name": "acme-accounts",
-    "fields": {"name": {"column": "name", "normalise": ["lower"]}, "email": "email",
-               "phone": {"column": "phone", "normalise": "digits"}},
+    "version": 1,
+    "name": "acme-accounts",
+    "fields": {
+        "name": {"column": "name", "normalise": ["lower"]},
+        "email": "email",
+        "phone": {"column": "phone", "normalise": "digits"},
+    },
     "blocking": [["phone"], ["email"], [{"prefix": ["name", 4]}]],
-    "compare": [{"field": "name", "method": "token_set"}, {"field": "phone", "method": "phone"},
-                {"field": "email", "method": "email"}],
-    "decision": {"method": "rules",
-                 "match": {"any_of": [{"all_of": [{"name": 0.8}, {"phone": 0.9}]},
-                                      {"all_of": [{"name": 0.8}, {"email": 1.0}]}]}},
+    "compare": [
+        {"field": "name", "method": "token_set"},
+        {"field": "phone", "method": "phone"},
+        {"field": "email", "method": "email"},
+    ],
+    "decision": {
+        "method": "rules",
+        "match": {"any_of": [{"all_of": [{"name": 0.8}, {"phone": 0.9}]}, {"all_of": [{"name": 0.8}, {"email": 1.0}]}]},
+    },
     "survivorship": {
-        "sources": ["erp", "sheet", "desk"], "survivor": "source_priority", "default": "most_complete",
-        "fields": {"name": "source_priority", "phone": {"rule": "most_recent", "by": "updated"},
-                   "email": "most_frequent", "address": "longest", "city": "most_complete"},
+        "sources": ["erp", "sheet", "desk"],
+        "survivor": "source_priority",
+        "default": "most_complete",
+        "fields": {
+            "name": "source_priority",
+            "phone": {"rule": "most_recent", "by": "updated"},
+            "email": "most_frequent",
+            "address": "longest",
+            "city": "most_complete",
+        },
     },
 }
 
@@ -62,8 +80,10 @@ def test_survivorship_rules_and_field_lineage():
     assert lineage["phone"] == ("sheet", "S1")
     assert lineage["address"] == ("sheet", "S1")
     assert lineage["email"][1] in ("S1", "D1")
-    merged = {(r["__source"], r["__key"]): (r["survivor_source"], r["survivor_key"])
-              for r in plan.merged.iter_rows(named=True)}
+    merged = {
+        (r["__source"], r["__key"]): (r["survivor_source"], r["survivor_key"])
+        for r in plan.merged.iter_rows(named=True)
+    }
     assert merged == {("sheet", "S1"): ("erp", "E1"), ("desk", "D1"): ("erp", "E1")}
 
 
@@ -81,8 +101,15 @@ def test_a_custom_survivorship_rule_registers_by_name():
 
 
 def test_a_decision_keeps_records_apart_in_the_plan():
-    decided = pl.DataFrame({"left_source": ["desk"], "left_key": ["D1"], "right_source": ["sheet"],
-                            "right_key": ["S1"], "decision": ["not_a_match"]})
+    decided = pl.DataFrame(
+        {
+            "left_source": ["desk"],
+            "left_key": ["D1"],
+            "right_source": ["sheet"],
+            "right_key": ["S1"],
+            "decision": ["not_a_match"],
+        }
+    )
     plan = merge_plan(RECORDS, rules_from_dict(SURVIVE), decided, value_fields=["name"])
     merged = set(plan.merged["__key"].to_list())
     assert "D1" not in merged or "S1" not in merged  # they may not share a golden record
@@ -173,8 +200,12 @@ def query(url: str, sql: str, **params: object) -> list[tuple]:  # type: ignore[
 
 
 def account_of(url: str, source: str, key: str) -> int:
-    return query(url, "SELECT target_id FROM crmkit_id_map WHERE entity = 'accounts' AND source_name = :s "
-                      "AND legacy_key = :k", s=source, k=key)[0][0]
+    return query(
+        url,
+        "SELECT target_id FROM crmkit_id_map WHERE entity = 'accounts' AND source_name = :s AND legacy_key = :k",
+        s=source,
+        k=key,
+    )[0][0]
 
 
 def opp_accounts(url: str) -> dict[str, int]:
@@ -183,8 +214,10 @@ def opp_accounts(url: str) -> dict[str, int]:
 
 def test_merge_in_target_resolves_relations_and_unmerge_restores(migrated):
     url = migrated
-    before = {k: account_of(url, s, k) for s, k in [("erp_customer", "C1"), ("erp_customer", "C2"),
-                                                      ("sales_sheet", "K1"), ("sales_sheet", "K2")]}
+    before = {
+        k: account_of(url, s, k)
+        for s, k in [("erp_customer", "C1"), ("erp_customer", "C2"), ("sales_sheet", "K1"), ("sales_sheet", "K2")]
+    }
     opps_before = opp_accounts(url)
     res = cli("dedupe", "merge", "--target", url, "--entity", "accounts", "--rules", str(ACCOUNTS_RULES), "--json")
     assert res.exit_code == 0, res.output
@@ -202,8 +235,14 @@ def test_merge_in_target_resolves_relations_and_unmerge_restores(migrated):
     name, phone, address = query(url, "SELECT name, phone, address FROM accounts WHERE id = :i", i=before["C1"])[0]
     assert name == "上海ABC贸易有限公司" and phone == "+862150123456"
     assert address == "上海市浦东新区世纪大道100号"  # the ERP had none: taken from the sheet
-    lineage = dict(query(url, "SELECT field, source_name || ':' || legacy_key FROM crmkit_field_lineage "
-                              "WHERE entity = 'accounts' AND target_id = :i", i=before["C1"]))
+    lineage = dict(
+        query(
+            url,
+            "SELECT field, source_name || ':' || legacy_key FROM crmkit_field_lineage "
+            "WHERE entity = 'accounts' AND target_id = :i",
+            i=before["C1"],
+        )
+    )
     assert lineage["name"] == "erp_customer:C1" and lineage["address"] == "sales_sheet:K1"
     assert lineage["phone"] == "sales_sheet:K1"  # most recent (2023)
 
@@ -212,8 +251,10 @@ def test_merge_in_target_resolves_relations_and_unmerge_restores(migrated):
     assert res.exit_code == 0, res.output
     assert account_of(url, "sales_sheet", "K1") == before["K1"]
     assert opp_accounts(url)["O1"] == before["K1"] and opp_accounts(url)["O2"] == before["K1"]
-    assert query(url, "SELECT name, address FROM accounts WHERE id = :i", i=before["C1"])[0] == \
-        ("上海ABC贸易有限公司", None)  # the survivor's own values again
+    assert query(url, "SELECT name, address FROM accounts WHERE id = :i", i=before["C1"])[0] == (
+        "上海ABC贸易有限公司",
+        None,
+    )  # the survivor's own values again
     assert query(url, "SELECT count(*) FROM accounts")[0][0] == 5
     # and a later merge honours the undo: C1/K1 stay apart, C2/K2 stay merged
     res = cli("dedupe", "merge", "--target", url, "--entity", "accounts", "--rules", str(ACCOUNTS_RULES), "--json")
@@ -225,14 +266,19 @@ def test_merge_in_target_resolves_relations_and_unmerge_restores(migrated):
 
 def test_unmerge_one_record_and_bad_requests(migrated):
     url = migrated
-    assert cli("dedupe", "merge", "--target", url, "--entity", "accounts", "--rules", str(ACCOUNTS_RULES)).exit_code == 0
+    assert (
+        cli("dedupe", "merge", "--target", url, "--entity", "accounts", "--rules", str(ACCOUNTS_RULES)).exit_code == 0
+    )
     golden = account_of(url, "erp_customer", "C2")
     res = cli("dedupe", "unmerge", "--target", url, "--entity", "accounts", "--key", "sales_sheet:K2")
     assert res.exit_code == 0, res.output
     assert account_of(url, "sales_sheet", "K2") != golden
     assert opp_accounts(url)["O3"] == account_of(url, "sales_sheet", "K2")
-    for args, fragment in ((["--key", "sales_sheet:K2"], "is not merged"), (["--golden", "999"], "not a golden row"),
-                           (["--key", "K2"], "write SOURCE:KEY")):
+    for args, fragment in (
+        (["--key", "sales_sheet:K2"], "is not merged"),
+        (["--golden", "999"], "not a golden row"),
+        (["--key", "K2"], "write SOURCE:KEY"),
+    ):
         res = cli("dedupe", "unmerge", "--target", url, "--entity", "accounts", *args)
         assert res.exit_code == 2, res.output
         assert fragment in res.stderr and len(res.stderr.strip().splitlines()) == 1
@@ -242,14 +288,25 @@ def test_unmerge_one_record_and_bad_requests(migrated):
 
 def test_dry_run_changes_nothing_and_decide_stores_decisions(migrated, tmp_path):
     url = migrated
-    res = cli("dedupe", "merge", "--target", url, "--entity", "accounts", "--rules", str(ACCOUNTS_RULES),
-              "--dry-run", "--json")
+    res = cli(
+        "dedupe",
+        "merge",
+        "--target",
+        url,
+        "--entity",
+        "accounts",
+        "--rules",
+        str(ACCOUNTS_RULES),
+        "--dry-run",
+        "--json",
+    )
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["merged"] == 2
     assert query(url, "SELECT count(*) FROM accounts")[0][0] == 6
     decided = tmp_path / "decided.csv"
-    decided.write_text("left_source,left_key,right_source,right_key,decision\n"
-                       "sales_sheet,K2,erp_customer,C2,not a match\n")
+    decided.write_text(
+        "left_source,left_key,right_source,right_key,decision\nsales_sheet,K2,erp_customer,C2,not a match\n"
+    )
     res = cli("dedupe", "decide", str(decided), "--target", url, "--entity", "accounts")
     assert res.exit_code == 0, res.output
     res = cli("dedupe", "merge", "--target", url, "--entity", "accounts", "--rules", str(ACCOUNTS_RULES), "--json")
@@ -259,7 +316,7 @@ def test_dry_run_changes_nothing_and_decide_stores_decisions(migrated, tmp_path)
 
 def test_what_a_migration_run_needs_feed_by_feed():
     """merge before load: a feed's rows lose the merged ones and survivors carry the golden values."""
-    from dedupe.merge import feed_rows, merged_keys
+    from crmkit.dedupe.merge import feed_rows, merged_keys
 
     plan = merge_plan(RECORDS, rules_from_dict(SURVIVE), value_fields=["name", "phone", "email", "address", "city"])
     erp = RECORDS.filter(pl.col("__source") == "erp").drop("__source")
@@ -276,10 +333,10 @@ def test_what_a_migration_run_needs_feed_by_feed():
 
 def test_merges_recorded_by_a_run_can_be_undone(tmp_path):
     """record_merges (what a migration that merged before loading calls), then unmerge creates the rows."""
+    from crmkit.dedupe.merge import merged_keys
+    from crmkit.dedupe.store import record_merges
+    from crmkit.migrate.load import open_loader
     from crmkit.schema.versions import ensure_schema
-    from dedupe.merge import merged_keys
-    from dedupe.store import record_merges
-    from migrate.load import open_loader
 
     url = f"sqlite:///{tmp_path / 'crm.db'}"
     ensure_schema(url)
@@ -288,13 +345,29 @@ def test_merges_recorded_by_a_run_can_be_undone(tmp_path):
     loader = open_loader(url)
     loader.begin()
     g = plan.golden.with_columns(pl.lit(1, dtype=pl.Int64).alias("id"))
-    loader.append("accounts", g.select("id", pl.col("__source").alias("source_name"),
-                                       pl.col("__key").alias("legacy_key"), *fields, pl.lit(True).alias("active")))
+    loader.append(
+        "accounts",
+        g.select(
+            "id",
+            pl.col("__source").alias("source_name"),
+            pl.col("__key").alias("legacy_key"),
+            *fields,
+            pl.lit(True).alias("active"),
+        ),
+    )
     ids = pl.DataFrame({"__source": ["erp"], "__key": ["E1"], "target_id": [1]})
-    id_rows = pl.concat([ids.select(pl.col("__source").alias("source_name"), pl.col("__key").alias("legacy_key"),
-                                    "target_id"), merged_keys(plan, ids)])
-    loader.append("crmkit_id_map", id_rows.select(pl.lit("accounts").alias("entity"), "source_name", "legacy_key",
-                                                  "target_id", pl.lit(1).alias("run_id")))
+    id_rows = pl.concat(
+        [
+            ids.select(pl.col("__source").alias("source_name"), pl.col("__key").alias("legacy_key"), "target_id"),
+            merged_keys(plan, ids),
+        ]
+    )
+    loader.append(
+        "crmkit_id_map",
+        id_rows.select(
+            pl.lit("accounts").alias("entity"), "source_name", "legacy_key", "target_id", pl.lit(1).alias("run_id")
+        ),
+    )
     record_merges(loader, "accounts", plan, ids, run_id=1, rules_name="acme-accounts", who="test")
     record_merges(loader, "accounts", plan, ids, run_id=2, rules_name="acme-accounts", who="test")  # a rerun
     loader.commit()
@@ -308,7 +381,9 @@ def test_merges_recorded_by_a_run_can_be_undone(tmp_path):
     assert [(r["source"], r["key"]) for r in restored] == [("desk", "D1")]
     new_id = restored[0]["id"]
     assert new_id != 1
-    assert query(url, "SELECT name, email FROM accounts WHERE id = :i", i=new_id)[0] == \
-        ("ACME Trading", "info@acme.example")
+    assert query(url, "SELECT name, email FROM accounts WHERE id = :i", i=new_id)[0] == (
+        "ACME Trading",
+        "info@acme.example",
+    )
     assert query(url, "SELECT target_id FROM crmkit_id_map WHERE legacy_key = 'D1'")[0][0] == new_id
     assert query(url, "SELECT target_id FROM crmkit_id_map WHERE legacy_key = 'S1'")[0][0] == 1

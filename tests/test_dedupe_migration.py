@@ -23,13 +23,28 @@ RULES = ROOT / "configs" / "dedupe" / "training-accounts.yaml"
 @pytest.fixture(scope="module")
 def estate(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("estate")
-    res = subprocess.run([sys.executable, "-m", "crmkit", "training", "legacy", "--scenario",
-                          str(ROOT / "configs" / "training" / "legacy-zh.yaml"), "--seed", "7", "--out", str(out)],
-                         capture_output=True, text=True)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "crmkit",
+            "training",
+            "legacy",
+            "--scenario",
+            str(ROOT / "configs" / "training" / "legacy-zh.yaml"),
+            "--seed",
+            "7",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 0, res.stderr
     mapping = out / "mapping.yaml"
     (out / "mapping-dedupe.yaml").write_text(
-        mapping.read_text(encoding="utf-8") + f"\ndedupe: {{accounts: {RULES}}}\n", encoding="utf-8")
+        mapping.read_text(encoding="utf-8") + f"\ndedupe: {{accounts: {RULES}}}\n", encoding="utf-8"
+    )
     return out
 
 
@@ -38,8 +53,12 @@ def pairs(url: str) -> tuple[set[tuple[str, str]], int]:
     engine = create_engine(url)
     with engine.connect() as conn:
         rows = conn.execute(text("SELECT legacy_key, target_id FROM crmkit_id_map WHERE entity = 'accounts'")).all()
-        dangling = conn.execute(text("SELECT count(*) FROM crmkit_id_map m LEFT JOIN accounts a ON a.id = m.target_id "
-                                     "WHERE m.entity = 'accounts' AND a.id IS NULL")).scalar()
+        dangling = conn.execute(
+            text(
+                "SELECT count(*) FROM crmkit_id_map m LEFT JOIN accounts a ON a.id = m.target_id "
+                "WHERE m.entity = 'accounts' AND a.id IS NULL"
+            )
+        ).scalar()
     engine.dispose()
     assert dangling == 0, "every merged legacy key points at a golden row that exists"
     groups: dict[int, list[str]] = defaultdict(list)
@@ -77,7 +96,8 @@ def test_duplicates_merge_before_the_load_as_the_answer_key_says(request, estate
 
 def test_a_dedupe_entry_for_an_entity_the_mapping_does_not_load_is_refused(estate, sqlite_url):
     bad = estate / "bad.yaml"
-    bad.write_text((estate / "mapping.yaml").read_text(encoding="utf-8") + f"\ndedupe: {{tags: {RULES}}}\n",
-                   encoding="utf-8")
+    bad.write_text(
+        (estate / "mapping.yaml").read_text(encoding="utf-8") + f"\ndedupe: {{tags: {RULES}}}\n", encoding="utf-8"
+    )
     res = cli("migrate", "run", str(bad), "--target", sqlite_url)
     assert res.exit_code == 2 and "dedupe.tags" in res.stderr and "loads no tags" in res.stderr

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 
 from tests.conftest import LEGACY, MAPPINGS, cli, copy_sqlite_tables
 
@@ -28,8 +28,10 @@ def rows_by_provenance(url: str, table: str) -> list[tuple[object, ...]]:
 
     engine = create_engine(url)
     with engine.connect() as conn:
-        keys = {(e, t): f"{s}:{k}" for e, s, k, t in conn.execute(
-            select(IdMap.entity, IdMap.source_name, IdMap.legacy_key, IdMap.target_id))}
+        keys = {
+            (e, t): f"{s}:{k}"
+            for e, s, k, t in conn.execute(select(IdMap.entity, IdMap.source_name, IdMap.legacy_key, IdMap.target_id))
+        }
         tbl = ENTITY_MODELS[table].__table__
         rows = conn.execute(select(tbl)).mappings().all()
     engine.dispose()
@@ -54,8 +56,11 @@ def test_example_estate_migrates_with_the_answer_keys_rejects(request, backend):
     doc = json.loads(res.output)
     assert doc["status"] == "succeeded"
     expected = {
-        "departments": ANSWER["T_DEPT"], "users": ANSWER["T_SALES_REP"], "accounts": ANSWER["T_CUSTOMER"],
-        "opportunities": ANSWER["T_OPPORTUNITY"], "cases": ANSWER["T_CASE"],
+        "departments": ANSWER["T_DEPT"],
+        "users": ANSWER["T_SALES_REP"],
+        "accounts": ANSWER["T_CUSTOMER"],
+        "opportunities": ANSWER["T_OPPORTUNITY"],
+        "cases": ANSWER["T_CASE"],
     }
     for entity, key in expected.items():
         counts = doc["entities"][entity]
@@ -115,7 +120,7 @@ def test_second_run_inserts_nothing_and_reports_every_row_unchanged(request, bac
 
 
 def test_dry_run_reports_what_the_real_run_does_and_writes_nothing(sqlite_url):
-    from migrate.snapshot import table_hashes
+    from crmkit.migrate.snapshot import table_hashes
 
     cli("db", "upgrade", "--target", sqlite_url)
     empty = table_hashes(sqlite_url)
@@ -128,7 +133,10 @@ def test_dry_run_reports_what_the_real_run_does_and_writes_nothing(sqlite_url):
     assert table_hashes(sqlite_url) != empty
     history = json.loads(cli("migrate", "history", "--target", sqlite_url, "--json").output)
     assert [(h["action"], h["outcome"]) for h in history] == [
-        ("run", "succeeded"), ("run", "started"), ("dry_run", "succeeded")]  # the dry run is audited, nothing more
+        ("run", "succeeded"),
+        ("run", "started"),
+        ("dry_run", "succeeded"),
+    ]  # the dry run is audited, nothing more
 
 
 def test_reject_threshold_gives_exit_code_1(sqlite_url):
@@ -150,8 +158,11 @@ def test_report_is_self_contained_html_with_a_chart(sqlite_url, tmp_path):
 def test_legacy_erp_in_mariadb(mysql_url, sqlite_url, tmp_path, monkeypatch):
     """The ERP tables served by MariaDB, read through ${LEGACY_ERP_URL}."""
     copy_sqlite_tables(LEGACY / "erp.sqlite", mysql_url)
-    mapping = Path(MAPPING).read_text(encoding="utf-8").replace(
-        '"sqlite:///../../examples/legacy/erp.sqlite"', '"${LEGACY_ERP_URL}"')
+    mapping = (
+        Path(MAPPING)
+        .read_text(encoding="utf-8")
+        .replace('"sqlite:///../../examples/legacy/erp.sqlite"', '"${LEGACY_ERP_URL}"')
+    )
     path = tmp_path / "erp-from-mariadb.yaml"
     path.write_text(mapping.replace("../../examples/legacy/", str(LEGACY) + "/"), encoding="utf-8")
     monkeypatch.setenv("LEGACY_ERP_URL", mysql_url)

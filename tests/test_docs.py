@@ -67,16 +67,27 @@ def test_the_reference_has_at_least_three_runnable_examples():
 #: what the prose under each example promises: (entity, row) -> reasons, and some loaded values
 PROMISED_REJECTS = {
     "eu-deals": {("opportunities", 4): "amount: 'n.v.' is not a number"},
-    "sales-sheet": {("contacts", 8): "email: 'zhao.lei at example.cn' is not an email address",
-                    ("contacts", 9): "account_id: 'CO9' not found in accounts (source companies)"},
+    "sales-sheet": {
+        ("contacts", 8): "email: 'zhao.lei at example.cn' is not an email address",
+        ("contacts", 9): "account_id: 'CO9' not found in accounts (source companies)",
+    },
     "erp-sql": {("accounts", 4): "owner_id: 'S04' not found in users (source staff)"},
 }
 PROMISED_VALUES = {
-    "eu-deals": [("accounts", "K003", "phone", "+41446681800"), ("opportunities", "A-100", "amount", 12500),
-                 ("opportunities", "A-101", "amount", Decimal("1234.56")), ("opportunities", "A-104", "close_date", None)],
-    "sales-sheet": [("contacts", "1", "birth_date", dt.date(1990, 1, 1)), ("contacts", "2", "birth_date", dt.date(1990, 5, 17)),
-                    ("contacts", "3", "birth_date", dt.date(1988, 2, 29)), ("contacts", "2", "full_name", "LI Na"),
-                    ("contacts", "2", "email", "li.na@example.cn"), ("contacts", "3", "mobile", None)],
+    "eu-deals": [
+        ("accounts", "K003", "phone", "+41446681800"),
+        ("opportunities", "A-100", "amount", 12500),
+        ("opportunities", "A-101", "amount", Decimal("1234.56")),
+        ("opportunities", "A-104", "close_date", None),
+    ],
+    "sales-sheet": [
+        ("contacts", "1", "birth_date", dt.date(1990, 1, 1)),
+        ("contacts", "2", "birth_date", dt.date(1990, 5, 17)),
+        ("contacts", "3", "birth_date", dt.date(1988, 2, 29)),
+        ("contacts", "2", "full_name", "LI Na"),
+        ("contacts", "2", "email", "li.na@example.cn"),
+        ("contacts", "3", "mobile", None),
+    ],
     "erp-sql": [("accounts", "C3", "tier", "standard"), ("accounts", "C1", "tier", "key")],
 }
 
@@ -99,7 +110,8 @@ def test_example_mapping_plans_and_runs(name, tmp_path):
     block = example_blocks()[name]
     committed = EXAMPLES / f"{name}.yaml"
     assert committed.exists() and committed.read_text(encoding="utf-8") == block, (
-        f"{committed} must be the example of {REFERENCE.name} verbatim (so users can run it as is)")
+        f"{committed} must be the example of {REFERENCE.name} verbatim (so users can run it as is)"
+    )
     for data in EXAMPLES.iterdir():
         if data.suffix in (".csv", ".tsv", ".xlsx", ".sqlite"):
             shutil.copy(data, tmp_path / data.name)
@@ -135,8 +147,10 @@ def data_content(path: Path) -> object:
         import fastexcel
 
         book = fastexcel.read_excel(path)
-        return {name: book.load_sheet(name, header_row=None, dtypes="string").to_arrow().to_pylist()
-                for name in book.sheet_names}
+        return {
+            name: book.load_sheet(name, header_row=None, dtypes="string").to_arrow().to_pylist()
+            for name in book.sheet_names
+        }
     if path.suffix == ".sqlite":
         import sqlite3
 
@@ -205,7 +219,7 @@ def test_every_command_is_documented(path):
 
 
 def test_every_transform_has_its_entry():
-    from migrate.transform import REGISTRY
+    from crmkit.migrate.transform import REGISTRY
 
     text = REFERENCE.read_text(encoding="utf-8")
     documented = set(re.findall(r"^#### `(\w+)`", text, flags=re.M))
@@ -214,7 +228,7 @@ def test_every_transform_has_its_entry():
 
 
 def test_every_mapping_key_is_documented():
-    from migrate import mapping as M
+    from crmkit.migrate import mapping as M
 
     text = REFERENCE.read_text(encoding="utf-8")
     models = (M.Mapping, M.CsvSource, M.XlsxSource, M.SqlSource, M.Feed, M.FieldSpec)
@@ -227,15 +241,23 @@ def target_fields_markdown() -> str:
     """The target-field tables, one per entity, from crmkit.schema.target.entities()."""
     from crmkit.schema.target import entities
 
-    kinds = {"string": "text", "integer": "integer", "decimal": "decimal", "date": "date",
-             "datetime": "date-time", "boolean": "yes/no"}
+    kinds = {
+        "string": "text",
+        "integer": "integer",
+        "decimal": "decimal",
+        "date": "date",
+        "datetime": "date-time",
+        "boolean": "yes/no",
+    }
     out = []
     for entity in entities().values():
         out += [f"#### {entity.name}", "", "| field | type | required | refers to | default |", "|---|---|---|---|---|"]
         for f in entity.fields.values():
             kind = "reference" if f.references else kinds[f.kind] + (f" (≤ {f.max_length})" if f.max_length else "")
             name = f"`{f.name}` (or `{f.name.removesuffix('_id')}`)" if f.references else f"`{f.name}`"
-            default = "" if f.default is None else f"`{str(f.default).lower() if isinstance(f.default, bool) else f.default}`"
+            default = (
+                "" if f.default is None else f"`{str(f.default).lower() if isinstance(f.default, bool) else f.default}`"
+            )
             out.append(f"| {name} | {kind} | {'yes' if f.required else ''} | {f.references or ''} | {default} |")
         out.append("")
     return "\n".join(out).rstrip() + "\n"
@@ -249,7 +271,8 @@ def _fields_section(text: str) -> str:
 def test_target_field_tables_match_the_schema():
     current = _fields_section(REFERENCE.read_text(encoding="utf-8"))
     assert current == target_fields_markdown(), (
-        "docs/mapping-reference.md target fields are stale: run .venv/bin/python -m tests.test_docs --write")
+        "docs/mapping-reference.md target fields are stale: run .venv/bin/python -m tests.test_docs --write"
+    )
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from migrate.snapshot import table_hashes
+from crmkit.migrate.snapshot import table_hashes
 
 pytestmark = pytest.mark.slow
 
@@ -28,9 +28,15 @@ HOOK_CASES = 20
 TIMED_KILLS = 4
 # points and how often the demo mapping passes them with batches of 7
 POINT_RANGE = {
-    "run.opened": 1, "feed.start": 7, "insert.before_batch": 40, "insert.after_rows": 40,
-    "insert.after_idmap": 40, "insert.before_commit": 40, "insert.after_commit": 40,
-    "reject.before_commit": 7, "run.before_close": 1,
+    "run.opened": 1,
+    "feed.start": 7,
+    "insert.before_batch": 40,
+    "insert.after_rows": 40,
+    "insert.after_idmap": 40,
+    "insert.before_commit": 40,
+    "insert.after_commit": 40,
+    "reject.before_commit": 7,
+    "run.before_close": 1,
 }
 
 
@@ -38,8 +44,19 @@ def crmkit(mapping, target, *extra, faults=None, wait=True):
     env = {k: v for k, v in os.environ.items() if k != "CRMKIT_FAULTS"}
     if faults:
         env["CRMKIT_FAULTS"] = faults
-    cmd = [sys.executable, "-m", "crmkit", "migrate", "run", str(mapping), "--target", target,
-           "--batch-size", BATCH, *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "crmkit",
+        "migrate",
+        "run",
+        str(mapping),
+        "--target",
+        target,
+        "--batch-size",
+        BATCH,
+        *extra,
+    ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if not wait:
         return proc
@@ -103,6 +120,7 @@ def test_sigkill_at_random_points_then_resume_equals_a_clean_run(estate, targets
     clean = targets.new()
     assert crmkit(estate, clean).returncode == 0
     expected = table_hashes(clean)
+
     def case(point: str, n: int) -> str | None:
         target = targets.new()
         killed = crmkit(estate, target, faults=f"kill@{point}#{n}")
@@ -127,8 +145,9 @@ def test_sigkill_at_random_moments_from_outside_then_resume(estate, targets):
     for _ in range(TIMED_KILLS):
         target = targets.new()
         # stretch the run (5 ms per batch) so that the kill lands inside it
-        proc = crmkit(estate, target, faults=",".join(f"sleep=0.005@insert.after_rows#{i}" for i in range(1, 41)),
-                      wait=False)
+        proc = crmkit(
+            estate, target, faults=",".join(f"sleep=0.005@insert.after_rows#{i}" for i in range(1, 41)), wait=False
+        )
         time.sleep(rng.uniform(0.8, 2.0))
         proc.send_signal(signal.SIGKILL)
         proc.communicate()
@@ -199,10 +218,13 @@ def _schema_objects(url: str) -> set[tuple[str, ...]]:
             if engine.dialect.name == "sqlite":
                 rows = conn.execute(text("SELECT 'index', name FROM sqlite_master WHERE type = 'index'"))
             else:
-                rows = conn.execute(text(
-                    "SELECT 'index', indexname FROM pg_indexes WHERE schemaname = 'public' UNION ALL "
-                    "SELECT 'fk', conname || CASE WHEN convalidated THEN '' ELSE ' (not valid)' END "
-                    "FROM pg_constraint WHERE contype = 'f'"))
+                rows = conn.execute(
+                    text(
+                        "SELECT 'index', indexname FROM pg_indexes WHERE schemaname = 'public' UNION ALL "
+                        "SELECT 'fk', conname || CASE WHEN convalidated THEN '' ELSE ' (not valid)' END "
+                        "FROM pg_constraint WHERE contype = 'f'"
+                    )
+                )
             return {tuple(r) for r in rows}
     finally:
         engine.dispose()
@@ -249,10 +271,11 @@ def test_a_bulk_insert_killed_before_its_id_map_caught_up_is_mapped_by_the_next_
         # after the third batch's commit, before its id-map entries are handed to the companion
         killed = crmkit(estate, target, faults="kill@insert.after_commit#3")
         assert killed.returncode == -signal.SIGKILL
-        run_id, entity, source = one(target, "SELECT run_id, entity, source_name FROM crmkit_checkpoints "
-                                             "WHERE phase = 'idmap-pending'")
-        rows, = one(target, f'SELECT count(*) FROM "{entity}" WHERE run_id = {run_id}')
-        mapped, = one(target, f"SELECT count(*) FROM crmkit_id_map WHERE entity = '{entity}' AND run_id = {run_id}")
+        run_id, entity, source = one(
+            target, "SELECT run_id, entity, source_name FROM crmkit_checkpoints WHERE phase = 'idmap-pending'"
+        )
+        (rows,) = one(target, f'SELECT count(*) FROM "{entity}" WHERE run_id = {run_id}')
+        (mapped,) = one(target, f"SELECT count(*) FROM crmkit_id_map WHERE entity = '{entity}' AND run_id = {run_id}")
         assert mapped < rows, (rows, mapped)  # the killed batch is committed, its keys not yet mapped
         nxt = crmkit(estate, target, *follow_up)
         assert nxt.returncode == 0, nxt.stderr
@@ -260,8 +283,7 @@ def test_a_bulk_insert_killed_before_its_id_map_caught_up_is_mapped_by_the_next_
         assert table_hashes(target, content_only=True) == table_hashes(clean, content_only=True), follow_up
 
 
-def test_a_bulk_insert_that_loses_either_of_its_row_connections_resumes_to_a_clean_run(estate, pg_targets,
-                                                                                       monkeypatch):
+def test_a_bulk_insert_that_loses_either_of_its_row_connections_resumes_to_a_clean_run(estate, pg_targets, monkeypatch):
     """PostgreSQL bulk inserts write every other batch on a second connection.  The first two
     batches go one to each connection, so cutting the first and then the second batch's
     connection (after its rows, before its commit) covers both: each run stops with one line

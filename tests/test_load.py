@@ -11,31 +11,38 @@ import sys
 
 import polars as pl
 import pytest
-
 from sqlalchemy.sql.elements import quoted_name
 
-from migrate.load import Background, PostgresLoader, SqliteLoader, _pg_binary_ready, is_db_error, open_loader
+from crmkit.migrate.load import Background, PostgresLoader, SqliteLoader, _pg_binary_ready, is_db_error, open_loader
 
-COLUMNS = ("i2 int2, i4 int4, i8 int8, f4 float4, f8 float8, b boolean, d date, ts timestamp, "
-           "t text, v varchar(20), c char(3)")
+COLUMNS = (
+    "i2 int2, i4 int4, i8 int8, f4 float4, f8 float8, b boolean, d date, ts timestamp, t text, v varchar(20), c char(3)"
+)
 
 
 def frame() -> pl.DataFrame:
     """Every type the binary path encodes, with NULLs, extremes and text that CSV must quote."""
-    return pl.DataFrame({
-        "i2": [-32768, 32767, None, 0],
-        "i4": [-2147483648, 2147483647, None, 7],
-        "i8": [-(2**63), 2**63 - 1, None, 42],
-        "f4": [1.5, -0.0, None, float("inf")],
-        "f8": [3.141592653589793, -1e300, None, float("-inf")],
-        "b": [True, False, None, True],
-        "d": [dt.date(1899, 12, 30), dt.date(2000, 1, 1), None, dt.date(2999, 12, 31)],
-        "ts": [dt.datetime(1970, 1, 1, 0, 0, 0, 1), dt.datetime(2000, 1, 1), None,
-               dt.datetime(2026, 12, 2, 23, 59, 59, 999999)],
-        "t": ["", 'comma, "quote"\nnew line', None, "全角ＡＢＣ 😀"],
-        "v": ["x" * 20, "", None, "ü"],
-        "c": ["ab", "abc", None, ""],
-    }, schema_overrides={"i2": pl.Int64, "i4": pl.Int64, "f4": pl.Float64})
+    return pl.DataFrame(
+        {
+            "i2": [-32768, 32767, None, 0],
+            "i4": [-2147483648, 2147483647, None, 7],
+            "i8": [-(2**63), 2**63 - 1, None, 42],
+            "f4": [1.5, -0.0, None, float("inf")],
+            "f8": [3.141592653589793, -1e300, None, float("-inf")],
+            "b": [True, False, None, True],
+            "d": [dt.date(1899, 12, 30), dt.date(2000, 1, 1), None, dt.date(2999, 12, 31)],
+            "ts": [
+                dt.datetime(1970, 1, 1, 0, 0, 0, 1),
+                dt.datetime(2000, 1, 1),
+                None,
+                dt.datetime(2026, 12, 2, 23, 59, 59, 999999),
+            ],
+            "t": ["", 'comma, "quote"\nnew line', None, "全角ＡＢＣ 😀"],
+            "v": ["x" * 20, "", None, "ü"],
+            "c": ["ab", "abc", None, ""],
+        },
+        schema_overrides={"i2": pl.Int64, "i4": pl.Int64, "f4": pl.Float64},
+    )
 
 
 @pytest.fixture
@@ -59,7 +66,7 @@ def test_binary_copy_stores_exactly_what_csv_copy_stores(loader):
     assert _pg_binary_ready(data, loader.column_types("bin_t")) is not None  # the binary path is taken
     loader.append("bin_t", data)
     # the same rows through the server's CSV parser, for comparison
-    from migrate.load import _chunks, _csv
+    from crmkit.migrate.load import _chunks, _csv
 
     cols = ", ".join(data.columns)
     with loader.conn.cursor() as cur, cur.copy(f"COPY csv_t ({cols}) FROM STDIN (FORMAT csv)") as copy:
@@ -128,7 +135,7 @@ def test_bulk_mode_stores_exactly_what_the_psycopg_path_stores(loader):
 def test_bulk_mode_lets_the_server_cast_what_adbc_cannot_write(loader):
     """A string for a date or a numeric column, a float for a numeric one: cast by the server
     from text, as CSV would be; a value it cannot cast is its error, and nothing is written."""
-    from migrate.load import _adbc_ready
+    from crmkit.migrate.load import _adbc_ready
 
     loader.execute("CREATE TABLE num_t (amount numeric(12, 2), d date, i4 int4, ts timestamptz)")
     types = loader.column_types("num_t")
@@ -145,7 +152,11 @@ def test_bulk_mode_lets_the_server_cast_what_adbc_cannot_write(loader):
     loader.rollback()
     loader.bulk_mode(False)
     assert loader.query("SELECT amount::text, d::text, i4 FROM num_t ORDER BY i4").rows() == [
-        ("12.50", "2024-02-29", 1), (None, None, 2), ("0.13", None, 3), ("3.00", None, 4)]
+        ("12.50", "2024-02-29", 1),
+        (None, None, 2),
+        ("0.13", None, 3),
+        ("3.00", None, 4),
+    ]
 
 
 def test_bulk_mode_binds_parameters_and_a_none_is_null(loader):
@@ -164,9 +175,14 @@ def test_bulk_mode_drops_the_id_maps_primary_key_and_builds_it_back(pg_url):
     ensure_schema(pg_url)
     target = open_loader(pg_url)
     try:
+
         def keys():
-            return set(target.query("SELECT conname FROM pg_constraint WHERE contype = 'p' AND conrelid "
-                                    "IN ('crmkit_id_map'::regclass, 'contacts'::regclass)")["conname"].to_list())
+            return set(
+                target.query(
+                    "SELECT conname FROM pg_constraint WHERE contype = 'p' AND conrelid "
+                    "IN ('crmkit_id_map'::regclass, 'contacts'::regclass)"
+                )["conname"].to_list()
+            )
 
         assert keys() == {"pk_crmkit_id_map", "pk_contacts"}
         for table in ("contacts", "crmkit_id_map"):
@@ -188,9 +204,14 @@ def test_a_foreign_key_is_validated_after_a_bulk_load_whether_its_column_is_empt
     ensure_schema(pg_url)
     target = open_loader(pg_url)
     try:
+
         def valid():
-            return dict(target.query("SELECT conname, convalidated FROM pg_constraint WHERE contype = 'f' "
-                                     "AND conrelid = 'contacts'::regclass").iter_rows())
+            return dict(
+                target.query(
+                    "SELECT conname, convalidated FROM pg_constraint WHERE contype = 'f' "
+                    "AND conrelid = 'contacts'::regclass"
+                ).iter_rows()
+            )
 
         target.drop_indexes("contacts")
         target.execute("INSERT INTO contacts (full_name, active) VALUES ('Ada', true), ('Bo', true)")
@@ -209,7 +230,7 @@ def test_a_foreign_key_is_validated_after_a_bulk_load_whether_its_column_is_empt
         target.close()
 
 
-class Tier(str, enum.Enum):
+class Tier(enum.StrEnum):
     GOLD = "gold"
 
 
@@ -219,8 +240,14 @@ def test_sqlite_loader_ingests_a_frame_and_binds_parameters_as_plain_values(tmp_
     try:
         target.execute("CREATE TABLE t (n INTEGER, name TEXT, tier TEXT, d TEXT, ts TEXT, b INTEGER, f REAL)")
         data = frame().select(
-            pl.col("i8").alias("n"), pl.col("t").alias("name"), pl.col("v").alias("tier"),
-            "d", "ts", "b", pl.col("f8").alias("f"))
+            pl.col("i8").alias("n"),
+            pl.col("t").alias("name"),
+            pl.col("v").alias("tier"),
+            "d",
+            "ts",
+            "b",
+            pl.col("f8").alias("f"),
+        )
         target.append("t", data)
         got = target.query("SELECT * FROM t ORDER BY rowid")
         assert got["n"].to_list() == data["n"].to_list()

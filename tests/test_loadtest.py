@@ -73,17 +73,29 @@ def test_a_good_profile_checks(tmp_path):
     assert res.exit_code == 0 and "peak 4 users" in res.output
 
 
-@pytest.mark.parametrize(("old", "new", "where", "what"), [
-    ("{p95: 300ms,", "{p96: 300ms,", "thresholds.search.p96", "unknown key"),
-    ("  search: {p95", "  serch: {p95", "thresholds.serch", "unknown endpoint group 'serch'"),
-    ("  all:    {min_rps: 1}", "  all:    {min_rps: 1, max_rps: 9}", "thresholds.all.max_rps", "unknown key"),
-    ("  service: {weight: 1}", "  support: {weight: 1}", "personas.support", "unknown persona 'support'"),
-    ("error_rate: 1%", "error_rate: 150%", "thresholds.search.error_rate", "between 0% and 100%"),
-    ("p95: 300ms", "p95: soon", "thresholds.search.p95", "not a duration"),
-    ("duration: 10s", "duration: 2d", "duration", "not a duration"),
-    ("duration: 10s", "duration: 48h", "duration", "bounded"),
-], ids=["unknown-metric", "unknown-group", "unknown-metric-2", "unknown-persona", "bad-rate", "bad-ms",
-        "bad-duration", "unbounded"])
+@pytest.mark.parametrize(
+    ("old", "new", "where", "what"),
+    [
+        ("{p95: 300ms,", "{p96: 300ms,", "thresholds.search.p96", "unknown key"),
+        ("  search: {p95", "  serch: {p95", "thresholds.serch", "unknown endpoint group 'serch'"),
+        ("  all:    {min_rps: 1}", "  all:    {min_rps: 1, max_rps: 9}", "thresholds.all.max_rps", "unknown key"),
+        ("  service: {weight: 1}", "  support: {weight: 1}", "personas.support", "unknown persona 'support'"),
+        ("error_rate: 1%", "error_rate: 150%", "thresholds.search.error_rate", "between 0% and 100%"),
+        ("p95: 300ms", "p95: soon", "thresholds.search.p95", "not a duration"),
+        ("duration: 10s", "duration: 2d", "duration", "not a duration"),
+        ("duration: 10s", "duration: 48h", "duration", "bounded"),
+    ],
+    ids=[
+        "unknown-metric",
+        "unknown-group",
+        "unknown-metric-2",
+        "unknown-persona",
+        "bad-rate",
+        "bad-ms",
+        "bad-duration",
+        "unbounded",
+    ],
+)
 def test_profile_mistakes_name_file_line_and_key(tmp_path, old, new, where, what):
     path = profile(tmp_path, GOOD, old, new)
     err = assert_one_line_error(cli("loadtest", "check", "--profile", str(path)), where, what)
@@ -92,8 +104,9 @@ def test_profile_mistakes_name_file_line_and_key(tmp_path, old, new, where, what
 
 def test_a_threshold_on_a_group_no_persona_sends_is_an_error(tmp_path):
     path = profile(tmp_path, GOOD, "  all:    {min_rps: 1}", "  report: {p95: 1s}")
-    err = assert_one_line_error(cli("loadtest", "check", "--profile", str(path)), "thresholds: report",
-                                "no persona", "manager")
+    err = assert_one_line_error(
+        cli("loadtest", "check", "--profile", str(path)), "thresholds: report", "no persona", "manager"
+    )
     assert f"{path}:{line_of(path, 'thresholds:')}:" in err
 
 
@@ -129,11 +142,20 @@ def estate_db(tmp_path_factory) -> str:
     return url
 
 
-@pytest.mark.parametrize("host", ["http://10.1.2.3:8000", "http://crm.example.com", "http://localhost.evil.com",
-                                  "ftp://127.0.0.1", "127.0.0.1:8000"])
+@pytest.mark.parametrize(
+    "host",
+    [
+        "http://10.1.2.3:8000",
+        "http://crm.example.com",
+        "http://localhost.evil.com",
+        "ftp://127.0.0.1",
+        "127.0.0.1:8000",
+    ],
+)
 def test_load_is_only_aimed_at_loopback(estate_db, tmp_path, host):
-    res = cli("loadtest", "run", "--profile", "smoke", "--target", estate_db, "--host", host,
-              "--report", str(tmp_path / "r"))
+    res = cli(
+        "loadtest", "run", "--profile", "smoke", "--target", estate_db, "--host", host, "--report", str(tmp_path / "r")
+    )
     assert_one_line_error(res, "--host")
     assert not (tmp_path / "r").exists()
 
@@ -141,8 +163,18 @@ def test_load_is_only_aimed_at_loopback(estate_db, tmp_path, host):
 def test_more_users_than_records_of_their_own_is_an_error_before_any_load(estate_db, tmp_path):
     from sqlalchemy import create_engine, text
 
-    res = cli("loadtest", "run", "--profile", "smoke", "--target", estate_db, "--users", "500",
-              "--report", str(tmp_path / "r"))
+    res = cli(
+        "loadtest",
+        "run",
+        "--profile",
+        "smoke",
+        "--target",
+        estate_db,
+        "--users",
+        "500",
+        "--report",
+        str(tmp_path / "r"),
+    )
     assert_one_line_error(res, "lower --users")
     engine = create_engine(estate_db)
     with engine.connect() as conn:
@@ -151,12 +183,16 @@ def test_more_users_than_records_of_their_own_is_an_error_before_any_load(estate
     assert live == 0 and not (tmp_path / "r").exists()
 
 
-@pytest.mark.parametrize("args,what", [
-    (("--duration", "forever"), "--duration"),
-    (("--duration", "3d"), "--duration"),
-    (("--remote-workers", "2"), "--master-port"),
-    (("--master-bind", "0.0.0.0"), "--remote-workers"),
-], ids=["duration-words", "duration-days", "remote-no-port", "bind-public"])
+@pytest.mark.parametrize(
+    "args,what",
+    [
+        (("--duration", "forever"), "--duration"),
+        (("--duration", "3d"), "--duration"),
+        (("--remote-workers", "2"), "--master-port"),
+        (("--master-bind", "0.0.0.0"), "--remote-workers"),
+    ],
+    ids=["duration-words", "duration-days", "remote-no-port", "bind-public"],
+)
 def test_bad_run_options(estate_db, args, what):
     assert_one_line_error(cli("loadtest", "run", "--profile", "smoke", "--target", estate_db, *args), what)
 
@@ -171,9 +207,9 @@ def test_loadtest_help_has_examples():
 
 @pytest.mark.parametrize("workers", [1, 2, 3])
 def test_slots_never_share_a_record_on_any_worker(estate_db, workers):
-    from api.db import make_engine
-    from loadtest import data, plan
-    from loadtest.profile import load_profile
+    from crmkit.api.db import make_engine
+    from crmkit.loadtest import data, plan
+    from crmkit.loadtest.profile import load_profile
 
     prof, _ = load_profile("pilot")
     needed = plan.slots_needed(prof, prof.peak_users(), workers)
@@ -197,8 +233,8 @@ def test_slots_never_share_a_record_on_any_worker(estate_db, workers):
 
 
 def test_slot_needs_cover_locusts_share_per_worker():
-    from loadtest.plan import slots_needed
-    from loadtest.profile import Persona, Profile
+    from crmkit.loadtest.plan import slots_needed
+    from crmkit.loadtest.profile import Persona, Profile
 
     prof = Profile(users=10, duration=10, personas={"sales": Persona(weight=3), "service": Persona(weight=1)})
     need = slots_needed(prof, 10, 2)
@@ -210,13 +246,18 @@ def test_slot_needs_cover_locusts_share_per_worker():
 
 
 def test_thresholds_judge_ceilings_floors_and_missing_groups():
-    from loadtest.thresholds import evaluate, first_breach
+    from crmkit.loadtest.thresholds import evaluate, first_breach
 
-    groups = {"search": {"requests": 100, "p95": 250.0, "error_rate": 0.02, "rps": 4.0},
-              "all": {"requests": 100, "p95": 250.0, "error_rate": 0.02, "rps": 4.0}}
-    checks = {(c.group, c.metric): c for c in evaluate(
-        {"search": {"p95": 300.0, "error_rate": 0.01}, "all": {"min_rps": 5.0}, "report": {"p95": 1000.0}},
-        groups)}
+    groups = {
+        "search": {"requests": 100, "p95": 250.0, "error_rate": 0.02, "rps": 4.0},
+        "all": {"requests": 100, "p95": 250.0, "error_rate": 0.02, "rps": 4.0},
+    }
+    checks = {
+        (c.group, c.metric): c
+        for c in evaluate(
+            {"search": {"p95": 300.0, "error_rate": 0.01}, "all": {"min_rps": 5.0}, "report": {"p95": 1000.0}}, groups
+        )
+    }
     assert checks[("search", "p95")].passed and not checks[("search", "error_rate")].passed
     assert not checks[("all", "min_rps")].passed and checks[("all", "min_rps")].measured == 4.0
     assert not checks[("report", "p95")].passed and checks[("report", "p95")].note == "no requests in this group"
@@ -226,8 +267,8 @@ def test_thresholds_judge_ceilings_floors_and_missing_groups():
 
 
 def test_users_and_duration_overrides_scale_the_stages():
-    from loadtest.plan import Overrides, stages
-    from loadtest.profile import load_profile
+    from crmkit.loadtest.plan import Overrides, stages
+    from crmkit.loadtest.profile import load_profile
 
     prof, _ = load_profile("pilot")
     st = stages(prof, Overrides(users=90, duration_s=66))

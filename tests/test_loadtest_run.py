@@ -56,8 +56,18 @@ def sql(url: str, query: str) -> list[tuple]:
 
 
 def run(url: str, tmp_path: Path, *extra: str, profile: str | None = None):
-    res = cli("loadtest", "run", "--profile", profile or write_profile(tmp_path), "--target", url,
-              "--report", str(tmp_path / "report"), "--json", *extra)
+    res = cli(
+        "loadtest",
+        "run",
+        "--profile",
+        profile or write_profile(tmp_path),
+        "--target",
+        url,
+        "--report",
+        str(tmp_path / "report"),
+        "--json",
+        *extra,
+    )
     return res, (json.loads(res.stdout) if res.stdout.strip().startswith("{") else None)
 
 
@@ -93,14 +103,17 @@ def test_a_bounded_run_that_meets_its_thresholds_exits_0(request, tmp_path, back
     cases = {r[0] for r in sql(url, "SELECT id FROM cases")}
     assert {i for e, i, _ in writes if e == "cases"} <= cases
     # the tokens minted for the virtual users are revoked at the end
-    assert sql(url, "SELECT count(*) FROM crmkit_api_tokens WHERE label LIKE 'loadtest-%' "
-                    "AND revoked_at IS NULL")[0][0] == 0
+    assert (
+        sql(url, "SELECT count(*) FROM crmkit_api_tokens WHERE label LIKE 'loadtest-%' AND revoked_at IS NULL")[0][0]
+        == 0
+    )
 
 
 def test_an_impossible_threshold_exits_1_and_names_it(request, tmp_path):
     url = seeded(request, "sqlite", tmp_path)
-    impossible = PROFILE.replace("  all:    {p99: 10s, error_rate: 1%, min_rps: 1}",
-                                 "  all:    {p99: 10s, error_rate: 1%, min_rps: 100000}")
+    impossible = PROFILE.replace(
+        "  all:    {p99: 10s, error_rate: 1%, min_rps: 1}", "  all:    {p99: 10s, error_rate: 1%, min_rps: 100000}"
+    )
     res, doc = run(url, tmp_path, profile=write_profile(tmp_path, impossible))
     assert res.exit_code == 1, res.output
     failed = [t for t in doc["thresholds"] if not t["passed"]]
@@ -114,7 +127,8 @@ def test_abort_stops_the_run_at_the_first_breach(request, tmp_path):
     # a limit no HTTP round trip meets (Locust counts a 1 ms response as 1): a p50 of 1ms
     # was met by a quiet machine's reads
     text_ = PROFILE.replace("duration: 10s", "duration: 20s").replace(
-        "  read:   {p95: 5s, error_rate: 1%}", "  read:   {p50: 0.001ms, error_rate: 1%}")
+        "  read:   {p95: 5s, error_rate: 1%}", "  read:   {p50: 0.001ms, error_rate: 1%}"
+    )
     text_ += "abort: {after: 3s, min_requests: 5}\n"
     res, doc = run(url, tmp_path, profile=write_profile(tmp_path, text_))
     assert res.exit_code == 1, res.output
@@ -134,8 +148,18 @@ def test_distributed_mode_with_two_workers(request, tmp_path):
 
 def test_the_terminal_summary_shows_each_threshold_against_its_limit(request, tmp_path):
     url = seeded(request, "sqlite", tmp_path)
-    res = cli("loadtest", "run", "--profile", write_profile(tmp_path), "--target", url, "--duration", "5s",
-              "--report", str(tmp_path / "r"))
+    res = cli(
+        "loadtest",
+        "run",
+        "--profile",
+        write_profile(tmp_path),
+        "--target",
+        url,
+        "--duration",
+        "5s",
+        "--report",
+        str(tmp_path / "r"),
+    )
     assert res.exit_code == 0, res.output
     for fragment in ("search.p95", "<= 5000 ms", "all.min_rps", ">= 1.0 req/s", "pass", "result: passed"):
         assert fragment in res.stdout, fragment
@@ -143,8 +167,18 @@ def test_the_terminal_summary_shows_each_threshold_against_its_limit(request, tm
 
 def test_a_training_sandbox_is_a_working_back_end(tmp_path):
     """`crmkit sandbox create` (issue 5) makes a CRM the API serves and the personas can work in."""
-    res = cli("sandbox", "create", "lt", "--scenario", str(ROOT / "configs" / "training" / "sales-en.yaml"),
-              "--trainees", "1", "--home", str(tmp_path / "home"), "--json")
+    res = cli(
+        "sandbox",
+        "create",
+        "lt",
+        "--scenario",
+        str(ROOT / "configs" / "training" / "sales-en.yaml"),
+        "--trainees",
+        "1",
+        "--home",
+        str(tmp_path / "home"),
+        "--json",
+    )
     assert res.exit_code == 0, res.output
     url = json.loads(res.stdout)["trainees"]["t01"]
     res, doc = run(url, tmp_path, "--duration", "5s")

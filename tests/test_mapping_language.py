@@ -39,8 +39,9 @@ entities:
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     (tmp_path / "accts.csv").write_text("acct_no,acct_name\nA1,Acme\nA2,Globex\n", encoding="utf-8")
-    (tmp_path / "people.csv").write_text("id,name,acct,mail,cc\n1,Li,A1,li@x.cn,CN\n2,Wang,A2,wang@x.cn,DE\n",
-                                         encoding="utf-8")
+    (tmp_path / "people.csv").write_text(
+        "id,name,acct,mail,cc\n1,Li,A1,li@x.cn,CN\n2,Wang,A2,wang@x.cn,DE\n", encoding="utf-8"
+    )
     (tmp_path / "people.tsv").write_text('id\tname\n1\tLi "the boss"\n', encoding="utf-8")
     return tmp_path
 
@@ -61,54 +62,141 @@ def run(project: Path, mapping: Path, db: str = "crm.db", *args: str):
 
 
 ERRORS = [
-    pytest.param("{column: name, transform: strip}", "{column: name, transform: date}",
-                 "transform 'date' needs arguments, e.g. {date: ...}", id="transform-needs-arguments"),
-    pytest.param("{column: name, transform: strip}", "{column: name, transform: {split: {sep: ' '}}}",
-                 "split takes {sep: ' ', index: N}", id="transform-with-wrong-arguments"),
-    pytest.param("{column: name, transform: strip}", "{column: name, transform: {regex: '(unclosed'}}",
-                 "invalid regular expression '(unclosed'", id="invalid-regex"),
-    pytest.param("{column: name, transform: strip}", "{column: name, transform: {date: [1, 2]}}",
-                 "date takes a list of formats", id="date-formats-not-text"),
-    pytest.param("{column: mail, transform: email}", "{column: mail, transform: {phone: {region: XX}}}",
-                 "phone: unknown region 'XX' (an ISO 3166 code such as CN, US, DE)", id="phone-unknown-region"),
-    pytest.param("{column: mail, transform: email}", "{column: mail, transform: {phone: {country: CN}}}",
-                 "phone: unknown option(s) country (region, region_column, region_field)", id="phone-unknown-option"),
-    pytest.param("email: {column: mail, transform: email}", "email: {ref: accounts, column: mail}",
-                 "email is not a reference; drop ref:", id="ref-on-a-plain-field"),
-    pytest.param("{ref: accounts, column: acct}", "{ref: users, column: acct}",
-                 "account_id refers to accounts, not users", id="ref-to-the-wrong-entity"),
-    pytest.param("account: {ref: accounts, column: acct}", "account: acct",
-                 "account_id refers to accounts: write {ref: accounts, column: ...}", id="reference-without-ref"),
-    pytest.param("{ref: accounts, column: acct}", "{ref: accounts}",
-                 "a ref needs the column holding the legacy key", id="ref-without-a-column"),
-    pytest.param("      email: {column: mail", "      account_id: {ref: accounts, column: acct}\n      email: {column: mail",
-                 "account_id is mapped twice", id="field-mapped-twice-by-both-names"),
-    pytest.param("      full_name: {column: name, transform: strip}\n", "",
-                 "required field(s) of contacts not mapped: full_name", id="required-field-not-mapped"),
-    pytest.param("{column: name, transform: strip}", "{column: name, const: x}",
-                 "give one of column, columns or const, not column and const", id="column-and-const"),
-    pytest.param("{column: name, transform: strip}", "{transform: strip}",
-                 "give a column, columns or const", id="no-input"),
-    pytest.param("      email: {column: mail", "      nickname: x\n      email: {column: mail",
-                 "'nickname' is not a field of contacts (fields: account_id, first_name", id="unknown-field"),
-    pytest.param("  contacts:", "  kontakte:", "unknown entity (known: departments, users, accounts, contacts,",
-                 id="unknown-entity"),
-    pytest.param("from: people", "from: persons", "unknown source 'persons' (sources: accts, people)",
-                 id="unknown-source"),
-    pytest.param("    key: id\n", "    key: id\n    filter: \"name ===\"\n", "filter is not a SQL condition",
-                 id="filter-not-sql"),
-    pytest.param("{kind: csv, path: people.csv}", "{kind: csv, path: people.csv, encoding: utf9}",
-                 "unknown encoding 'utf9' (try one of utf-8, utf-8-sig, gb18030", id="unknown-encoding"),
-    pytest.param("{kind: csv, path: people.csv}", "{kind: csv, path: people.csv, header_row: 0}",
-                 "header_row: Input should be greater than or equal to 1", id="header-row-zero"),
-    pytest.param("{kind: csv, path: people.csv}", "{kind: json, path: people.csv}",
-                 "does not match any of the expected tags: 'csv', 'tsv', 'xlsx', 'sql'", id="unknown-source-kind"),
-    pytest.param("{kind: csv, path: people.csv}", "{kind: csv, path: people.csv, sheet: 1}",
-                 "sheet: unknown key", id="key-of-another-source-kind"),
-    pytest.param("{kind: csv, path: people.csv}", "{kind: sql, url: 'sqlite:///x.db', table: T, query: SELECT 1}",
-                 "give exactly one of table or query", id="sql-table-and-query"),
-    pytest.param("{kind: csv, path: people.csv}", "{kind: sql, url: 'not a url', table: T}",
-                 "not a database URL", id="sql-url-unparseable"),
+    pytest.param(
+        "{column: name, transform: strip}",
+        "{column: name, transform: date}",
+        "transform 'date' needs arguments, e.g. {date: ...}",
+        id="transform-needs-arguments",
+    ),
+    pytest.param(
+        "{column: name, transform: strip}",
+        "{column: name, transform: {split: {sep: ' '}}}",
+        "split takes {sep: ' ', index: N}",
+        id="transform-with-wrong-arguments",
+    ),
+    pytest.param(
+        "{column: name, transform: strip}",
+        "{column: name, transform: {regex: '(unclosed'}}",
+        "invalid regular expression '(unclosed'",
+        id="invalid-regex",
+    ),
+    pytest.param(
+        "{column: name, transform: strip}",
+        "{column: name, transform: {date: [1, 2]}}",
+        "date takes a list of formats",
+        id="date-formats-not-text",
+    ),
+    pytest.param(
+        "{column: mail, transform: email}",
+        "{column: mail, transform: {phone: {region: XX}}}",
+        "phone: unknown region 'XX' (an ISO 3166 code such as CN, US, DE)",
+        id="phone-unknown-region",
+    ),
+    pytest.param(
+        "{column: mail, transform: email}",
+        "{column: mail, transform: {phone: {country: CN}}}",
+        "phone: unknown option(s) country (region, region_column, region_field)",
+        id="phone-unknown-option",
+    ),
+    pytest.param(
+        "email: {column: mail, transform: email}",
+        "email: {ref: accounts, column: mail}",
+        "email is not a reference; drop ref:",
+        id="ref-on-a-plain-field",
+    ),
+    pytest.param(
+        "{ref: accounts, column: acct}",
+        "{ref: users, column: acct}",
+        "account_id refers to accounts, not users",
+        id="ref-to-the-wrong-entity",
+    ),
+    pytest.param(
+        "account: {ref: accounts, column: acct}",
+        "account: acct",
+        "account_id refers to accounts: write {ref: accounts, column: ...}",
+        id="reference-without-ref",
+    ),
+    pytest.param(
+        "{ref: accounts, column: acct}",
+        "{ref: accounts}",
+        "a ref needs the column holding the legacy key",
+        id="ref-without-a-column",
+    ),
+    pytest.param(
+        "      email: {column: mail",
+        "      account_id: {ref: accounts, column: acct}\n      email: {column: mail",
+        "account_id is mapped twice",
+        id="field-mapped-twice-by-both-names",
+    ),
+    pytest.param(
+        "      full_name: {column: name, transform: strip}\n",
+        "",
+        "required field(s) of contacts not mapped: full_name",
+        id="required-field-not-mapped",
+    ),
+    pytest.param(
+        "{column: name, transform: strip}",
+        "{column: name, const: x}",
+        "give one of column, columns or const, not column and const",
+        id="column-and-const",
+    ),
+    pytest.param(
+        "{column: name, transform: strip}", "{transform: strip}", "give a column, columns or const", id="no-input"
+    ),
+    pytest.param(
+        "      email: {column: mail",
+        "      nickname: x\n      email: {column: mail",
+        "'nickname' is not a field of contacts (fields: account_id, first_name",
+        id="unknown-field",
+    ),
+    pytest.param(
+        "  contacts:",
+        "  kontakte:",
+        "unknown entity (known: departments, users, accounts, contacts,",
+        id="unknown-entity",
+    ),
+    pytest.param(
+        "from: people", "from: persons", "unknown source 'persons' (sources: accts, people)", id="unknown-source"
+    ),
+    pytest.param(
+        "    key: id\n", '    key: id\n    filter: "name ==="\n', "filter is not a SQL condition", id="filter-not-sql"
+    ),
+    pytest.param(
+        "{kind: csv, path: people.csv}",
+        "{kind: csv, path: people.csv, encoding: utf9}",
+        "unknown encoding 'utf9' (try one of utf-8, utf-8-sig, gb18030",
+        id="unknown-encoding",
+    ),
+    pytest.param(
+        "{kind: csv, path: people.csv}",
+        "{kind: csv, path: people.csv, header_row: 0}",
+        "header_row: Input should be greater than or equal to 1",
+        id="header-row-zero",
+    ),
+    pytest.param(
+        "{kind: csv, path: people.csv}",
+        "{kind: json, path: people.csv}",
+        "does not match any of the expected tags: 'csv', 'tsv', 'xlsx', 'sql'",
+        id="unknown-source-kind",
+    ),
+    pytest.param(
+        "{kind: csv, path: people.csv}",
+        "{kind: csv, path: people.csv, sheet: 1}",
+        "sheet: unknown key",
+        id="key-of-another-source-kind",
+    ),
+    pytest.param(
+        "{kind: csv, path: people.csv}",
+        "{kind: sql, url: 'sqlite:///x.db', table: T, query: SELECT 1}",
+        "give exactly one of table or query",
+        id="sql-table-and-query",
+    ),
+    pytest.param(
+        "{kind: csv, path: people.csv}",
+        "{kind: sql, url: 'not a url', table: T}",
+        "not a database URL",
+        id="sql-url-unparseable",
+    ),
     pytest.param("version: 1", "version: 2", "version: Input should be 1", id="unknown-version"),
     pytest.param("name: lang", "name: my lang", "name: String should match pattern", id="name-with-a-space"),
     pytest.param("name: lang", "name: lang\ncolour: blue", "colour: unknown key", id="unknown-top-level-key"),
@@ -128,14 +216,28 @@ def test_mistakes_are_refused_when_the_mapping_loads(project, old, new, message)
     assert not (project / "crm.db").exists(), "a refused mapping writes nothing"
 
 
-@pytest.mark.parametrize(("old", "new", "message"), [
-    ("    key: id\n", "    key: ident\n", "source people has no column 'ident' (its columns: id, name, acct, mail, cc)"),
-    ("{column: name, transform: strip}", "{column: name, transform: {concat: {column: surname}}}",
-     "source people has no column 'surname'"),
-    ("{column: mail, transform: email}", "{column: mail, transform: {phone: {region: CN, region_column: land}}}",
-     "source people has no column 'land'"),
-    ("    key: id\n", "    key: id\n    filter: \"status = 'x'\"\n", "filter names a column the source lacks"),
-], ids=["key-column", "concat-column", "region-column", "filter-column"])
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (
+            "    key: id\n",
+            "    key: ident\n",
+            "source people has no column 'ident' (its columns: id, name, acct, mail, cc)",
+        ),
+        (
+            "{column: name, transform: strip}",
+            "{column: name, transform: {concat: {column: surname}}}",
+            "source people has no column 'surname'",
+        ),
+        (
+            "{column: mail, transform: email}",
+            "{column: mail, transform: {phone: {region: CN, region_column: land}}}",
+            "source people has no column 'land'",
+        ),
+        ("    key: id\n", "    key: id\n    filter: \"status = 'x'\"\n", "filter names a column the source lacks"),
+    ],
+    ids=["key-column", "concat-column", "region-column", "filter-column"],
+)
 def test_columns_the_source_lacks_are_named(project, old, new, message):
     mapping = write(project, edited(old, new))
     res = run(project, mapping)
@@ -153,15 +255,20 @@ def test_max_rejects_that_is_not_a_number(project):
 
 def test_shorthand_names_and_key_synonym_mean_the_same(project):
     long_form = write(project, BASE, "long.yaml")
-    short = BASE.replace("name: acct_name", "name: {column: acct_name}").replace(
-        "account: {ref: accounts, column: acct}", "account_id: {ref: accounts, key: acct}").replace("name: lang", "name: short")
+    short = (
+        BASE.replace("name: acct_name", "name: {column: acct_name}")
+        .replace("account: {ref: accounts, column: acct}", "account_id: {ref: accounts, key: acct}")
+        .replace("name: lang", "name: short")
+    )
     a, b = run(project, long_form, "a.db"), run(project, write(project, short, "short.yaml"), "b.db")
     assert a.exit_code == b.exit_code == 0, a.output + b.output
     assert json.loads(a.output)["entities"] == json.loads(b.output)["entities"]
 
 
 def test_parents_load_first_whatever_the_order_in_the_file(project):
-    contacts_first = BASE.replace("  accounts:\n    from: accts\n    key: acct_no\n    fields:\n      name: acct_name\n", "")
+    contacts_first = BASE.replace(
+        "  accounts:\n    from: accts\n    key: acct_no\n    fields:\n      name: acct_name\n", ""
+    )
     contacts_first += "  accounts:\n    from: accts\n    key: acct_no\n    fields:\n      name: acct_name\n"
     res = run(project, write(project, contacts_first))
     assert res.exit_code == 0, res.output
@@ -176,15 +283,22 @@ def test_a_source_no_feed_uses_is_not_read(project):
 
 
 def test_reference_to_rows_another_mapping_loaded(project):
-    accounts_only = "version: 1\nname: accts\nsources:\n  accts: {kind: csv, path: accts.csv}\nentities:\n" \
-                    "  accounts:\n    from: accts\n    key: acct_no\n    fields:\n      name: acct_name\n"
-    contacts_only = BASE.replace("  accounts:\n    from: accts\n    key: acct_no\n    fields:\n      name: acct_name\n", "")
+    accounts_only = (
+        "version: 1\nname: accts\nsources:\n  accts: {kind: csv, path: accts.csv}\nentities:\n"
+        "  accounts:\n    from: accts\n    key: acct_no\n    fields:\n      name: acct_name\n"
+    )
+    contacts_only = BASE.replace(
+        "  accounts:\n    from: accts\n    key: acct_no\n    fields:\n      name: acct_name\n", ""
+    )
     without_source = write(project, contacts_only, "contacts.yaml")
     res = run(project, without_source)
     assert res.exit_code == 2
     assert "accounts has no feed in this mapping: say whose legacy keys these are with source: NAME" in res.stderr
-    with_source = write(project, contacts_only.replace("{ref: accounts, column: acct}",
-                                                       "{ref: accounts, column: acct, source: accts}"), "contacts.yaml")
+    with_source = write(
+        project,
+        contacts_only.replace("{ref: accounts, column: acct}", "{ref: accounts, column: acct, source: accts}"),
+        "contacts.yaml",
+    )
     alone = run(project, with_source, "alone.db", "--max-rejects", "100%")
     assert json.loads(alone.output)["entities"]["contacts"]["rejected"] == 2  # nothing to point at yet
     assert run(project, write(project, accounts_only, "accounts.yaml"), "both.db").exit_code == 0
@@ -196,13 +310,19 @@ def test_reference_to_rows_another_mapping_loaded(project):
 def test_several_feeds_of_one_entity_and_a_reference_to_them(project):
     (project / "desk.csv").write_text("ticket,contact,title\nK1,1,Broken\nK2,D7,Slow\n", encoding="utf-8")
     (project / "desk_people.csv").write_text("pid,who\nD7,Zhao\n", encoding="utf-8")
-    text = BASE.replace("sources:\n", "sources:\n  desk: {kind: csv, path: desk.csv}\n"
-                                      "  desk_people: {kind: csv, path: desk_people.csv}\n")
-    text = text.replace("  contacts:\n    from: people", "  contacts:\n  - from: desk_people\n    key: pid\n"
-                        "    fields:\n      full_name: who\n  - from: people")
-    text += ("  cases:\n    from: desk\n    key: ticket\n    fields:\n      subject: title\n"
-             "      status: {const: new}\n      priority: {const: low}\n"
-             "      contact: {ref: contacts, column: contact}\n")
+    text = BASE.replace(
+        "sources:\n",
+        "sources:\n  desk: {kind: csv, path: desk.csv}\n  desk_people: {kind: csv, path: desk_people.csv}\n",
+    )
+    text = text.replace(
+        "  contacts:\n    from: people",
+        "  contacts:\n  - from: desk_people\n    key: pid\n    fields:\n      full_name: who\n  - from: people",
+    )
+    text += (
+        "  cases:\n    from: desk\n    key: ticket\n    fields:\n      subject: title\n"
+        "      status: {const: new}\n      priority: {const: low}\n"
+        "      contact: {ref: contacts, column: contact}\n"
+    )
     res = run(project, write(project, text))
     assert res.exit_code == 2
     assert "contacts has several feeds: say whose legacy keys these are with source: NAME" in res.stderr
@@ -212,15 +332,19 @@ def test_several_feeds_of_one_entity_and_a_reference_to_them(project):
     counts = json.loads(res.output)["entities"]
     assert counts["contacts"]["inserted"] == 3 and counts["cases"]["inserted"] == 1
     assert "contact_id: '1' not found in contacts (source desk_people)" in (project / "rep" / "rejects.csv").read_text(
-        encoding="utf-8")
+        encoding="utf-8"
+    )
 
 
 def test_tsv_with_quoting_turned_off(project):
-    text = ("version: 1\nname: tsv\nsources:\n  p: {kind: tsv, path: people.tsv, quote: ''}\nentities:\n"
-            "  contacts:\n    from: p\n    key: id\n    fields:\n      full_name: name\n")
+    text = (
+        "version: 1\nname: tsv\nsources:\n  p: {kind: tsv, path: people.tsv, quote: ''}\nentities:\n"
+        "  contacts:\n    from: p\n    key: id\n    fields:\n      full_name: name\n"
+    )
     res = run(project, write(project, text), "crm.db", "--report", str(project / "rep"))
     assert res.exit_code == 0, res.output + res.stderr
-    from sqlalchemy import create_engine, text as sql
+    from sqlalchemy import create_engine
+    from sqlalchemy import text as sql
 
     engine = create_engine(f"sqlite:///{project / 'crm.db'}")
     with engine.connect() as conn:
@@ -229,8 +353,9 @@ def test_tsv_with_quoting_turned_off(project):
 
 
 def test_max_rejects_counts_and_percentages(project):
-    (project / "people.csv").write_text("id,name,acct,mail,cc\n1,Li,A1,bad,CN\n2,Wang,A2,wang@x.cn,DE\n",
-                                        encoding="utf-8")
+    (project / "people.csv").write_text(
+        "id,name,acct,mail,cc\n1,Li,A1,bad,CN\n2,Wang,A2,wang@x.cn,DE\n", encoding="utf-8"
+    )
     mapping = write(project, BASE)
     assert run(project, mapping, "a.db").exit_code == 1  # default 0
     assert run(project, mapping, "b.db", "--max-rejects", "1").exit_code == 0

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 
-from migrate.snapshot import table_hashes
+from crmkit.migrate.snapshot import table_hashes
 from tests.conftest import cli
 
 
 def with_rules(mapping, gates: str) -> None:
     text = mapping.read_text(encoding="utf-8")
-    mapping.write_text(text.replace("max_rejects: 10%\n", f"""max_rejects: 10%
+    mapping.write_text(
+        text.replace(
+            "max_rejects: 10%\n",
+            f"""max_rejects: 10%
 validate:
   entities:
     opportunities:
@@ -18,7 +21,10 @@ validate:
         - {{field: amount, range: {{min: 10000}}, severity: error, name: big_enough}}
   gates:
 {gates}
-"""), encoding="utf-8")
+""",
+        ),
+        encoding="utf-8",
+    )
 
 
 def test_a_failing_gate_stops_the_run_before_anything_is_written(estate, sqlite_url, tmp_path):
@@ -37,8 +43,19 @@ def test_a_failing_gate_stops_the_run_before_anything_is_written(estate, sqlite_
 
 def test_force_loads_and_rows_breaking_an_error_rule_are_rejected_with_the_rule(estate, sqlite_url, tmp_path):
     with_rules(estate, "    - {name: few rejects, metric: rejected_rows, max: 1%}")
-    res = cli("migrate", "run", str(estate), "--target", sqlite_url, "--force", "--max-rejects", "100%",
-              "--report", str(tmp_path / "r"), "--json")
+    res = cli(
+        "migrate",
+        "run",
+        str(estate),
+        "--target",
+        sqlite_url,
+        "--force",
+        "--max-rejects",
+        "100%",
+        "--report",
+        str(tmp_path / "r"),
+        "--json",
+    )
     assert res.exit_code == 0, res.output
     doc = json.loads(res.output)
     opp = doc["entities"]["opportunities"]

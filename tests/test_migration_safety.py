@@ -6,15 +6,15 @@ import json
 import os
 import signal
 import sqlite3
-from contextlib import closing
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
-from migrate.snapshot import table_hashes
+from crmkit.migrate.snapshot import table_hashes
 from tests.conftest import cli
 
 BACKENDS = ["sqlite", "postgresql"]
@@ -31,13 +31,15 @@ def target(request, tmp_path):
 
     base = make_url(request.getfixturevalue("pg_url"))
     name = f"{base.database}_{abs(hash(request.node.name)) % 10**8}"
-    with psycopg.connect(host=base.host, port=base.port or 5432, user=base.username, dbname="postgres",
-                         autocommit=True) as conn:
+    with psycopg.connect(
+        host=base.host, port=base.port or 5432, user=base.username, dbname="postgres", autocommit=True
+    ) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
     yield base.set(database=name).render_as_string(False)
-    with psycopg.connect(host=base.host, port=base.port or 5432, user=base.username, dbname="postgres",
-                         autocommit=True) as conn:
+    with psycopg.connect(
+        host=base.host, port=base.port or 5432, user=base.username, dbname="postgres", autocommit=True
+    ) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
@@ -70,8 +72,10 @@ def change_legacy(mapping: Path) -> dict[str, list[str]]:
     template = db.execute("SELECT * FROM T_CUSTOMER WHERE CUST_NO = 'C1002'").fetchone()
     added = ["C2001", "C2002"]
     for i, key in enumerate(added):
-        db.execute(f"INSERT INTO T_CUSTOMER VALUES ({','.join('?' * len(template))})",
-                   (key, f"新客户{i}有限公司", *template[2:]))
+        db.execute(
+            f"INSERT INTO T_CUSTOMER VALUES ({','.join('?' * len(template))})",
+            (key, f"新客户{i}有限公司", *template[2:]),
+        )
     db.commit()
     db.close()
     return {"changed": changed, "gone": gone, "added": added}
@@ -84,16 +88,21 @@ def _sheet_account_refs(mapping: Path) -> set[str]:
     sheet = pl.read_excel(root / "customers.xlsx", sheet_name="客户", read_options={"header_row": 2})
     import io
 
-    desk = pl.read_csv(io.BytesIO((root / "service_contacts.csv").read_bytes().decode("gb18030").encode()),
-                       infer_schema=False)
+    desk = pl.read_csv(
+        io.BytesIO((root / "service_contacts.csv").read_bytes().decode("gb18030").encode()), infer_schema=False
+    )
     return set(sheet["客户编号"].cast(str).to_list()) | set(desk["客户编号"].to_list())
 
 
 def deactivate_vanished(mapping: Path) -> None:
     text = mapping.read_text(encoding="utf-8")
-    mapping.write_text(text.replace("    from: erp_customer\n    key: CUST_NO\n",
-                                    "    from: erp_customer\n    key: CUST_NO\n    on_vanished: deactivate\n"),
-                       encoding="utf-8")
+    mapping.write_text(
+        text.replace(
+            "    from: erp_customer\n    key: CUST_NO\n",
+            "    from: erp_customer\n    key: CUST_NO\n    on_vanished: deactivate\n",
+        ),
+        encoding="utf-8",
+    )
 
 
 @pytest.mark.parametrize("target", BACKENDS, indirect=True)
@@ -112,8 +121,12 @@ def test_delta_run_counts_updated_inserted_unchanged_and_vanished(estate, target
 
     engine = create_engine(target)
     with engine.connect() as conn:
-        rows = dict(conn.execute(text("SELECT legacy_key, active FROM accounts WHERE legacy_key IN (:a, :b)"),
-                                 {"a": delta["gone"][0], "b": delta["gone"][1]}).all())
+        rows = dict(
+            conn.execute(
+                text("SELECT legacy_key, active FROM accounts WHERE legacy_key IN (:a, :b)"),
+                {"a": delta["gone"][0], "b": delta["gone"][1]},
+            ).all()
+        )
     engine.dispose()
     assert {k: bool(v) for k, v in rows.items()} == {k: False for k in delta["gone"]}
     third = run_json(estate, target)
@@ -179,8 +192,24 @@ def test_verify_finds_a_row_changed_and_a_row_deleted_by_hand(estate, target, tm
 
 def _spawn(mapping: Path, target: str, faults: str, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "CRMKIT_FAULTS": faults}
-    return subprocess.Popen([sys.executable, "-m", "crmkit", "migrate", "run", str(mapping), "--target", target,
-                             "--batch-size", "7", *extra], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "crmkit",
+            "migrate",
+            "run",
+            str(mapping),
+            "--target",
+            target,
+            "--batch-size",
+            "7",
+            *extra,
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def test_a_second_run_refuses_while_one_is_running_and_a_dead_holder_is_taken_over(estate, sqlite_url):
@@ -210,8 +239,9 @@ def test_resume_refuses_when_the_mapping_changed_unless_restart(estate, sqlite_u
     proc = _spawn(estate, sqlite_url, "kill@insert.after_commit#3")
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    estate.write_text(estate.read_text(encoding="utf-8").replace("max_rejects: 10%", "max_rejects: 11%"),
-                      encoding="utf-8")
+    estate.write_text(
+        estate.read_text(encoding="utf-8").replace("max_rejects: 10%", "max_rejects: 11%"), encoding="utf-8"
+    )
     res = cli("migrate", "run", str(estate), "--target", sqlite_url, "--resume")
     assert res.exit_code == 2 and "the mapping changed since run 1" in res.stderr and "--restart" in res.stderr
     doc = run_json(estate, sqlite_url, "--resume", "--restart")

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from contextlib import closing
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
-from migrate.snapshot import table_hashes
+from crmkit.migrate.snapshot import table_hashes
 from tests.conftest import ROOT, cli
 
 DEPTS = ("SALES_N", "SALES_S", "SERVICE")
@@ -20,9 +20,23 @@ DEPTS = ("SALES_N", "SALES_S", "SERVICE")
 @pytest.fixture(scope="module")
 def estate(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("estate")
-    res = subprocess.run([sys.executable, "-m", "crmkit", "training", "legacy", "--scenario",
-                          str(ROOT / "configs" / "training" / "legacy-zh.yaml"), "--seed", "7", "--out", str(out)],
-                         capture_output=True, text=True)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "crmkit",
+            "training",
+            "legacy",
+            "--scenario",
+            str(ROOT / "configs" / "training" / "legacy-zh.yaml"),
+            "--seed",
+            "7",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 0, res.stderr
     return out
 
@@ -33,37 +47,41 @@ def scope(dept: str) -> str:
 
 def write_plan(tmp: Path, estate: Path) -> Path:
     plan = tmp / "plan.yaml"
-    plan.write_text(f"""version: 1
+    plan.write_text(
+        f"""version: 1
 name: huaxin
 target: "sqlite:///crm.db"
-mappings: [{estate / 'mapping.yaml'}]
+mappings: [{estate / "mapping.yaml"}]
 waves:
   - name: pilot
-    scope: {scope('SALES_N')}
+    scope: {scope("SALES_N")}
     departments: [SALES_N]
     users: 5
     approvals: [it-lead]
   - name: south
-    scope: {scope('SALES_S')}
+    scope: {scope("SALES_S")}
     departments: [SALES_S]
     users: 4
     gates:
       reconciliation: {{max_rejects: "10%", verify: true}}
       feedback: {{file: feedback-pilot.csv, min_mean: 3.5, min_response_rate: 0.6}}
   - name: service
-    scope: {scope('SERVICE')}
+    scope: {scope("SERVICE")}
     departments: [SERVICE]
     users: 5
     gates:
       reconciliation: {{max_rejects: "10%", verify: true}}
       feedback: {{file: feedback-south.csv, min_mean: 3.5, min_response_rate: 0.5}}
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     return plan
 
 
 def survey(path: Path, scores: list[int]) -> None:
-    path.write_text("respondent,satisfaction,comment\n" + "".join(
-        f"u{i},{s},ok\n" for i, s in enumerate(scores)), encoding="utf-8")
+    path.write_text(
+        "respondent,satisfaction,comment\n" + "".join(f"u{i},{s},ok\n" for i, s in enumerate(scores)), encoding="utf-8"
+    )
 
 
 # sqlite3's connection context manager does not close: close explicitly, since the CLI's ADBC
@@ -75,8 +93,11 @@ def source_accounts(estate: Path, dept: str) -> int:
 
 def target_accounts_by_dept(url: str) -> dict[str, int]:
     with closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as db:
-        return dict(db.execute("SELECT d.code, count(*) FROM accounts a JOIN departments d "
-                               "ON d.id = a.department_id GROUP BY d.code").fetchall())
+        return dict(
+            db.execute(
+                "SELECT d.code, count(*) FROM accounts a JOIN departments d ON d.id = a.department_id GROUP BY d.code"
+            ).fetchall()
+        )
 
 
 def feed(doc: dict, entity: str) -> dict:
@@ -89,7 +110,9 @@ def test_pilot_then_two_waves_gated_on_evidence(estate, tmp_path):
 
     # the pilot waits for its approval, and says how to give it
     res = cli("rollout", "advance", str(plan))
-    assert res.exit_code == 1 and "approval:it-lead inconclusive" in res.stderr and "crmkit rollout approve" in res.stderr
+    assert (
+        res.exit_code == 1 and "approval:it-lead inconclusive" in res.stderr and "crmkit rollout approve" in res.stderr
+    )
     assert cli("rollout", "approve", str(plan), "pilot", "--approval", "it-lead", "--by", "Wang Fang").exit_code == 0
     res = cli("rollout", "advance", str(plan), "--json")
     assert res.exit_code == 0, res.output
@@ -121,8 +144,10 @@ def test_pilot_then_two_waves_gated_on_evidence(estate, tmp_path):
 
     # the final state equals a one-shot migration of everything
     one_shot = f"sqlite:///{tmp_path / 'one-shot.db'}"
-    assert cli("migrate", "run", str(estate / "mapping.yaml"), "--target", one_shot,
-               "--max-rejects", "100%").exit_code == 0
+    assert (
+        cli("migrate", "run", str(estate / "mapping.yaml"), "--target", one_shot, "--max-rejects", "100%").exit_code
+        == 0
+    )
     assert table_hashes(target, content_only=True) == table_hashes(one_shot, content_only=True)
 
     # rolling back the last wave restores the state before it
@@ -140,8 +165,12 @@ def test_pilot_then_two_waves_gated_on_evidence(estate, tmp_path):
 
 def test_a_plan_with_a_mistake_is_one_line_and_exit_2(tmp_path, estate):
     plan = write_plan(tmp_path, estate)
-    plan.write_text(plan.read_text(encoding="utf-8").replace("min_mean: 3.5, min_response_rate: 0.6",
-                                                              "min_mean: 3.5, min_rate: 0.6"), encoding="utf-8")
+    plan.write_text(
+        plan.read_text(encoding="utf-8").replace(
+            "min_mean: 3.5, min_response_rate: 0.6", "min_mean: 3.5, min_rate: 0.6"
+        ),
+        encoding="utf-8",
+    )
     res = cli("rollout", "status", str(plan))
     assert res.exit_code == 2 and "plan.yaml:" in res.stderr and "min_rate" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1

@@ -42,8 +42,13 @@ def test_the_walkthrough_runs_and_ends_with_every_wave_migrated(repo):
             assert "sandboxes" in res.stdout and "approval:it-lead" in res.stdout
         if i == 4:
             assert "feedback" in res.stdout and "loadtest" in res.stdout and "reconciliation" in res.stdout
-    final = subprocess.run(f"{sys.executable} -m crmkit rollout status configs/rollout/acme.yaml --json",
-                           shell=True, cwd=repo, capture_output=True, text=True)
+    final = subprocess.run(
+        f"{sys.executable} -m crmkit rollout status configs/rollout/acme.yaml --json",
+        shell=True,
+        cwd=repo,
+        capture_output=True,
+        text=True,
+    )
     import json
 
     doc = json.loads(final.stdout)

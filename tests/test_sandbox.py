@@ -7,9 +7,9 @@ import json
 import pytest
 from sqlalchemy import create_engine, text
 
+from crmkit.training import sandbox as sbx
+from crmkit.training.hashes import table_hashes
 from tests.conftest import PG_URL, ROOT, cli
-from training import sandbox as sbx
-from training.hashes import table_hashes
 
 SCENARIO = str(ROOT / "configs" / "training" / "sales-en.yaml")
 
@@ -48,8 +48,19 @@ def test_ten_sqlite_sandboxes_change_one_reset_it(tmp_path):
 
 def test_department_sandbox_and_grading(tmp_path):
     home = str(tmp_path / "home")
-    res = cli("sandbox", "create", "west", "--scenario", SCENARIO, "--department", "SALES_W", "--trainees", "2",
-              "--home", home)
+    res = cli(
+        "sandbox",
+        "create",
+        "west",
+        "--scenario",
+        SCENARIO,
+        "--department",
+        "SALES_W",
+        "--trainees",
+        "2",
+        "--home",
+        home,
+    )
     assert res.exit_code == 0, res.output
     sb = sbx.load(tmp_path / "home", "west")
     url = sb.url(tmp_path / "home", "t01")
@@ -62,11 +73,17 @@ def test_department_sandbox_and_grading(tmp_path):
     assert sheet["t01"]["score"] == 0 and sheet["t01"]["out_of"] == 4
     with engine.begin() as conn:  # trainee t01 does both tasks
         tag = conn.execute(text("SELECT id FROM tags WHERE name = :n"), {"n": ex["q1"]["answer"]["tag"]}).scalar()
-        conn.execute(text("INSERT INTO taggings (tag_id, account_id) VALUES (:t, :a)"),
-                     {"t": tag, "a": ex["q1"]["answer"]["account_id"]})
-        conn.execute(text("UPDATE cases SET status = 'closed', closed_at = '2025-01-02 10:00:00.000000', "
-                          "description = 'Resolution: replaced the unit' WHERE id = :i"),
-                     {"i": ex["q3"]["answer"]["case_id"]})
+        conn.execute(
+            text("INSERT INTO taggings (tag_id, account_id) VALUES (:t, :a)"),
+            {"t": tag, "a": ex["q1"]["answer"]["account_id"]},
+        )
+        conn.execute(
+            text(
+                "UPDATE cases SET status = 'closed', closed_at = '2025-01-02 10:00:00.000000', "
+                "description = 'Resolution: replaced the unit' WHERE id = :i"
+            ),
+            {"i": ex["q3"]["answer"]["case_id"]},
+        )
     engine.dispose()
     res = cli("training", "check", "west", "--home", home, "--json")
     sheet = json.loads(res.output)
@@ -77,8 +94,12 @@ def test_department_sandbox_and_grading(tmp_path):
 
 def test_merge_exercise_is_graded_on_references(tmp_path):
     home = tmp_path / "home"
-    assert cli("sandbox", "create", "east", "--scenario", SCENARIO, "--department", "SALES_E",
-               "--home", str(home)).exit_code == 0
+    assert (
+        cli(
+            "sandbox", "create", "east", "--scenario", SCENARIO, "--department", "SALES_E", "--home", str(home)
+        ).exit_code
+        == 0
+    )
     sb = sbx.load(home, "east")
     merge = next(e for e in sb.exercises if e["kind"] == "merge_duplicate_contact")
     keep, gone = merge["answer"]["contact_ids"]
@@ -100,8 +121,21 @@ def test_merge_exercise_is_graded_on_references(tmp_path):
 def test_postgresql_sandboxes_reset_from_the_template(tmp_path, pg_url):
     home = str(tmp_path / "home")
     server = PG_URL
-    res = cli("sandbox", "create", "pgpilot", "--scenario", SCENARIO, "--trainees", "10", "--backend", "postgresql",
-              "--server", server, "--home", home)
+    res = cli(
+        "sandbox",
+        "create",
+        "pgpilot",
+        "--scenario",
+        SCENARIO,
+        "--trainees",
+        "10",
+        "--backend",
+        "postgresql",
+        "--server",
+        server,
+        "--home",
+        home,
+    )
     assert res.exit_code == 0, res.output
     sb = sbx.load(tmp_path / "home", "pgpilot")
     try:
@@ -120,11 +154,15 @@ def test_postgresql_sandboxes_reset_from_the_template(tmp_path, pg_url):
     assert left == 0
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (("sandbox", "reset", "nope"), "no sandbox named 'nope'"),
-    (("sandbox", "create", "Bad-Name", "--scenario", SCENARIO), "sandbox name 'Bad-Name'"),
-    (("sandbox", "create", "x", "--scenario", SCENARIO, "--department", "NOPE"), "no department 'NOPE'"),
-], ids=["unknown", "bad-name", "unknown-department"])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (("sandbox", "reset", "nope"), "no sandbox named 'nope'"),
+        (("sandbox", "create", "Bad-Name", "--scenario", SCENARIO), "sandbox name 'Bad-Name'"),
+        (("sandbox", "create", "x", "--scenario", SCENARIO, "--department", "NOPE"), "no department 'NOPE'"),
+    ],
+    ids=["unknown", "bad-name", "unknown-department"],
+)
 def test_sandbox_errors_are_one_line(tmp_path, args, fragment):
     res = cli(*args, "--home", str(tmp_path / "home"))
     assert res.exit_code == 2

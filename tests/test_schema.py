@@ -44,7 +44,8 @@ def _build(url: str, way: str) -> None:
 
 def test_heads_names_the_head_of_the_revision_scripts():
     assert versions.head() == versions.script_heads(), (
-        "a revision was added: set crmkit.schema.versions.HEADS to its id")
+        "a revision was added: set crmkit.schema.versions.HEADS to its id"
+    )
 
 
 @pytest.mark.parametrize("way", WAYS)
@@ -82,8 +83,11 @@ def test_current_of_an_untouched_database_is_none(sqlite_url):
 
 def _index_sql(url: str, name: str) -> str:
     engine = create_engine(url)
-    query = ("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = :n" if url.startswith("sqlite")
-             else "SELECT indexdef FROM pg_indexes WHERE indexname = :n")
+    query = (
+        "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = :n"
+        if url.startswith("sqlite")
+        else "SELECT indexdef FROM pg_indexes WHERE indexname = :n"
+    )
     with engine.connect() as conn:
         found = conn.execute(text(query), {"n": name}).scalar()
     engine.dispose()
@@ -103,7 +107,7 @@ def test_optional_references_are_indexed_only_where_set(empty_url, way):
     for table, column in SPARSE_INDEXED:
         assert "IS NOT NULL" in _index_sql(url, f"ix_{table}_{column}").replace('"', ""), (table, column)
     assert "WHERE" not in _index_sql(url, "ix_opportunities_account_id")  # required: a plain index
-    from migrate.load import open_loader
+    from crmkit.migrate.load import open_loader
 
     loader = open_loader(url)
     try:
@@ -112,7 +116,9 @@ def test_optional_references_are_indexed_only_where_set(empty_url, way):
         loader.create_indexes("contacts")
     finally:
         loader.close()
-    assert "owner_id IS NOT NULL" in _index_sql(url, "ix_contacts_owner_id").replace('"', "").replace("(", "").replace(")", "")
+    assert "owner_id IS NOT NULL" in _index_sql(url, "ix_contacts_owner_id").replace('"', "").replace("(", "").replace(
+        ")", ""
+    )
 
 
 def _tables(url: str) -> list[str]:
@@ -169,5 +175,6 @@ def test_a_database_with_crm_tables_but_no_version_is_refused_in_one_line(sqlite
     assert res.exit_code == 2
     assert res.output.strip().splitlines() == [
         f"Error: target {sqlite_url} has tables named like crmkit's (accounts) but no schema version "
-        "(no alembic_version table): point --target at an empty database or one crmkit created"]
+        "(no alembic_version table): point --target at an empty database or one crmkit created"
+    ]
     assert _tables(sqlite_url) == ["accounts"]

@@ -7,10 +7,10 @@ import re
 import click
 import pytest
 
+from crmkit.training.generate import generate
+from crmkit.training.mask import load_rules
+from crmkit.training.scenario import load_scenario
 from tests.conftest import ROOT, cli
-from training.generate import generate
-from training.mask import load_rules
-from training.scenario import load_scenario
 
 DOCS = ROOT / "docs"
 
@@ -39,8 +39,9 @@ def yaml_blocks(page: str) -> list[str]:
     return re.findall(r"```yaml\n(.*?)```", (DOCS / page).read_text(encoding="utf-8"), flags=re.S)
 
 
-@pytest.mark.parametrize("page", ["training-scenarios.md", "training-legacy.md", "training-masking.md",
-                                  "training-sandboxes.md"])
+@pytest.mark.parametrize(
+    "page", ["training-scenarios.md", "training-legacy.md", "training-masking.md", "training-sandboxes.md"]
+)
 def test_page_exists_and_links_resolve(page):
     text = (DOCS / page).read_text(encoding="utf-8")
     for target in re.findall(r"\]\(([\w.-]+\.md)", text):

@@ -13,10 +13,10 @@ import polars as pl
 import pytest
 from sqlalchemy import create_engine, text
 
+from crmkit.training.generate import generate
+from crmkit.training.mask import dangling
+from crmkit.training.scenario import load_scenario
 from tests.conftest import ROOT, cli
-from training.generate import generate
-from training.mask import dangling
-from training.scenario import load_scenario
 
 SCENARIOS = ROOT / "configs" / "training"
 EN = SCENARIOS / "sales-en.yaml"
@@ -37,8 +37,15 @@ def test_same_seed_same_bytes_different_seed_different_data(tmp_path):
     for name, seed in (("a", "5"), ("b", "5"), ("c", "6")):
         run_process("training", "generate", "--scenario", str(EN), "--seed", seed, "--out", str(tmp_path / name))
     a, b, c = digests(tmp_path / "a"), digests(tmp_path / "b"), digests(tmp_path / "c")
-    assert set(a) >= {"contacts.csv", "accounts.csv", "opportunities.csv", "activities.csv", "cases.csv",
-                      "exercises.json", "manifest.json"}
+    assert set(a) >= {
+        "contacts.csv",
+        "accounts.csv",
+        "opportunities.csv",
+        "activities.csv",
+        "cases.csv",
+        "exercises.json",
+        "manifest.json",
+    }
     assert a == b
     changed = [f for f in a if f.endswith(".csv") and a[f] != c[f] and f not in ("departments.csv", "tags.csv")]
     assert len(changed) >= 7, changed
@@ -63,13 +70,20 @@ def test_every_reference_resolves_and_values_fit_the_locale(locale):
         assert c["email"].str.contains(r"^[a-z]+\.[a-z]+\d*@").all()  # pinyin
     else:
         assert names.str.contains(" ").all()
-        suffixes = ("GmbH", "AG", "KG", "OHG", "KGaA", "GbR", "e.V.", "e.G.", "mbH") if locale == "de_DE" else \
-            ("Inc.", "LLC", "Corp.", "Group", "Ltd.")
+        suffixes = (
+            ("GmbH", "AG", "KG", "OHG", "KGaA", "GbR", "e.V.", "e.G.", "mbH")
+            if locale == "de_DE"
+            else ("Inc.", "LLC", "Corp.", "Group", "Ltd.")
+        )
         assert w.tables["accounts"]["name"].map_elements(lambda n: n.endswith(suffixes), return_dtype=pl.Boolean).all()
     # the activity / case / opportunity world hangs together
     o, a = w.tables["opportunities"], w.tables["accounts"]
-    assert o.join(a.select("id", pl.col("department_id").alias("d")), left_on="account_id", right_on="id") \
-        .filter(pl.col("department_id") != pl.col("d")).height == 0
+    assert (
+        o.join(a.select("id", pl.col("department_id").alias("d")), left_on="account_id", right_on="id")
+        .filter(pl.col("department_id") != pl.col("d"))
+        .height
+        == 0
+    )
     assert (o["close_date"] >= o["created_at"]).all()
     k = w.tables["cases"]
     closed = k.filter(pl.col("status") == "closed")
@@ -87,9 +101,13 @@ def test_unique_fields_are_unique_and_an_impossible_one_is_named(tmp_path):
     emails = w.tables["contacts"]["email"].drop_nulls()
     assert emails.is_unique().all()
     big = tmp_path / "big.yaml"
-    big.write_text(EN.read_text(encoding="utf-8").replace("locale: en_US", "locale: zh_CN")
-                   .replace("unique: [users.email, accounts.name, contacts.email]", "unique: [contacts.full_name]")
-                   .replace("contacts: 360", "contacts: 90000"), encoding="utf-8")
+    big.write_text(
+        EN.read_text(encoding="utf-8")
+        .replace("locale: en_US", "locale: zh_CN")
+        .replace("unique: [users.email, accounts.name, contacts.email]", "unique: [contacts.full_name]")
+        .replace("contacts: 360", "contacts: 90000"),
+        encoding="utf-8",
+    )
     res = cli("training", "generate", "--scenario", str(big), "--seed", "1", "--out", str(tmp_path / "o"))
     assert res.exit_code == 2
     err = res.stderr.strip()
@@ -121,12 +139,21 @@ def test_generate_into_a_target_fills_the_id_map(request, backend):
     with engine.connect() as conn:
         for table, n in counts.items():
             assert conn.execute(text(f'SELECT count(*) FROM "{table}"')).scalar() == n
-        mapped = conn.execute(text("SELECT count(*) FROM crmkit_id_map m JOIN contacts c ON c.id = m.target_id "
-                                   "AND m.entity = 'contacts' AND m.legacy_key = c.legacy_key")).scalar()
+        mapped = conn.execute(
+            text(
+                "SELECT count(*) FROM crmkit_id_map m JOIN contacts c ON c.id = m.target_id "
+                "AND m.entity = 'contacts' AND m.legacy_key = c.legacy_key"
+            )
+        ).scalar()
         assert mapped == counts["contacts"]
         kind = conn.execute(text("SELECT kind, status FROM crmkit_runs")).one()
         assert tuple(kind) == ("generate", "succeeded")
-        assert conn.execute(text("SELECT count(*) FROM contacts WHERE run_id IS NOT NULL OR row_hash IS NOT NULL")).scalar() == 0
+        assert (
+            conn.execute(
+                text("SELECT count(*) FROM contacts WHERE run_id IS NOT NULL OR row_hash IS NOT NULL")
+            ).scalar()
+            == 0
+        )
         if backend == "postgresql":  # sequences moved past the generated ids: the CRM can add rows
             conn.execute(text("INSERT INTO tags (name) VALUES ('new')"))
     engine.dispose()

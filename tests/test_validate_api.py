@@ -10,24 +10,27 @@ from pydantic import Field
 
 from crmkit.config import Strict, load_model
 from crmkit.errors import ConfigError
-from validate import Checked, ValidationRules, check_frame, check_meaning, evaluate_gates, load_rules
-from validate.engine import evaluate
+from crmkit.validate import Checked, ValidationRules, check_frame, check_meaning, evaluate_gates, load_rules
+from crmkit.validate.engine import evaluate
 
 
 def shaped_contacts() -> pl.DataFrame:
     """What migrate.fields.shape hands over: __row, __key, typed fields, pipeline reasons."""
-    return pl.DataFrame({
-        "__row": [2, 3, 4, 5, 6],
-        "__key": ["P1", "P2", "P1", "P4", None],
-        "full_name": ["Ann", "Bob", "Cy", None, "Ed"],
-        "email": ["ann@example.com", "bob@", None, None, "ed@example.com"],
-        "phone": ["+8613812345678", None, "+8613812345679", None, "12"],
-        "birth_date": [dt.date(1980, 1, 1), dt.date(2999, 1, 1), None, None, dt.date(1850, 1, 1)],
-        "account_id": pl.Series([None] * 5, dtype=pl.Int64),
-        "__ref_account_id": ["A1", "A1", None, "A2", "A3"],
-        "__errors": [[], [], [], [], ["phone: '12' is not a phone number"]],
-        "__warnings": [[], [], [], [], []],
-    }, schema_overrides={"__errors": pl.List(pl.String), "__warnings": pl.List(pl.String)})
+    return pl.DataFrame(
+        {
+            "__row": [2, 3, 4, 5, 6],
+            "__key": ["P1", "P2", "P1", "P4", None],
+            "full_name": ["Ann", "Bob", "Cy", None, "Ed"],
+            "email": ["ann@example.com", "bob@", None, None, "ed@example.com"],
+            "phone": ["+8613812345678", None, "+8613812345679", None, "12"],
+            "birth_date": [dt.date(1980, 1, 1), dt.date(2999, 1, 1), None, None, dt.date(1850, 1, 1)],
+            "account_id": pl.Series([None] * 5, dtype=pl.Int64),
+            "__ref_account_id": ["A1", "A1", None, "A2", "A3"],
+            "__errors": [[], [], [], [], ["phone: '12' is not a phone number"]],
+            "__warnings": [[], [], [], [], []],
+        },
+        schema_overrides={"__errors": pl.List(pl.String), "__warnings": pl.List(pl.String)},
+    )
 
 
 def test_check_frame_adds_two_reason_lists_and_keeps_rows_and_order():
@@ -38,8 +41,10 @@ def test_check_frame_adds_two_reason_lists_and_keeps_rows_and_order():
     assert out.drop("__v_errors", "__v_warnings").equals(frame)
     errors = dict(zip(out["__row"], out["__v_errors"].to_list()))
     assert errors[2] == []
-    assert errors[3] == ["email: 'b***@' is not an email address [rule email_syntax]",
-                         "birth_date: '2***1' is in the future [rule birth_date_not_future]"]
+    assert errors[3] == [
+        "email: 'b***@' is not an email address [rule email_syntax]",
+        "birth_date: '2***1' is in the future [rule birth_date_not_future]",
+    ]
     assert errors[4] == ["legacy_key: 'P1' appears more than once (first at row 2) [rule legacy_key_unique]"]
     assert errors[5] == ["full_name: value is missing [rule full_name_required]"]
     warnings = dict(zip(out["__row"], out["__v_warnings"].to_list()))
@@ -48,10 +53,20 @@ def test_check_frame_adds_two_reason_lists_and_keeps_rows_and_order():
 
 
 def test_a_pending_reference_counts_as_present_and_missing_columns_are_not_checked():
-    out = check_frame("opportunities", pl.DataFrame({
-        "__row": [2, 3], "__key": ["O1", "O2"], "name": ["a", "b"], "stage": ["proposal", "closed_won"],
-        "account_id": pl.Series([None, None], dtype=pl.Int64), "__ref_account_id": ["C1", None],
-    }), None)
+    out = check_frame(
+        "opportunities",
+        pl.DataFrame(
+            {
+                "__row": [2, 3],
+                "__key": ["O1", "O2"],
+                "name": ["a", "b"],
+                "stage": ["proposal", "closed_won"],
+                "account_id": pl.Series([None, None], dtype=pl.Int64),
+                "__ref_account_id": ["C1", None],
+            }
+        ),
+        None,
+    )
     # account_id waits for its reference (row 2); row 3 has none.  amount is not mapped: won_has_amount is skipped
     assert out["__v_errors"].to_list() == [[], ["account_id: value is missing [rule account_id_required]"]]
 
@@ -88,14 +103,18 @@ def test_the_same_rules_in_a_mapping_section_or_a_file(tmp_path):
 
 def test_gates_over_checked_frames():
     checked = check_frame("contacts", shaped_contacts(), None)
-    rules = ValidationRules.model_validate({"gates": [
-        {"metric": "rejected_rows", "max": "50%"},
-        {"metric": "rejected_rows", "max": 2, "name": "at most two rejects"},
-        {"metric": "warned_rows", "max": "10%"},
-        {"metric": "completeness", "entity": "contacts", "field": "email", "min": "60%"},
-        {"metric": "rule_failures", "rule": "email_syntax", "max": 0},
-        {"metric": "rule_failures", "entity": "opportunities", "rule": "currency_iso4217", "max": 0},
-    ]})
+    rules = ValidationRules.model_validate(
+        {
+            "gates": [
+                {"metric": "rejected_rows", "max": "50%"},
+                {"metric": "rejected_rows", "max": 2, "name": "at most two rejects"},
+                {"metric": "warned_rows", "max": "10%"},
+                {"metric": "completeness", "entity": "contacts", "field": "email", "min": "60%"},
+                {"metric": "rule_failures", "rule": "email_syntax", "max": 0},
+                {"metric": "rule_failures", "entity": "opportunities", "rule": "currency_iso4217", "max": 0},
+            ]
+        }
+    )
     results = evaluate_gates(rules, [Checked("contacts", checked, "sales_sheet")])
     by_name = {g.name: g for g in results}
     # rows 3, 4, 5 and 6 have errors (row 6 also a pipeline error): 4 of 5 rows
@@ -111,11 +130,15 @@ def test_gates_over_checked_frames():
 
 def test_gates_on_no_rows_are_inconclusive():
     empty = check_frame("contacts", shaped_contacts().head(0), None)
-    rules = ValidationRules.model_validate({"gates": [
-        {"metric": "rejected_rows", "max": "1%"},
-        {"metric": "rejected_rows", "max": "1%", "name": "lenient", "when_inconclusive": "pass"},
-        {"metric": "rejected_rows", "max": 0, "name": "count"},
-    ]})
+    rules = ValidationRules.model_validate(
+        {
+            "gates": [
+                {"metric": "rejected_rows", "max": "1%"},
+                {"metric": "rejected_rows", "max": "1%", "name": "lenient", "when_inconclusive": "pass"},
+                {"metric": "rejected_rows", "max": 0, "name": "count"},
+            ]
+        }
+    )
     a, b, c = evaluate_gates(rules, [Checked("contacts", empty)])
     assert (a.inconclusive, a.passed, a.measured) == (True, False, None)
     assert (b.inconclusive, b.passed) == (True, True)
@@ -140,17 +163,27 @@ def test_uniqueness_is_exact_despite_hashing():
 
 def test_rules_errors_name_file_and_line(tmp_path):
     path = tmp_path / "rules.yaml"
-    path.write_text("version: 1\nentities:\n  contacts:\n    checks:\n      - field: emial\n        regex: x\n",
-                    encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"rules.yaml:5: entities.contacts.checks.0.field: 'emial' is not a "
-                                          r"field of contacts"):
+    path.write_text(
+        "version: 1\nentities:\n  contacts:\n    checks:\n      - field: emial\n        regex: x\n", encoding="utf-8"
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"rules.yaml:5: entities.contacts.checks.0.field: 'emial' is not a "
+        r"field of contacts",
+    ):
         load_rules(path)
 
 
 def test_gates_count_pipeline_errors_as_rejects_too():
-    frame = pl.DataFrame({"__row": [2, 3], "__key": ["T1", "T2"], "name": ["vip", "gold"],
-                          "__errors": [["name: 'x' is not a known tag"], []]},
-                         schema_overrides={"__errors": pl.List(pl.String)})
+    frame = pl.DataFrame(
+        {
+            "__row": [2, 3],
+            "__key": ["T1", "T2"],
+            "name": ["vip", "gold"],
+            "__errors": [["name: 'x' is not a known tag"], []],
+        },
+        schema_overrides={"__errors": pl.List(pl.String)},
+    )
     checked = check_frame("tags", frame, None)
     assert checked["__v_errors"].to_list() == [[], []]
     [gate] = evaluate_gates(None, [Checked("tags", checked)])
@@ -165,19 +198,23 @@ class _MappingWithSection(Strict):
 
 
 def test_a_validate_section_embedded_in_another_yaml_file(tmp_path):
-    (tmp_path / "rules.yaml").write_text("version: 1\nentities:\n  contacts: {severity: {email_syntax: warning}}\n",
-                                         encoding="utf-8")
+    (tmp_path / "rules.yaml").write_text(
+        "version: 1\nentities:\n  contacts: {severity: {email_syntax: warning}}\n", encoding="utf-8"
+    )
     mapping = tmp_path / "mapping.yaml"
     mapping.write_text("name: m\nvalidate: rules.yaml\n", encoding="utf-8")
     by_path, _ = load_model(mapping, _MappingWithSection)
-    mapping.write_text("name: m\nvalidate:\n  entities:\n    contacts: {severity: {email_syntax: warning}}\n",
-                       encoding="utf-8")
+    mapping.write_text(
+        "name: m\nvalidate:\n  entities:\n    contacts: {severity: {email_syntax: warning}}\n", encoding="utf-8"
+    )
     inline, doc = load_model(mapping, _MappingWithSection)
     assert by_path.validate_ == inline.validate_ == load_rules(tmp_path / "rules.yaml")
     assert inline.validate_ is not None
     check_meaning(inline.validate_, doc, ("validate",))
-    mapping.write_text("name: m\nvalidate:\n  entities:\n    contacts:\n      checks:\n        - {field: emial, "
-                       "not_null: true}\n", encoding="utf-8")
+    mapping.write_text(
+        "name: m\nvalidate:\n  entities:\n    contacts:\n      checks:\n        - {field: emial, not_null: true}\n",
+        encoding="utf-8",
+    )
     broken, doc = load_model(mapping, _MappingWithSection)
     assert broken.validate_ is not None
     with pytest.raises(ConfigError, match=r"mapping.yaml:6: validate.entities.contacts.checks.0.field: 'emial'"):

@@ -36,8 +36,17 @@ def test_help_has_an_example():
 
 
 def test_a_file_where_every_row_is_bad(tmp_path):
-    rows = [{"legacy_key": "K", "full_name": "", "email": f"bad{i}@", "phone": "0", "country": "ZZ",
-             "birth_date": "2999-01-01"} for i in range(50)]
+    rows = [
+        {
+            "legacy_key": "K",
+            "full_name": "",
+            "email": f"bad{i}@",
+            "phone": "0",
+            "country": "ZZ",
+            "birth_date": "2999-01-01",
+        }
+        for i in range(50)
+    ]
     code, doc = run_json(str(contacts_csv(tmp_path, rows)), "--entity", "contacts")
     assert code == 1 and doc["status"] == "failed"
     assert doc["rows"] == doc["rows_with_errors"] == 50 and doc["clean_rows"] == 0
@@ -81,8 +90,11 @@ def test_a_file_with_200_columns(tmp_path):
 
 def test_a_file_with_no_column_of_the_entity(tmp_path):
     path = write_csv(tmp_path / "legacy.csv", [{"KUNDE": "1", "NAME": "x"}])
-    assert_one_line_error(cli("validate", str(path), "--entity", "contacts"), "no column is named like a field "
-                          "of contacts", "rename the header")
+    assert_one_line_error(
+        cli("validate", str(path), "--entity", "contacts"),
+        "no column is named like a field of contacts",
+        "rename the header",
+    )
 
 
 # --- inputs ----------------------------------------------------------------------------------
@@ -109,8 +121,10 @@ def test_a_table_of_a_legacy_database(tmp_path):
     db = tmp_path / "legacy.sqlite"
     with closing(sqlite3.connect(db)) as conn, conn:
         conn.execute("CREATE TABLE crm_contacts (legacy_key TEXT, full_name TEXT, email TEXT)")
-        conn.executemany("INSERT INTO crm_contacts VALUES (?, ?, ?)",
-                         [("K1", "Ann", "ann@example.com"), ("K2", "Bob", "bob@example")])
+        conn.executemany(
+            "INSERT INTO crm_contacts VALUES (?, ?, ?)",
+            [("K1", "Ann", "ann@example.com"), ("K2", "Bob", "bob@example")],
+        )
     code, doc = run_json(f"sqlite:///{db}", "--table", "crm_contacts", "--entity", "contacts")
     assert code == 1 and doc["rows"] == 2 and doc["input"]["kind"] == "table"
     assert {r["name"]: r["failures"] for r in doc["rules"]}["email_syntax"] == 1
@@ -120,15 +134,25 @@ def test_target_url_reads_variables_from_the_environment(tmp_path):
     from crmkit.schema.versions import ensure_schema
 
     ensure_schema(f"sqlite:///{tmp_path / 'crm.db'}")
-    res = cli("validate", "--target", "sqlite:///${CRMKIT_TEST_CRM}", "--entity", "contacts", "--json",
-              env={"CRMKIT_TEST_CRM": str(tmp_path / "crm.db")})
+    res = cli(
+        "validate",
+        "--target",
+        "sqlite:///${CRMKIT_TEST_CRM}",
+        "--entity",
+        "contacts",
+        "--json",
+        env={"CRMKIT_TEST_CRM": str(tmp_path / "crm.db")},
+    )
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["input"]["label"] == f"sqlite:///{tmp_path / 'crm.db'} table contacts"
 
 
 def test_engines_agree_from_the_cli(tmp_path):
-    rows = [GOOD["contacts"], {**GOOD["contacts"], "email": "x@", "birth_date": "2999-01-01"},
-            {**GOOD["contacts"], "legacy_key": "K9", "phone": "", "email": ""}]
+    rows = [
+        GOOD["contacts"],
+        {**GOOD["contacts"], "email": "x@", "birth_date": "2999-01-01"},
+        {**GOOD["contacts"], "legacy_key": "K9", "phone": "", "email": ""},
+    ]
     path = contacts_csv(tmp_path, rows)
     _, fast = run_json(str(path), "--entity", "contacts")
     _, pandera = run_json(str(path), "--entity", "contacts", "--engine", "pandera")
@@ -165,25 +189,46 @@ def test_gates_from_the_project_rules_decide_the_exit_code(tmp_path):
 # --- bad input: one line, exit 2 -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("args,fragments", [
-    (["--entity", "kontakte", "x.csv"], ["unknown entity 'kontakte'", "contacts"]),
-    (["--entity", "contacts"], ["give either PATH_OR_URL", "neither"]),
-    (["x.csv", "--entity", "contacts", "--target", "sqlite:///crm.db"], ["not both"]),
-    (["x.csv", "--entity", "contacts", "--table", "T"], ["--table applies to a database URL"]),
-    (["{tmp}/nope.csv", "--entity", "contacts"], ["nope.csv", "no such file"]),
-    (["{tmp}/c.json", "--entity", "contacts"], ["cannot tell the format", ".json"]),
-    (["--target", "postgresql+psycopg://postgres@127.0.0.1:1/crm", "--entity", "contacts"],
-     ["cannot connect to target", "127.0.0.1:1"]),
-    (["--target", "sqlite:///{tmp}/empty.db", "--entity", "contacts"], ["cannot read table contacts",
-                                                                         "crmkit db upgrade"]),
-    (["sqlite:///{tmp}/empty.db", "--table", "T", "--entity", "contacts"], ["no such table"]),
-    (["x.csv", "--entity", "contacts", "--encoding", "klingon"], ["unknown encoding 'klingon'"]),
-    (["--target", "sqlite:///${CRMKIT_SURELY_UNSET}", "--entity", "contacts"],
-     ["environment variable CRMKIT_SURELY_UNSET is not set"]),
-    (["mysql+pymysql://root:hunter2@127.0.0.1/x", "--entity", "contacts"], ["holds a password", "${VAR}"]),
-], ids=["unknown-entity", "no-input", "two-inputs", "table-with-file", "missing-file", "unknown-format",
-        "unreachable-target", "not-a-crmkit-target", "missing-table", "bad-encoding", "unset-variable",
-        "literal-password"])
+@pytest.mark.parametrize(
+    "args,fragments",
+    [
+        (["--entity", "kontakte", "x.csv"], ["unknown entity 'kontakte'", "contacts"]),
+        (["--entity", "contacts"], ["give either PATH_OR_URL", "neither"]),
+        (["x.csv", "--entity", "contacts", "--target", "sqlite:///crm.db"], ["not both"]),
+        (["x.csv", "--entity", "contacts", "--table", "T"], ["--table applies to a database URL"]),
+        (["{tmp}/nope.csv", "--entity", "contacts"], ["nope.csv", "no such file"]),
+        (["{tmp}/c.json", "--entity", "contacts"], ["cannot tell the format", ".json"]),
+        (
+            ["--target", "postgresql+psycopg://postgres@127.0.0.1:1/crm", "--entity", "contacts"],
+            ["cannot connect to target", "127.0.0.1:1"],
+        ),
+        (
+            ["--target", "sqlite:///{tmp}/empty.db", "--entity", "contacts"],
+            ["cannot read table contacts", "crmkit db upgrade"],
+        ),
+        (["sqlite:///{tmp}/empty.db", "--table", "T", "--entity", "contacts"], ["no such table"]),
+        (["x.csv", "--entity", "contacts", "--encoding", "klingon"], ["unknown encoding 'klingon'"]),
+        (
+            ["--target", "sqlite:///${CRMKIT_SURELY_UNSET}", "--entity", "contacts"],
+            ["environment variable CRMKIT_SURELY_UNSET is not set"],
+        ),
+        (["mysql+pymysql://root:hunter2@127.0.0.1/x", "--entity", "contacts"], ["holds a password", "${VAR}"]),
+    ],
+    ids=[
+        "unknown-entity",
+        "no-input",
+        "two-inputs",
+        "table-with-file",
+        "missing-file",
+        "unknown-format",
+        "unreachable-target",
+        "not-a-crmkit-target",
+        "missing-table",
+        "bad-encoding",
+        "unset-variable",
+        "literal-password",
+    ],
+)
 def test_bad_input_is_one_line(tmp_path, args, fragments):
     (tmp_path / "c.json").write_text("{}", encoding="utf-8")
     sqlite3.connect(tmp_path / "empty.db").close()
@@ -191,36 +236,70 @@ def test_bad_input_is_one_line(tmp_path, args, fragments):
     assert "hunter2" not in assert_one_line_error(res, *fragments)
 
 
-@pytest.mark.parametrize("yaml,line,fragments", [
-    ("entities:\n  contacts: [oops\n", 4, ["invalid YAML"]),
-    ("entities:\n  kontakte: {}\n", 3, ["entities.kontakte", "unknown entity"]),
-    ("entities:\n  contacts:\n    checks:\n      - {field: email, regex: '(', severity: error}\n", 5,
-     ["invalid regular expression"]),
-    ("entities:\n  contacts:\n    checks:\n      - {field: email, regex: x, allowed: [a]}\n", 5,
-     ["exactly one check kind", "regex and allowed"]),
-    ("entities:\n  contacts:\n    checks:\n      - {field: birth_date, range: {min: yesterday}}\n", 5,
-     ["'yesterday' is not a date like 2024-01-31 or today"]),
-    ("entities:\n  contacts:\n    checks:\n      - {field: birth_date, regex: x}\n", 5,
-     ["regex applies to text, and birth_date is a date"]),
-    ("entities:\n  contacts:\n    checks:\n      - {field: email, custom: nope}\n", 5,
-     ["unknown custom check 'nope'", "register_check"]),
-    ("entities:\n  contacts:\n    severity: {emial_syntax: warning}\n", 4,
-     ["no built-in rule 'emial_syntax' for contacts", "email_syntax"]),
-    ("entities:\n  contacts:\n    severity: {email_syntax: fatal}\n", 4, ["severity.email_syntax"]),
-    ("imports: [no_such_module_anywhere]\n", 1, ["cannot import no_such_module_anywhere"]),
-    ("gates:\n  - {metric: completeness, field: email, min: 90}\n", 3, ["min percentage"]),
-    ("gates:\n  - {metric: rejected_rows}\n", 3, ["exactly one of min or max"]),
-    ("gates:\n  - {metric: rule_failures, rule: no_such_rule, max: 0}\n", 3, ["no rule named 'no_such_rule'"]),
-    ("gates:\n  - {metric: rejected_rows, max: lots}\n", 3, ["'lots' is neither a count"]),
-], ids=["yaml-syntax", "unknown-entity", "bad-regex", "two-kinds", "bad-date", "regex-on-date", "unknown-custom",
-        "unknown-builtin", "bad-severity", "bad-import", "completeness-needs-percent", "gate-without-bound",
-        "gate-unknown-rule", "gate-bad-threshold"])
+@pytest.mark.parametrize(
+    "yaml,line,fragments",
+    [
+        ("entities:\n  contacts: [oops\n", 4, ["invalid YAML"]),
+        ("entities:\n  kontakte: {}\n", 3, ["entities.kontakte", "unknown entity"]),
+        (
+            "entities:\n  contacts:\n    checks:\n      - {field: email, regex: '(', severity: error}\n",
+            5,
+            ["invalid regular expression"],
+        ),
+        (
+            "entities:\n  contacts:\n    checks:\n      - {field: email, regex: x, allowed: [a]}\n",
+            5,
+            ["exactly one check kind", "regex and allowed"],
+        ),
+        (
+            "entities:\n  contacts:\n    checks:\n      - {field: birth_date, range: {min: yesterday}}\n",
+            5,
+            ["'yesterday' is not a date like 2024-01-31 or today"],
+        ),
+        (
+            "entities:\n  contacts:\n    checks:\n      - {field: birth_date, regex: x}\n",
+            5,
+            ["regex applies to text, and birth_date is a date"],
+        ),
+        (
+            "entities:\n  contacts:\n    checks:\n      - {field: email, custom: nope}\n",
+            5,
+            ["unknown custom check 'nope'", "register_check"],
+        ),
+        (
+            "entities:\n  contacts:\n    severity: {emial_syntax: warning}\n",
+            4,
+            ["no built-in rule 'emial_syntax' for contacts", "email_syntax"],
+        ),
+        ("entities:\n  contacts:\n    severity: {email_syntax: fatal}\n", 4, ["severity.email_syntax"]),
+        ("imports: [no_such_module_anywhere]\n", 1, ["cannot import no_such_module_anywhere"]),
+        ("gates:\n  - {metric: completeness, field: email, min: 90}\n", 3, ["min percentage"]),
+        ("gates:\n  - {metric: rejected_rows}\n", 3, ["exactly one of min or max"]),
+        ("gates:\n  - {metric: rule_failures, rule: no_such_rule, max: 0}\n", 3, ["no rule named 'no_such_rule'"]),
+        ("gates:\n  - {metric: rejected_rows, max: lots}\n", 3, ["'lots' is neither a count"]),
+    ],
+    ids=[
+        "yaml-syntax",
+        "unknown-entity",
+        "bad-regex",
+        "two-kinds",
+        "bad-date",
+        "regex-on-date",
+        "unknown-custom",
+        "unknown-builtin",
+        "bad-severity",
+        "bad-import",
+        "completeness-needs-percent",
+        "gate-without-bound",
+        "gate-unknown-rule",
+        "gate-bad-threshold",
+    ],
+)
 def test_bad_rules_name_file_and_line(tmp_path, yaml, line, fragments):
     rules = tmp_path / "rules.yaml"
     rules.write_text("version: 1\n" + yaml, encoding="utf-8")
     path = contacts_csv(tmp_path, [GOOD["contacts"]])
-    err = assert_one_line_error(cli("validate", str(path), "--entity", "contacts", "--rules", str(rules)),
-                                *fragments)
+    err = assert_one_line_error(cli("validate", str(path), "--entity", "contacts", "--rules", str(rules)), *fragments)
     assert f"{rules}:{line}:" in err
 
 
@@ -245,5 +324,6 @@ def test_the_reference_pages_examples_load_and_run(tmp_path, monkeypatch):
     assert names["email_syntax"]["origin"] == "project" and "birth_date_after_1900" not in names
     assert {g["name"] for g in doc["gates"]} >= {"rejects at most 0.5%"}
     # and the project's own rules file loads
-    code, _ = run_json(str(contacts_csv(tmp_path, rows)), "--entity", "contacts", "--rules",
-                       str(ROOT / "configs" / "validation.yaml"))
+    code, _ = run_json(
+        str(contacts_csv(tmp_path, rows)), "--entity", "contacts", "--rules", str(ROOT / "configs" / "validation.yaml")
+    )

@@ -10,14 +10,35 @@ import polars as pl
 import pytest
 
 from crmkit.schema.target import entities
-from validate.engine import evaluate
-from validate.pandera_model import entity_model
-from validate.rules import ValidationRules
-from validate.schema import entity_rules
+from crmkit.validate.engine import evaluate
+from crmkit.validate.pandera_model import entity_model
+from crmkit.validate.rules import ValidationRules
+from crmkit.validate.schema import entity_rules
 
 POOLS = {
-    "string": ["ok", None, "x" * 400, "ann@example.com", "bad@", "+8613812345678", "123", "CN", "XX", "CNY",
-               "RMB", "closed", "closed_won", "open", "high", "call", "fax", "new", "sales", "boss", "proposal"],
+    "string": [
+        "ok",
+        None,
+        "x" * 400,
+        "ann@example.com",
+        "bad@",
+        "+8613812345678",
+        "123",
+        "CN",
+        "XX",
+        "CNY",
+        "RMB",
+        "closed",
+        "closed_won",
+        "open",
+        "high",
+        "call",
+        "fax",
+        "new",
+        "sales",
+        "boss",
+        "proposal",
+    ],
     "integer": [1, None, -5, 50, 150],
     "decimal": [10.5, None, -1.0, 0.0],
     "date": [dt.date(1980, 1, 1), None, dt.date(2999, 1, 1), dt.date(1850, 1, 1), dt.date(2024, 1, 1)],
@@ -28,8 +49,10 @@ POOLS = {
 
 def dirty(entity: str, n: int = 240) -> pl.DataFrame:
     """Every field filled from a pool of good, bad and missing values, deterministically mixed."""
-    data: dict[str, pl.Series] = {"__row": pl.Series(range(2, n + 2)),
-                                  "__key": pl.Series([f"K{i % 200}" if i % 17 else None for i in range(n)])}
+    data: dict[str, pl.Series] = {
+        "__row": pl.Series(range(2, n + 2)),
+        "__key": pl.Series([f"K{i % 200}" if i % 17 else None for i in range(n)]),
+    }
     for j, (name, tf) in enumerate(entities()[entity].fields.items()):
         pool = POOLS[tf.kind]
         values = list(itertools.islice(itertools.cycle(pool), j, j + n * 7, 7))[:n]
@@ -40,8 +63,17 @@ def dirty(entity: str, n: int = 240) -> pl.DataFrame:
 @pytest.mark.parametrize("entity", list(entities()))
 def test_pandera_and_polars_engines_agree(entity):
     frame = dirty(entity)
-    rules = ValidationRules.model_validate({"entities": {entity: {"checks": [
-        {"field": next(iter(entities()[entity].fields)), "not_null": True, "severity": "warning"}]}}})
+    rules = ValidationRules.model_validate(
+        {
+            "entities": {
+                entity: {
+                    "checks": [
+                        {"field": next(iter(entities()[entity].fields)), "not_null": True, "severity": "warning"}
+                    ]
+                }
+            }
+        }
+    )
     fast = evaluate(entity, frame, rules, engine="polars")
     slow = evaluate(entity, frame, rules, engine="pandera")
     assert [r.name for r in fast.rules] == [r.name for r in slow.rules]
@@ -51,8 +83,9 @@ def test_pandera_and_polars_engines_agree(entity):
 
 
 def test_the_model_is_a_pandera_model_from_the_target_types_and_nullability():
-    good = pl.DataFrame({"__key": ["K1"], "full_name": ["Ann"], "email": ["ann@example.com"],
-                         "birth_date": [dt.date(1980, 1, 1)]})
+    good = pl.DataFrame(
+        {"__key": ["K1"], "full_name": ["Ann"], "email": ["ann@example.com"], "birth_date": [dt.date(1980, 1, 1)]}
+    )
     rules, _ = entity_rules("contacts", good.columns, None)
     model = entity_model("contacts", rules)
     assert issubclass(model, pa.DataFrameModel)
@@ -65,8 +98,9 @@ def test_the_model_is_a_pandera_model_from_the_target_types_and_nullability():
     assert "phone" in schema.columns and not schema.columns["phone"].required  # a feed need not map it
     model.validate(good)  # no exception
     with pytest.raises(pa.errors.SchemaErrors) as err:
-        model.validate(good.with_columns(pl.lit("ann@").alias("email"), pl.lit(None, pl.String).alias("full_name")),
-                       lazy=True)
+        model.validate(
+            good.with_columns(pl.lit("ann@").alias("email"), pl.lit(None, pl.String).alias("full_name")), lazy=True
+        )
     assert set(err.value.failure_cases["check"]) == {"email_syntax", "not_nullable"}
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import polars as pl
 
-from migrate.mapping import load_mapping
-from migrate.run import prepare
+from crmkit.migrate.mapping import load_mapping
+from crmkit.migrate.run import prepare
+from crmkit.validate import ValidationRules
+from crmkit.validate.migration import merge_into_pipeline, validate_feeds
 from tests.conftest import MAPPINGS
-from validate import ValidationRules
-from validate.migration import merge_into_pipeline, validate_feeds
 
 
 def estate_feeds() -> list[tuple[str, str, pl.DataFrame]]:
@@ -16,12 +16,18 @@ def estate_feeds() -> list[tuple[str, str, pl.DataFrame]]:
     return [(e, sh.source, sh.frame) for e, feeds in prepared.shaped.items() for sh in feeds]
 
 
-RULES = ValidationRules.model_validate({
-    "entities": {"contacts": {"checks": [{"field": "consent_to_contact", "not_null": True, "severity": "warning"}]}},
-    "gates": [{"metric": "rejected_rows", "max": "10%", "name": "few rejects"},
-              {"metric": "rejected_rows", "max": 0, "name": "no rejects"},
-              {"entity": "contacts", "metric": "completeness", "field": "email", "min": "80%"}],
-})
+RULES = ValidationRules.model_validate(
+    {
+        "entities": {
+            "contacts": {"checks": [{"field": "consent_to_contact", "not_null": True, "severity": "warning"}]}
+        },
+        "gates": [
+            {"metric": "rejected_rows", "max": "10%", "name": "few rejects"},
+            {"metric": "rejected_rows", "max": 0, "name": "no rejects"},
+            {"entity": "contacts", "metric": "completeness", "field": "email", "min": "80%"},
+        ],
+    }
+)
 
 
 def test_gates_over_every_feed_before_loading(tmp_path):
@@ -30,8 +36,10 @@ def test_gates_over_every_feed_before_loading(tmp_path):
     assert [(f.entity, f.source) for f in pre.feeds] == [(e, s) for e, s, _ in feeds]
     gates = {g.name: g for g in pre.gates}
     total = sum(frame.height for _, _, frame in feeds)
-    rejected = sum(f.result.checked.select((pl.col("__errors").list.len() + pl.col("__v_errors").list.len() > 0)
-                                           .sum()).item() for f in pre.feeds)
+    rejected = sum(
+        f.result.checked.select((pl.col("__errors").list.len() + pl.col("__v_errors").list.len() > 0).sum()).item()
+        for f in pre.feeds
+    )
     assert gates["no rejects"].measured == rejected > 0 and not gates["no rejects"].passed
     assert gates["few rejects"].passed and gates["few rejects"].measured == round(100 * rejected / total, 4)
     assert not pre.passed

@@ -27,23 +27,47 @@ HANDMADE = {
         # key, values, {rule: severity}
         ("H1", {"full_name": "Bad Mail", "email": "bad@mail", "phone": "+8613812345678"}, {"email_syntax": "error"}),
         ("H2", {"full_name": "No Way", "country": "CN"}, {"contact_reachable": "warning"}),
-        ("H3", {"full_name": "Future", "email": "f@example.com", "birth_date": dt.date(2999, 1, 1)},
-         {"birth_date_not_future": "error"}),
-        ("H3", {"full_name": "Twice", "email": "t@example.com", "country": "ZZ"},
-         {"legacy_key_unique": "error", "country_iso3166": "error"}),
-        ("H5", {"full_name": "Old", "email": "o@example.com", "birth_date": dt.date(1850, 5, 5)},
-         {"birth_date_after_1900": "warning"}),
+        (
+            "H3",
+            {"full_name": "Future", "email": "f@example.com", "birth_date": dt.date(2999, 1, 1)},
+            {"birth_date_not_future": "error"},
+        ),
+        (
+            "H3",
+            {"full_name": "Twice", "email": "t@example.com", "country": "ZZ"},
+            {"legacy_key_unique": "error", "country_iso3166": "error"},
+        ),
+        (
+            "H5",
+            {"full_name": "Old", "email": "o@example.com", "birth_date": dt.date(1850, 5, 5)},
+            {"birth_date_after_1900": "warning"},
+        ),
     ],
     "opportunities": [
         ("HO1", {"name": "Won, no amount", "stage": "closed_won", "currency": "CNY"}, {"won_has_amount": "error"}),
-        ("HO2", {"name": "Odd", "stage": "maybe", "amount": -3, "currency": "XYZ"},
-         {"stage_allowed": "error", "amount_non_negative": "error", "currency_iso4217": "error"}),
+        (
+            "HO2",
+            {"name": "Odd", "stage": "maybe", "amount": -3, "currency": "XYZ"},
+            {"stage_allowed": "error", "amount_non_negative": "error", "currency_iso4217": "error"},
+        ),
     ],
     "cases": [
-        ("HC1", {"subject": "Closed, no time", "status": "closed", "priority": "high", "opened_at": NOW},
-         {"closed_case_has_closed_at": "error"}),
-        ("HC2", {"subject": "Backwards", "status": "closed", "priority": "urgent", "opened_at": NOW,
-                 "closed_at": NOW - dt.timedelta(days=1)}, {"closed_at_not_before_opened": "error"}),
+        (
+            "HC1",
+            {"subject": "Closed, no time", "status": "closed", "priority": "high", "opened_at": NOW},
+            {"closed_case_has_closed_at": "error"},
+        ),
+        (
+            "HC2",
+            {
+                "subject": "Backwards",
+                "status": "closed",
+                "priority": "urgent",
+                "opened_at": NOW,
+                "closed_at": NOW - dt.timedelta(days=1),
+            },
+            {"closed_at_not_before_opened": "error"},
+        ),
     ],
 }
 
@@ -69,8 +93,11 @@ def write_handmade(url: str) -> dict[str, dict[str, int]]:
             table = ENTITY_MODELS[entity].__table__  # type: ignore[attr-defined]
             for key, values, _ in rows:
                 extra = {"account_id": account} if entity == "opportunities" else {}
-                new_id = conn.execute(insert(table).values(source_name="handmade", legacy_key=key, **extra,
-                                                           **values).returning(table.c.id)).scalar_one()
+                new_id = conn.execute(
+                    insert(table)
+                    .values(source_name="handmade", legacy_key=key, **extra, **values)
+                    .returning(table.c.id)
+                ).scalar_one()
                 ids.setdefault(entity, {})[key] = new_id
     engine.dispose()
     return ids
@@ -108,9 +135,14 @@ def test_a_key_repeated_in_another_source_is_not_a_duplicate(sqlite_url):
     engine = create_engine(sqlite_url)
     table = ENTITY_MODELS["tags"].__table__  # type: ignore[attr-defined]
     with engine.begin() as conn:
-        conn.execute(insert(table), [{"name": "vip", "source_name": "erp", "legacy_key": "T1"},
-                                     {"name": "vip", "source_name": "sheet", "legacy_key": "T1"},
-                                     {"name": "gold", "source_name": "erp", "legacy_key": "T1"}])
+        conn.execute(
+            insert(table),
+            [
+                {"name": "vip", "source_name": "erp", "legacy_key": "T1"},
+                {"name": "vip", "source_name": "sheet", "legacy_key": "T1"},
+                {"name": "gold", "source_name": "erp", "legacy_key": "T1"},
+            ],
+        )
     engine.dispose()
     code, doc = validate_target(sqlite_url, "tags")
     assert code == 1 and {r["name"]: r["failures"] for r in doc["rules"]}["legacy_key_unique"] == 1
@@ -145,20 +177,46 @@ entities:
 """
 PROJECT_ROWS = [
     # key, values, {rule: severity}
-    ("Y1", {"full_name": "Fine", "email": "f@example.com", "title": "Buyer", "notes": "n", "mobile": "+8613900000001",
-            "country": "CN", "created_at": dt.date(2020, 1, 1)}, {}),
-    ("Y2", {"full_name": "Lower", "email": "l@example.com", "title": "buyer", "notes": "n"},
-     {"title_regex": "warning"}),
-    ("Y3", {"full_name": "Long", "email": "g@example.com", "title": "Head of Everything Important", "notes": "n"},
-     {"title_short": "error"}),
+    (
+        "Y1",
+        {
+            "full_name": "Fine",
+            "email": "f@example.com",
+            "title": "Buyer",
+            "notes": "n",
+            "mobile": "+8613900000001",
+            "country": "CN",
+            "created_at": dt.date(2020, 1, 1),
+        },
+        {},
+    ),
+    (
+        "Y2",
+        {"full_name": "Lower", "email": "l@example.com", "title": "buyer", "notes": "n"},
+        {"title_regex": "warning"},
+    ),
+    (
+        "Y3",
+        {"full_name": "Long", "email": "g@example.com", "title": "Head of Everything Important", "notes": "n"},
+        {"title_short": "error"},
+    ),
     ("Y4", {"full_name": "No notes", "email": "o@example.com"}, {"notes_not_null": "warning"}),
-    ("Y5", {"full_name": "Same mobile", "email": "s@example.com", "notes": "n", "mobile": "+8613900000001"},
-     {"mobile_unique": "error"}),
+    (
+        "Y5",
+        {"full_name": "Same mobile", "email": "s@example.com", "notes": "n", "mobile": "+8613900000001"},
+        {"mobile_unique": "error"},
+    ),
     ("Y6", {"full_name": "n/a", "email": "x@example.com", "notes": "n"}, {"full_name_no_placeholder": "warning"}),
-    ("Y7", {"full_name": "Abroad", "email": "a@example.com", "notes": "n", "country": "US"},
-     {"country_allowed": "warning"}),
-    ("Y8", {"full_name": "Ancient", "email": "e@example.com", "notes": "n", "created_at": dt.date(1990, 1, 1)},
-     {"created_at_range": "error"}),
+    (
+        "Y7",
+        {"full_name": "Abroad", "email": "a@example.com", "notes": "n", "country": "US"},
+        {"country_allowed": "warning"},
+    ),
+    (
+        "Y8",
+        {"full_name": "Ancient", "email": "e@example.com", "notes": "n", "created_at": dt.date(1990, 1, 1)},
+        {"created_at_range": "error"},
+    ),
 ]
 
 
@@ -173,17 +231,29 @@ def test_project_rules_post_load(request, backend, tmp_path):
     ids = {}
     with engine.begin() as conn:
         for key, values, _ in PROJECT_ROWS:
-            ids[key] = conn.execute(insert(table).values(source_name="yaml", legacy_key=key, **values)
-                                    .returning(table.c.id)).scalar_one()
+            ids[key] = conn.execute(
+                insert(table).values(source_name="yaml", legacy_key=key, **values).returning(table.c.id)
+            ).scalar_one()
     engine.dispose()
     rules = tmp_path / "rules.yaml"
     rules.write_text(PROJECT_RULES, encoding="utf-8")
-    res = cli("validate", "--target", url, "--entity", "contacts", "--rules", str(rules), "--json",
-              "--report", str(tmp_path / "rep"))
+    res = cli(
+        "validate",
+        "--target",
+        url,
+        "--entity",
+        "contacts",
+        "--rules",
+        str(rules),
+        "--json",
+        "--report",
+        str(tmp_path / "rep"),
+    )
     assert res.exit_code == 1, res.output
     with open(tmp_path / "rep" / "failures.csv", encoding="utf-8") as fh:
-        found = {(c["key"], int(c["row"]), c["rule"], c["severity"]) for c in csv.DictReader(fh)
-                 if c["source"] == "yaml"}
+        found = {
+            (c["key"], int(c["row"]), c["rule"], c["severity"]) for c in csv.DictReader(fh) if c["source"] == "yaml"
+        }
     expected = {(key, ids[key], rule, sev) for key, _, rules_ in PROJECT_ROWS for rule, sev in rules_.items()}
     assert found == expected
 
@@ -194,8 +264,10 @@ def test_text_in_a_typed_sqlite_column_fails_its_type(sqlite_url):
     ensure_schema(sqlite_url)
     engine = create_engine(sqlite_url)
     with engine.begin() as conn:  # SQLite stores whatever it is given
-        conn.exec_driver_sql("INSERT INTO contacts (full_name, email, birth_date, active, source_name, legacy_key) "
-                             "VALUES ('Ann', 'ann@example.com', 'last spring', 1, 'sheet', 'K1')")
+        conn.exec_driver_sql(
+            "INSERT INTO contacts (full_name, email, birth_date, active, source_name, legacy_key) "
+            "VALUES ('Ann', 'ann@example.com', 'last spring', 1, 'sheet', 'K1')"
+        )
     engine.dispose()
     code, doc = validate_target(sqlite_url, "contacts")
     assert code == 1 and {r["name"]: r["failures"] for r in doc["rules"]}["birth_date_type"] == 1

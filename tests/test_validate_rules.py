@@ -15,15 +15,45 @@ import pytest
 from tests.conftest import cli
 
 GOOD = {
-    "contacts": {"legacy_key": "K1", "full_name": "Ann Lee", "email": "ann@example.com", "phone": "+8613812345678",
-                 "country": "CN", "birth_date": "1980-02-03", "created_at": "2020-01-01", "title": "Buyer",
-                 "consent_to_contact": "yes", "notes": "ann.alt@example.com"},
-    "accounts": {"legacy_key": "A1", "name": "ACME", "country": "DE", "email": "info@acme.de", "phone": "+4930123456",
-                 "tier": "A", "website": "acme.de"},
-    "opportunities": {"legacy_key": "O1", "name": "Deal", "stage": "proposal", "amount": "100.50", "currency": "CNY",
-                      "close_date": "2024-05-01", "created_at": "2024-01-01", "probability": "50"},
-    "cases": {"legacy_key": "S1", "subject": "Broken", "status": "open", "priority": "high",
-              "opened_at": "2024-01-01 10:00:00", "closed_at": ""},
+    "contacts": {
+        "legacy_key": "K1",
+        "full_name": "Ann Lee",
+        "email": "ann@example.com",
+        "phone": "+8613812345678",
+        "country": "CN",
+        "birth_date": "1980-02-03",
+        "created_at": "2020-01-01",
+        "title": "Buyer",
+        "consent_to_contact": "yes",
+        "notes": "ann.alt@example.com",
+    },
+    "accounts": {
+        "legacy_key": "A1",
+        "name": "ACME",
+        "country": "DE",
+        "email": "info@acme.de",
+        "phone": "+4930123456",
+        "tier": "A",
+        "website": "acme.de",
+    },
+    "opportunities": {
+        "legacy_key": "O1",
+        "name": "Deal",
+        "stage": "proposal",
+        "amount": "100.50",
+        "currency": "CNY",
+        "close_date": "2024-05-01",
+        "created_at": "2024-01-01",
+        "probability": "50",
+    },
+    "cases": {
+        "legacy_key": "S1",
+        "subject": "Broken",
+        "status": "open",
+        "priority": "high",
+        "opened_at": "2024-01-01 10:00:00",
+        "closed_at": "",
+    },
     "activities": {"legacy_key": "T1", "type": "call", "subject": "Call back"},
     "leads": {"legacy_key": "L1", "full_name": "Lee", "status": "new", "email": "lee@example.com"},
     "users": {"legacy_key": "U1", "name": "Rep", "role": "sales", "email": "rep@acme.de"},
@@ -70,8 +100,13 @@ BUILTIN = [
     ("contacts", {"birth_date": "1850-06-01"}, "birth_date_after_1900", "warning", "is before 1900-01-01"),
     ("contacts", {"created_at": "2999-01-01"}, "created_at_not_future", "warning", "'2999-01-01' is in the future"),
     ("contacts", {"email": "", "phone": ""}, "contact_reachable", "warning", "the contact cannot be reached"),
-    ("contacts", {"legacy_key": "K1"}, "legacy_key_unique", "error", "'K1' appears more than once in its source "
-                                                                       "(first at row 2)"),
+    (
+        "contacts",
+        {"legacy_key": "K1"},
+        "legacy_key_unique",
+        "error",
+        "'K1' appears more than once in its source (first at row 2)",
+    ),
     ("accounts", {"country": "China"}, "country_iso3166", "error", "'China' is not an ISO 3166"),
     ("accounts", {"email": "info@@acme"}, "email_syntax", "error", "'info@@acme' is not an email address"),
     ("opportunities", {"currency": "RMB"}, "currency_iso4217", "error", "'RMB' is not an ISO 4217 currency"),
@@ -80,11 +115,21 @@ BUILTIN = [
     ("opportunities", {"amount": "lots"}, "amount_type", "error", "amount: 'lots' is not a number"),
     ("opportunities", {"probability": "150"}, "probability_range", "error", "'150' is not between 0 and 100"),
     ("opportunities", {"close_date": "2023-12-01"}, "close_date_not_before_created", "error", "is before created_at"),
-    ("opportunities", {"stage": "closed_won", "amount": ""}, "won_has_amount", "error",
-     "amount: is missing on a won opportunity"),
+    (
+        "opportunities",
+        {"stage": "closed_won", "amount": ""},
+        "won_has_amount",
+        "error",
+        "amount: is missing on a won opportunity",
+    ),
     ("cases", {"status": "closed"}, "closed_case_has_closed_at", "error", "closed_at: is missing on a closed case"),
-    ("cases", {"status": "closed", "closed_at": "2023-01-01 00:00:00"}, "closed_at_not_before_opened", "error",
-     "is before opened_at"),
+    (
+        "cases",
+        {"status": "closed", "closed_at": "2023-01-01 00:00:00"},
+        "closed_at_not_before_opened",
+        "error",
+        "is before opened_at",
+    ),
     ("cases", {"priority": "critical"}, "priority_allowed", "error", "'critical' is not one of low, medium"),
     ("cases", {"status": "done"}, "status_allowed", "error", "'done' is not one of new, open, pending, closed"),
     ("activities", {"type": "fax"}, "type_allowed", "error", "'fax' is not one of call"),
@@ -115,29 +160,94 @@ def rules_file(tmp_path: Path, text: str) -> Path:
 
 PROJECT = [
     # entity, rules YAML (entities section), bad values, rule, severity, a fragment of the reason
-    ("accounts", "accounts: {checks: [{field: website, regex: '^[a-z0-9.-]+\\.[a-z]{2,}$', severity: warning}]}",
-     {"website": "not a site"}, "website_regex", "warning", "website: 'not a site' does not match"),
-    ("opportunities", "opportunities: {checks: [{field: amount, range: {min: 10, max: 1000000}}]}",
-     {"amount": "5"}, "amount_range", "error", "amount: '5.0' is not between 10 and 1000000"),
-    ("contacts", "contacts: {checks: [{field: created_at, range: {max: today}, name: created_not_future, "
-                 "severity: error}]}",
-     {"created_at": "2999-12-31"}, "created_not_future", "error", "created_at: '2999-12-31' is more than"),
-    ("accounts", "accounts: {checks: [{field: tier, allowed: [A, B, C], message: is not an ACME tier}]}",
-     {"tier": "Z"}, "tier_allowed", "error", "tier: 'Z' is not an ACME tier"),
-    ("contacts", "contacts: {checks: [{field: email, unique: true, severity: warning}]}",
-     {"email": "ann@example.com"}, "email_unique", "warning", "is not unique (first at row 2)"),
-    ("contacts", "contacts: {checks: [{field: title, not_null: true, severity: warning}]}",
-     {"title": ""}, "title_not_null", "warning", "title: value is missing"),
-    ("contacts", "contacts: {checks: [{field: full_name, length: {min: 3}}]}",
-     {"full_name": "Al"}, "full_name_length", "error", "is shorter than 3 characters"),
-    ("contacts", "contacts: {checks: [{field: notes, format: email, severity: warning}]}",
-     {"notes": "call me"}, "notes_format", "warning", "notes: 'call me' is not an email address"),
-    ("contacts", "contacts: {checks: [{field: full_name, custom: no_placeholder}]}",
-     {"full_name": "N/A"}, "full_name_no_placeholder", "error", "is a placeholder, not a value"),
-    ("contacts", "contacts: {severity: {email_syntax: warning}}",
-     {"email": "ann@"}, "email_syntax", "warning", "is not an email address"),
-    ("contacts", "contacts: {checks: [{name: country_iso3166, field: country, allowed: [CN], severity: warning}]}",
-     {"country": "US"}, "country_iso3166", "warning", "'US' is not one of CN"),
+    (
+        "accounts",
+        "accounts: {checks: [{field: website, regex: '^[a-z0-9.-]+\\.[a-z]{2,}$', severity: warning}]}",
+        {"website": "not a site"},
+        "website_regex",
+        "warning",
+        "website: 'not a site' does not match",
+    ),
+    (
+        "opportunities",
+        "opportunities: {checks: [{field: amount, range: {min: 10, max: 1000000}}]}",
+        {"amount": "5"},
+        "amount_range",
+        "error",
+        "amount: '5.0' is not between 10 and 1000000",
+    ),
+    (
+        "contacts",
+        "contacts: {checks: [{field: created_at, range: {max: today}, name: created_not_future, severity: error}]}",
+        {"created_at": "2999-12-31"},
+        "created_not_future",
+        "error",
+        "created_at: '2999-12-31' is more than",
+    ),
+    (
+        "accounts",
+        "accounts: {checks: [{field: tier, allowed: [A, B, C], message: is not an ACME tier}]}",
+        {"tier": "Z"},
+        "tier_allowed",
+        "error",
+        "tier: 'Z' is not an ACME tier",
+    ),
+    (
+        "contacts",
+        "contacts: {checks: [{field: email, unique: true, severity: warning}]}",
+        {"email": "ann@example.com"},
+        "email_unique",
+        "warning",
+        "is not unique (first at row 2)",
+    ),
+    (
+        "contacts",
+        "contacts: {checks: [{field: title, not_null: true, severity: warning}]}",
+        {"title": ""},
+        "title_not_null",
+        "warning",
+        "title: value is missing",
+    ),
+    (
+        "contacts",
+        "contacts: {checks: [{field: full_name, length: {min: 3}}]}",
+        {"full_name": "Al"},
+        "full_name_length",
+        "error",
+        "is shorter than 3 characters",
+    ),
+    (
+        "contacts",
+        "contacts: {checks: [{field: notes, format: email, severity: warning}]}",
+        {"notes": "call me"},
+        "notes_format",
+        "warning",
+        "notes: 'call me' is not an email address",
+    ),
+    (
+        "contacts",
+        "contacts: {checks: [{field: full_name, custom: no_placeholder}]}",
+        {"full_name": "N/A"},
+        "full_name_no_placeholder",
+        "error",
+        "is a placeholder, not a value",
+    ),
+    (
+        "contacts",
+        "contacts: {severity: {email_syntax: warning}}",
+        {"email": "ann@"},
+        "email_syntax",
+        "warning",
+        "is not an email address",
+    ),
+    (
+        "contacts",
+        "contacts: {checks: [{name: country_iso3166, field: country, allowed: [CN], severity: warning}]}",
+        {"country": "US"},
+        "country_iso3166",
+        "warning",
+        "'US' is not one of CN",
+    ),
 ]
 
 
@@ -167,11 +277,15 @@ def test_custom_check_registered_in_a_project_module(tmp_path, monkeypatch):
         "@register_check('acme_vip_has_email', 'VIP contacts need an email address')\n"
         "def vip(field, args):\n"
         "    return ~pl.col('title').is_in(args['titles']) | pl.col(field).is_not_null()\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
-    rules = rules_file(tmp_path, "imports: [acme_checks]\nentities:\n  contacts:\n    checks:\n"
-                                 "      - {field: email, custom: acme_vip_has_email, args: {titles: [CEO]}, "
-                                 "severity: warning}\n")
+    rules = rules_file(
+        tmp_path,
+        "imports: [acme_checks]\nentities:\n  contacts:\n    checks:\n"
+        "      - {field: email, custom: acme_vip_has_email, args: {titles: [CEO]}, "
+        "severity: warning}\n",
+    )
     doc, cases = failures(tmp_path, "contacts", {"title": "CEO", "email": ""}, "--rules", str(rules))
     mine = [c for c in cases if c["rule"] == "email_acme_vip_has_email"]
     assert [(int(c["row"]), c["severity"]) for c in mine] == [(3, "warning")]
@@ -191,8 +305,9 @@ def test_personal_data_is_masked_unless_asked(tmp_path):
 
 
 def test_every_failure_of_a_row_is_collected_with_its_source_row_and_key(tmp_path):
-    _, cases = failures(tmp_path, "contacts", {"email": "bad@", "country": "XX", "birth_date": "2999-01-01",
-                                               "phone": "12"})
+    _, cases = failures(
+        tmp_path, "contacts", {"email": "bad@", "country": "XX", "birth_date": "2999-01-01", "phone": "12"}
+    )
     assert {c["rule"] for c in cases} == {"email_syntax", "country_iso3166", "birth_date_not_future", "phone_e164"}
     assert {(c["source"], c["row"], c["key"]) for c in cases} == {("contacts.csv", "3", "K1b")}
     assert {c["field"] for c in cases} == {"email", "country", "birth_date", "phone"}

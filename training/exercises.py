@@ -14,15 +14,15 @@ Three kinds (docs/training-scenarios.md#exercises):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
-
+from typing import Any
 
 import numpy as np
 import polars as pl
 
-from training.errors import ScenarioError
-from training.scenario import Exercise
+from crmkit.training.errors import ScenarioError
+from crmkit.training.scenario import Exercise
 
 OPEN_STAGES = ("prospecting", "qualification", "proposal", "negotiation")
 
@@ -47,17 +47,28 @@ def largest_open_pipeline(world: Any, e: Exercise) -> dict[str, Any]:
     open_ = o.filter(pl.col("stage").is_in(OPEN_STAGES))
     if open_.height == 0:
         raise ScenarioError(f"exercise {e.id}: there are no open opportunities{_where(e)} to ask about")
-    top = (open_.group_by("account_id").agg(pl.col("amount").sum().round(2).alias("amount"))
-           .sort(["amount", "account_id"], descending=[True, False]).row(0, named=True))
+    top = (
+        open_.group_by("account_id")
+        .agg(pl.col("amount").sum().round(2).alias("amount"))
+        .sort(["amount", "account_id"], descending=[True, False])
+        .row(0, named=True)
+    )
     acc = world.tables["accounts"].filter(pl.col("id") == top["account_id"]).row(0, named=True)
     tag = f"answer:{e.id}"
-    return {"prompt": f"Which account{_where(e)} has the largest open pipeline? Tag it with '{tag}'.",
-            "answer": {"tag": tag, "account_id": acc["id"], "account_key": acc["legacy_key"],
-                       "account": acc["name"], "open_amount": top["amount"]}}
+    return {
+        "prompt": f"Which account{_where(e)} has the largest open pipeline? Tag it with '{tag}'.",
+        "answer": {
+            "tag": tag,
+            "account_id": acc["id"],
+            "account_key": acc["legacy_key"],
+            "account": acc["name"],
+            "open_amount": top["amount"],
+        },
+    }
 
 
 def merge_duplicate_contact(world: Any, e: Exercise) -> dict[str, Any]:
-    from training.generate import rng_for
+    from crmkit.training.generate import rng_for
 
     c = world.tables["contacts"]
     pool = _in_dept(c, _dept_id(world, e.department)).filter(pl.col("account_id").is_not_null() & pl.col("active"))
@@ -71,20 +82,33 @@ def merge_duplicate_contact(world: Any, e: Exercise) -> dict[str, Any]:
     width = len(c["legacy_key"][0]) - 1
     dup_id = int(c["id"].max()) + 1  # type: ignore[arg-type]
     email = None if "contacts.email" in world.scenario.unique else x["email"]
-    dup = {**x, "id": dup_id, "legacy_key": "C" + str(dup_id).zfill(width), "email": email,
-           "created_at": world.scenario.dates.end, "notes": None}
+    dup = {
+        **x,
+        "id": dup_id,
+        "legacy_key": "C" + str(dup_id).zfill(width),
+        "email": email,
+        "created_at": world.scenario.dates.end,
+        "notes": None,
+    }
     world.tables["contacts"] = pl.concat([c, pl.DataFrame([dup], schema=c.schema)])
     a = world.tables["activities"]
     theirs = a["contact_id"] == x["id"]
     first = pl.Series(np.arange(a.height) == (int(theirs.arg_true()[0]) if theirs.any() else -1))
     move = theirs & (pl.Series(r.random(a.height) < 0.5) | first)
-    world.tables["activities"] = a.with_columns(pl.when(move).then(pl.lit(dup_id)).otherwise(pl.col("contact_id"))
-                                                .cast(pl.Int64).alias("contact_id"))
+    world.tables["activities"] = a.with_columns(
+        pl.when(move).then(pl.lit(dup_id)).otherwise(pl.col("contact_id")).cast(pl.Int64).alias("contact_id")
+    )
     account = world.tables["accounts"].filter(pl.col("id") == x["account_id"])["name"][0]
-    return {"prompt": f"{x['full_name']} of {account} was entered twice: merge the two contact records into one "
-                      f"(keep one; move activities and cases to it; delete or deactivate the other).",
-            "answer": {"contact_ids": [x["id"], dup_id], "contact_keys": [x["legacy_key"], dup["legacy_key"]],
-                       "full_name": x["full_name"], "account": account}}
+    return {
+        "prompt": f"{x['full_name']} of {account} was entered twice: merge the two contact records into one "
+        f"(keep one; move activities and cases to it; delete or deactivate the other).",
+        "answer": {
+            "contact_ids": [x["id"], dup_id],
+            "contact_keys": [x["legacy_key"], dup["legacy_key"]],
+            "full_name": x["full_name"],
+            "account": account,
+        },
+    }
 
 
 def close_case(world: Any, e: Exercise) -> dict[str, Any]:
@@ -99,14 +123,21 @@ def close_case(world: Any, e: Exercise) -> dict[str, Any]:
         reopen = pl.col("id") == latest
         world.tables["cases"] = world.tables["cases"].with_columns(
             pl.when(reopen).then(pl.lit("open")).otherwise(pl.col("status")).alias("status"),
-            pl.when(reopen).then(None).otherwise(pl.col("closed_at")).alias("closed_at"))
+            pl.when(reopen).then(None).otherwise(pl.col("closed_at")).alias("closed_at"),
+        )
         k = world.tables["cases"].filter(pl.col("id") == latest)
     case = k.sort(["opened_at", "id"]).row(0, named=True)
     account = world.tables["accounts"].filter(pl.col("id") == case["account_id"])["name"][0]
-    return {"prompt": f"Close case '{case['subject']}' of {account} (opened {case['opened_at']:%Y-%m-%d %H:%M}) "
-                      f"and write the resolution into its description, on a line starting 'Resolution:'.",
-            "answer": {"case_id": case["id"], "case_key": case["legacy_key"], "subject": case["subject"],
-                       "account": account}}
+    return {
+        "prompt": f"Close case '{case['subject']}' of {account} (opened {case['opened_at']:%Y-%m-%d %H:%M}) "
+        f"and write the resolution into its description, on a line starting 'Resolution:'.",
+        "answer": {
+            "case_id": case["id"],
+            "case_key": case["legacy_key"],
+            "subject": case["subject"],
+            "account": account,
+        },
+    }
 
 
 PLANTERS: dict[str, Callable[[Any, Exercise], dict[str, Any]]] = {
@@ -146,7 +177,9 @@ def _truthy(v: Any) -> bool:
 def grade_largest(loader: Any, ex: dict[str, Any]) -> tuple[float, str]:
     tagged = loader.query(
         "SELECT tg.account_id AS account_id FROM taggings tg JOIN tags t ON t.id = tg.tag_id "
-        "WHERE t.name = ? AND tg.account_id IS NOT NULL", (ex["answer"]["tag"],))
+        "WHERE t.name = ? AND tg.account_id IS NOT NULL",
+        (ex["answer"]["tag"],),
+    )
     ids = sorted({int(v) for v in tagged["account_id"].to_list()}) if tagged.height else []
     if not ids:
         return 0, f"no account is tagged '{ex['answer']['tag']}' yet"
@@ -195,7 +228,7 @@ GRADERS: dict[str, Callable[[Any, dict[str, Any]], tuple[float, str]]] = {
 
 def grade(url: str, exercises: list[dict[str, Any]]) -> list[Grade]:
     """Grade the database at ``url`` against the exercises' answers."""
-    from migrate.load import open_loader
+    from crmkit.migrate.load import open_loader
 
     loader = open_loader(url)
     try:
@@ -206,6 +239,3 @@ def grade(url: str, exercises: list[dict[str, Any]]) -> list[Grade]:
         return out
     finally:
         loader.close()
-
-
-

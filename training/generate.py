@@ -22,16 +22,32 @@ import polars as pl
 
 from crmkit.schema.models import ENTITY_MODELS
 from crmkit.schema.target import entities
-from training.errors import ScenarioError
-from training.scenario import ROLES, Scenario
-from training.vocab import PHONES, Vocab, vocab
+from crmkit.training.errors import ScenarioError
+from crmkit.training.scenario import ROLES, Scenario
+from crmkit.training.vocab import PHONES, Vocab, vocab
 
 DAY_US = 86_400_000_000
 EMAIL_NUMBERS = 100  # a person's e-mail may carry a number 1..99 to keep it unique
-KEY_PREFIX = {"departments": "D", "users": "U", "accounts": "A", "contacts": "C", "leads": "L",
-              "opportunities": "O", "activities": "V", "cases": "K", "tags": "T", "taggings": "G"}
-PROBABILITY = {"prospecting": 10, "qualification": 20, "proposal": 40, "negotiation": 60,
-               "closed_won": 100, "closed_lost": 0}
+KEY_PREFIX = {
+    "departments": "D",
+    "users": "U",
+    "accounts": "A",
+    "contacts": "C",
+    "leads": "L",
+    "opportunities": "O",
+    "activities": "V",
+    "cases": "K",
+    "tags": "T",
+    "taggings": "G",
+}
+PROBABILITY = {
+    "prospecting": 10,
+    "qualification": 20,
+    "proposal": 40,
+    "negotiation": 60,
+    "closed_won": 100,
+    "closed_lost": 0,
+}
 #: days an open opportunity has typically been in its stage (min, max)
 STAGE_AGE = {"prospecting": (0, 30), "qualification": (15, 60), "proposal": (30, 90), "negotiation": (45, 120)}
 SEGMENT_AMOUNT = {"enterprise": 120_000.0, "mid_market": 30_000.0, "smb": 6_000.0}
@@ -153,7 +169,8 @@ def check_capacity(scenario: Scenario, where: str) -> None:
         if n > cap:
             raise ScenarioError(
                 f"{where}: unique: {name} cannot be unique for {n:,} {entity}: the {scenario.locale} vocabulary "
-                f"forms at most {cap:,} distinct values (lower the count, or take {name} out of unique)")
+                f"forms at most {cap:,} distinct values (lower the count, or take {name} out of unique)"
+            )
 
 
 # --- people and companies --------------------------------------------------------------------
@@ -247,7 +264,7 @@ class Blocks:
     count: np.ndarray
 
     @classmethod
-    def of(cls, counts: list[int]) -> "Blocks":
+    def of(cls, counts: list[int]) -> Blocks:
         c = np.array(counts, dtype=np.int64)
         return cls(np.repeat(np.arange(len(c)), c), np.concatenate([[0], np.cumsum(c)[:-1]]).astype(np.int64), c)
 
@@ -271,16 +288,33 @@ class Builder:
         return Blocks.of([getattr(d, entity) for d in self.s.departments])
 
     def build(self) -> dict[str, pl.DataFrame]:
-        for step in (self.departments, self.users, self.accounts, self.contacts, self.leads,
-                     self.opportunities, self.activities, self.cases, self.tags, self.taggings):
+        for step in (
+            self.departments,
+            self.users,
+            self.accounts,
+            self.contacts,
+            self.leads,
+            self.opportunities,
+            self.activities,
+            self.cases,
+            self.tags,
+            self.taggings,
+        ):
             step()
         return self.t
 
     def departments(self) -> None:
         d = self.s.departments
-        self.t["departments"] = finish("departments", len(d), {
-            "code": pl.Series([x.code for x in d]), "name": pl.Series([x.name for x in d]),
-            "region": pl.Series([x.region for x in d], dtype=pl.String)}, self.source)
+        self.t["departments"] = finish(
+            "departments",
+            len(d),
+            {
+                "code": pl.Series([x.code for x in d]),
+                "name": pl.Series([x.name for x in d]),
+                "region": pl.Series([x.region for x in d], dtype=pl.String),
+            },
+            self.source,
+        )
 
     def users(self) -> None:
         rows: list[tuple[int, str]] = []
@@ -291,9 +325,18 @@ class Builder:
         n = len(rows)
         p = people(self.rng("users"), self.v, n, "users.name" in self.unique, "users.email" in self.unique)
         dept = np.array([r[0] for r in rows], dtype=np.int64)
-        self.t["users"] = finish("users", n, {
-            "name": p.full, "email": p.local + "@" + self.s.domain, "department_id": pl.Series(dept + 1),
-            "role": pl.Series([r[1] for r in rows], dtype=pl.String), "active": True}, self.source)
+        self.t["users"] = finish(
+            "users",
+            n,
+            {
+                "name": p.full,
+                "email": p.local + "@" + self.s.domain,
+                "department_id": pl.Series(dept + 1),
+                "role": pl.Series([r[1] for r in rows], dtype=pl.String),
+                "active": True,
+            },
+            self.source,
+        )
         self._pools(rows)
 
     def _pools(self, rows: list[tuple[int, str]]) -> None:
@@ -318,14 +361,27 @@ class Builder:
         created = self.start + np.floor(r.random(n) * max(1, self.end - self.start - 30)).astype(np.int64)
         owner = pick_in_blocks(r, b.dept, self.sales_start, self.sales_count) + 1
         mailbox = pl.Series(["info", "sales", "contact", "office"]).gather(r.integers(0, 4, n))
-        self.t["accounts"] = finish("accounts", n, {
-            "name": c.name, "industry": weighted(r, self.s.industries, n), "website": "www." + c.domain,
-            "phone": phones(r, self.s.locale, "landline", n), "email": mailbox + "@" + c.domain,
-            "address": addresses(r, self.v, n), "city": self.v.cities.gather(r.integers(0, self.v.cities.len(), n)),
-            "country": self.v.country, "segment": segment,
-            "tier": segment.replace_strict(SEGMENT_TIER, default="B", return_dtype=pl.String),
-            "owner_id": pl.Series(owner), "department_id": pl.Series(b.dept + 1), "created_at": days(created),
-            "active": pl.Series(r.random(n) >= 0.05)}, self.source)
+        self.t["accounts"] = finish(
+            "accounts",
+            n,
+            {
+                "name": c.name,
+                "industry": weighted(r, self.s.industries, n),
+                "website": "www." + c.domain,
+                "phone": phones(r, self.s.locale, "landline", n),
+                "email": mailbox + "@" + c.domain,
+                "address": addresses(r, self.v, n),
+                "city": self.v.cities.gather(r.integers(0, self.v.cities.len(), n)),
+                "country": self.v.country,
+                "segment": segment,
+                "tier": segment.replace_strict(SEGMENT_TIER, default="B", return_dtype=pl.String),
+                "owner_id": pl.Series(owner),
+                "department_id": pl.Series(b.dept + 1),
+                "created_at": days(created),
+                "active": pl.Series(r.random(n) >= 0.05),
+            },
+            self.source,
+        )
         self.domains = c.domain
 
     def contacts(self) -> None:
@@ -345,17 +401,33 @@ class Builder:
         own_address = addresses(r, self.v, n)
         text = str(self.v.text["note_text"])
         notes = _fill(text, p=p.full, ph=mobile, em=email)
-        self.t["contacts"] = finish("contacts", n, {
-            "account_id": pl.Series(acc + 1), "first_name": p.first, "last_name": p.last, "full_name": p.full,
-            "email": email, "phone": phone, "mobile": mobile,
-            "title": self.v.jobs.gather(r.integers(0, self.v.jobs.len(), n)),
-            "address": pl.select(pl.when(pl.Series(same_address)).then(a["address"].gather(acc))
-                                 .otherwise(own_address)).to_series(),
-            "city": a["city"].gather(acc), "country": self.v.country, "birth_date": days(birth),
-            "consent_to_contact": consent.replace_strict({1: True, 0: False, -1: None}, return_dtype=pl.Boolean),
-            "owner_id": a["owner_id"].gather(acc), "department_id": a["department_id"].gather(acc),
-            "notes": pl.select(pl.when(pl.Series(r.random(n) < 0.2)).then(notes)).to_series(),
-            "created_at": days(created), "active": pl.Series(r.random(n) >= 0.03)}, self.source)
+        self.t["contacts"] = finish(
+            "contacts",
+            n,
+            {
+                "account_id": pl.Series(acc + 1),
+                "first_name": p.first,
+                "last_name": p.last,
+                "full_name": p.full,
+                "email": email,
+                "phone": phone,
+                "mobile": mobile,
+                "title": self.v.jobs.gather(r.integers(0, self.v.jobs.len(), n)),
+                "address": pl.select(
+                    pl.when(pl.Series(same_address)).then(a["address"].gather(acc)).otherwise(own_address)
+                ).to_series(),
+                "city": a["city"].gather(acc),
+                "country": self.v.country,
+                "birth_date": days(birth),
+                "consent_to_contact": consent.replace_strict({1: True, 0: False, -1: None}, return_dtype=pl.Boolean),
+                "owner_id": a["owner_id"].gather(acc),
+                "department_id": a["department_id"].gather(acc),
+                "notes": pl.select(pl.when(pl.Series(r.random(n) < 0.2)).then(notes)).to_series(),
+                "created_at": days(created),
+                "active": pl.Series(r.random(n) >= 0.03),
+            },
+            self.source,
+        )
 
     def leads(self) -> None:
         r, b = self.rng("leads"), self.blocks("leads")
@@ -364,12 +436,22 @@ class Builder:
         c = companies(r, self.v, n, False)
         status = weighted(r, {"new": 30, "working": 25, "qualified": 15, "lost": 15, "converted": 15}, n)
         created = self.start + np.floor(r.random(n) * (self.end - self.start)).astype(np.int64)
-        self.t["leads"] = finish("leads", n, {
-            "full_name": p.full, "company": c.name, "email": p.local + "@" + c.domain,
-            "phone": phones(r, self.s.locale, "mobile", n),
-            "lead_source": weighted(r, {"web": 35, "referral": 20, "event": 20, "partner": 10, "cold_call": 15}, n),
-            "status": status, "owner_id": pl.Series(pick_in_blocks(r, b.dept, self.sales_start, self.sales_count) + 1),
-            "department_id": pl.Series(b.dept + 1), "created_at": days(created)}, self.source)
+        self.t["leads"] = finish(
+            "leads",
+            n,
+            {
+                "full_name": p.full,
+                "company": c.name,
+                "email": p.local + "@" + c.domain,
+                "phone": phones(r, self.s.locale, "mobile", n),
+                "lead_source": weighted(r, {"web": 35, "referral": 20, "event": 20, "partner": 10, "cold_call": 15}, n),
+                "status": status,
+                "owner_id": pl.Series(pick_in_blocks(r, b.dept, self.sales_start, self.sales_count) + 1),
+                "department_id": pl.Series(b.dept + 1),
+                "created_at": days(created),
+            },
+            self.source,
+        )
 
     def opportunities(self) -> None:
         r, b = self.rng("opportunities"), self.blocks("opportunities")
@@ -382,12 +464,23 @@ class Builder:
         amount = (base.to_numpy() * r.lognormal(0.0, 0.6, n) / 100).round() * 100
         created, close = self._pipeline_dates(r, stage, a["created_at"].to_physical().to_numpy().astype(np.int64)[acc])
         product = pl.Series(self.v.text["product"]).gather(r.integers(0, len(self.v.text["product"]), n))  # type: ignore[arg-type]
-        self.t["opportunities"] = finish("opportunities", n, {
-            "account_id": pl.Series(acc + 1), "name": a["name"].gather(acc) + " - " + product, "stage": stage,
-            "amount": pl.Series(np.maximum(amount, 500.0)), "currency": self.s.currency_code,
-            "close_date": days(close), "probability": stage.replace_strict(PROBABILITY, return_dtype=pl.Int64),
-            "owner_id": a["owner_id"].gather(acc), "department_id": a["department_id"].gather(acc),
-            "created_at": days(created)}, self.source)
+        self.t["opportunities"] = finish(
+            "opportunities",
+            n,
+            {
+                "account_id": pl.Series(acc + 1),
+                "name": a["name"].gather(acc) + " - " + product,
+                "stage": stage,
+                "amount": pl.Series(np.maximum(amount, 500.0)),
+                "currency": self.s.currency_code,
+                "close_date": days(close),
+                "probability": stage.replace_strict(PROBABILITY, return_dtype=pl.Int64),
+                "owner_id": a["owner_id"].gather(acc),
+                "department_id": a["department_id"].gather(acc),
+                "created_at": days(created),
+            },
+            self.source,
+        )
 
     def _pipeline_dates(self, r: RNG, stage: pl.Series, acc_created: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Open deals: created 'stage age' days ago, closing ahead; closed deals: a 30-180 day cycle."""
@@ -413,8 +506,11 @@ class Builder:
         on_opp = (r.random(n) < 0.6) & (ob.count[b.dept] > 0) | (cb.count[b.dept] == 0)
         opp = np.where(on_opp, pick_in_blocks(r, b.dept, ob.start, np.maximum(ob.count, 1)), -1)
         con = np.where(~on_opp, pick_in_blocks(r, b.dept, cb.start, np.maximum(cb.count, 1)), -1)
-        acc = np.where(on_opp, o["account_id"].to_numpy()[np.maximum(opp, 0)] - 1,
-                       c["account_id"].to_numpy()[np.maximum(con, 0)] - 1)
+        acc = np.where(
+            on_opp,
+            o["account_id"].to_numpy()[np.maximum(opp, 0)] - 1,
+            c["account_id"].to_numpy()[np.maximum(con, 0)] - 1,
+        )
         by_acc = self._contacts_of(acc, r, share=0.5)
         con = np.where(on_opp, by_acc, con)
         typ = weighted(r, {"call": 30, "email": 30, "meeting": 15, "task": 15, "note": 10}, n)
@@ -423,11 +519,21 @@ class Builder:
         when = when // 60_000_000 * 60_000_000
         person = c["full_name"].gather(np.maximum(con, 0))
         subject = self._subjects(r, typ, person, a["name"].gather(acc), con >= 0)
-        self.t["activities"] = finish("activities", n, {
-            "type": typ, "subject": subject, "occurred_at": micros(when),
-            "done": pl.Series(when < (self.end + 1) * DAY_US), "account_id": pl.Series(acc + 1),
-            "contact_id": _nullable(con), "opportunity_id": _nullable(opp),
-            "owner_id": a["owner_id"].gather(acc)}, self.source)
+        self.t["activities"] = finish(
+            "activities",
+            n,
+            {
+                "type": typ,
+                "subject": subject,
+                "occurred_at": micros(when),
+                "done": pl.Series(when < (self.end + 1) * DAY_US),
+                "account_id": pl.Series(acc + 1),
+                "contact_id": _nullable(con),
+                "opportunity_id": _nullable(opp),
+                "owner_id": a["owner_id"].gather(acc),
+            },
+            self.source,
+        )
 
     def _contacts_of(self, acc: np.ndarray, r: RNG, share: float) -> np.ndarray:
         """For each row's account, one of its contacts (index), or -1 (none, or not chosen)."""
@@ -440,8 +546,9 @@ class Builder:
         pos = off[acc] + np.floor(r.random(acc.shape[0]) * np.maximum(cnt[acc], 1)).astype(np.int64)
         return np.where(has, order[np.minimum(pos, max(order.shape[0] - 1, 0))] if order.shape[0] else -1, -1)
 
-    def _subjects(self, r: RNG, typ: pl.Series, person: pl.Series, account: pl.Series,
-                  has_person: np.ndarray) -> pl.Series:
+    def _subjects(
+        self, r: RNG, typ: pl.Series, person: pl.Series, account: pl.Series, has_person: np.ndarray
+    ) -> pl.Series:
         out = pl.Series([""] * typ.len(), dtype=pl.String)
         for kind in ("call", "meeting", "email", "note", "task"):
             options = list(self.v.text[kind])  # type: ignore[call-overload]
@@ -468,24 +575,43 @@ class Builder:
         closed = (opened + resolve < now) & (r.random(n) < np.where(recent, 0.4, 0.97))
         status = pl.Series(np.where(closed, "closed", np.array(["new", "open", "pending"])[r.integers(0, 3, n)]))
         subjects = list(self.v.text["case"])  # type: ignore[call-overload]
-        described = _fill(str(self.v.text["case_text"]), p=c["full_name"].gather(np.maximum(con, 0)),
-                          ph=c["phone"].gather(np.maximum(con, 0)), em=c["email"].gather(np.maximum(con, 0)))
-        self.t["cases"] = finish("cases", n, {
-            "account_id": pl.Series(acc + 1), "contact_id": _nullable(con),
-            "subject": pl.Series(subjects).gather(r.integers(0, len(subjects), n)),
-            "description": pl.select(pl.when(pl.Series(con >= 0)).then(described)).to_series(),
-            "status": status, "priority": priority, "opened_at": micros(opened),
-            "closed_at": pl.select(pl.when(pl.Series(closed)).then(micros(opened + resolve))).to_series(),
-            "sla_due_at": micros(opened + sla),
-            "owner_id": pl.Series(pick_in_blocks(r, b.dept, self.svc_start, self.svc_count) + 1),
-            "department_id": pl.Series(b.dept + 1)}, self.source)
+        described = _fill(
+            str(self.v.text["case_text"]),
+            p=c["full_name"].gather(np.maximum(con, 0)),
+            ph=c["phone"].gather(np.maximum(con, 0)),
+            em=c["email"].gather(np.maximum(con, 0)),
+        )
+        self.t["cases"] = finish(
+            "cases",
+            n,
+            {
+                "account_id": pl.Series(acc + 1),
+                "contact_id": _nullable(con),
+                "subject": pl.Series(subjects).gather(r.integers(0, len(subjects), n)),
+                "description": pl.select(pl.when(pl.Series(con >= 0)).then(described)).to_series(),
+                "status": status,
+                "priority": priority,
+                "opened_at": micros(opened),
+                "closed_at": pl.select(pl.when(pl.Series(closed)).then(micros(opened + resolve))).to_series(),
+                "sla_due_at": micros(opened + sla),
+                "owner_id": pl.Series(pick_in_blocks(r, b.dept, self.svc_start, self.svc_count) + 1),
+                "department_id": pl.Series(b.dept + 1),
+            },
+            self.source,
+        )
 
     def tags(self) -> None:
         specs = [(t.name, t.category) for t in self.s.tags]
         specs += [(f"answer:{e.id}", "exercise") for e in self.s.exercises if e.kind == "largest_open_pipeline"]
-        self.t["tags"] = finish("tags", len(specs), {
-            "name": pl.Series([x[0] for x in specs], dtype=pl.String),
-            "category": pl.Series([x[1] for x in specs], dtype=pl.String)}, self.source)
+        self.t["tags"] = finish(
+            "tags",
+            len(specs),
+            {
+                "name": pl.Series([x[0] for x in specs], dtype=pl.String),
+                "category": pl.Series([x[1] for x in specs], dtype=pl.String),
+            },
+            self.source,
+        )
 
     def taggings(self) -> None:
         r = self.rng("taggings")
@@ -497,10 +623,16 @@ class Builder:
         acc = np.flatnonzero(r.random(na) < 0.3)
         con = np.flatnonzero(r.random(nc) < 0.1)
         n = acc.shape[0] + con.shape[0]
-        self.t["taggings"] = finish("taggings", n, {
-            "tag_id": pl.Series(r.integers(0, ntags, n) + 1),
-            "account_id": _nullable(np.concatenate([acc, np.full(con.shape[0], -1)])),
-            "contact_id": _nullable(np.concatenate([np.full(acc.shape[0], -1), con]))}, self.source)
+        self.t["taggings"] = finish(
+            "taggings",
+            n,
+            {
+                "tag_id": pl.Series(r.integers(0, ntags, n) + 1),
+                "account_id": _nullable(np.concatenate([acc, np.full(con.shape[0], -1)])),
+                "contact_id": _nullable(np.concatenate([np.full(acc.shape[0], -1), con])),
+            },
+            self.source,
+        )
 
 
 def epoch_day_np(year: int) -> int:
@@ -532,7 +664,7 @@ def _fill(template: str, **parts: pl.Series) -> pl.Series:
     pieces: list[pl.Expr] = []
     pos = 0
     for m in re.finditer(r"\{(\w+)\}", template):
-        pieces += [pl.lit(template[pos:m.start()]), pl.col(m.group(1))]
+        pieces += [pl.lit(template[pos : m.start()]), pl.col(m.group(1))]
         pos = m.end()
     pieces.append(pl.lit(template[pos:]))
     return pl.DataFrame(parts).select(pl.concat_str(pieces).alias("text")).to_series()
@@ -543,7 +675,7 @@ def generate(scenario: Scenario, seed: int, where: str = "scenario") -> World:
     check_capacity(scenario, where)
     tables = Builder(scenario, seed).build()
     world = World(scenario, seed, tables)
-    from training.exercises import plant
+    from crmkit.training.exercises import plant
 
     plant(world)
     return world

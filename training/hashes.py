@@ -32,8 +32,10 @@ def _canonical(col: pl.Expr, kind: str, dtype: pl.DataType) -> pl.Expr:
     if kind == "datetime":
         if not isinstance(dtype, pl.Datetime):
             s = col.cast(pl.String)
-            col = pl.coalesce(s.str.strptime(pl.Datetime("us"), "%Y-%m-%d %H:%M:%S%.f", strict=False),
-                              s.str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M:%S%.f", strict=False))
+            col = pl.coalesce(
+                s.str.strptime(pl.Datetime("us"), "%Y-%m-%d %H:%M:%S%.f", strict=False),
+                s.str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M:%S%.f", strict=False),
+            )
         return col.dt.strftime("%Y-%m-%d %H:%M:%S%.6f")
     return col.cast(pl.String)
 
@@ -43,8 +45,9 @@ def frame_hash(frame: pl.DataFrame, kinds: dict[str, str]) -> str:
     cols = sorted(c for c in frame.columns if c in kinds)
     if frame.height == 0:
         return hashlib.sha256(b"").hexdigest()
-    text = pl.concat_str([_canonical(pl.col(c), kinds[c], frame.schema[c]).fill_null(_NULL) for c in cols],
-                         separator="\x1f")
+    text = pl.concat_str(
+        [_canonical(pl.col(c), kinds[c], frame.schema[c]).fill_null(_NULL) for c in cols], separator="\x1f"
+    )
     digests = frame.select(text.alias("__t")).select(plh.col("__t").chash.sha2_256().alias("d")).sort("d")["d"]
     return hashlib.sha256("\n".join(digests.to_list()).encode()).hexdigest()
 
@@ -56,7 +59,8 @@ def table_kinds(table: str) -> dict[str, str]:
 
 def table_hashes(url: str, tables: list[str] | None = None) -> dict[str, str]:
     """A content hash per CRM table of the database at ``url`` (row order does not matter)."""
-    from migrate.load import open_loader, q
+    from crmkit.db.sql import q
+    from crmkit.migrate.load import open_loader
 
     loader = open_loader(url)
     try:

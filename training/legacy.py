@@ -23,15 +23,13 @@ a differently written phone number.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from training.generate import World, rng_for
+from crmkit.training.generate import World, rng_for
 
 RNG = np.random.Generator
 HOUSE_DATE = {"en_US": "%m/%d/%Y", "zh_CN": "%Y-%m-%d", "de_DE": "%d.%m.%Y"}
@@ -43,54 +41,131 @@ FIXED_TIME = dt.datetime(2024, 1, 1, 9, 0, 0)  # xlsx document properties: no wa
 #: header names of the spreadsheet and the CSV, by header language
 HEADERS = {
     "zh": {
-        "sheet": "联系人", "key": "编号", "account": "客户编号", "last": "姓", "first": "名", "title": "职务",
-        "phone": "电话", "mobile": "手机", "email": "邮箱", "address": "地址", "city": "城市", "birth": "生日",
-        "consent": "同意联系", "notes": "备注", "created": "录入日期",
-        "lead_key": "线索编号", "lead_name": "姓名", "company": "公司", "lead_email": "邮箱", "lead_phone": "电话",
-        "source": "来源", "status": "状态", "owner": "负责人", "dept": "部门", "date": "日期",
+        "sheet": "联系人",
+        "key": "编号",
+        "account": "客户编号",
+        "last": "姓",
+        "first": "名",
+        "title": "职务",
+        "phone": "电话",
+        "mobile": "手机",
+        "email": "邮箱",
+        "address": "地址",
+        "city": "城市",
+        "birth": "生日",
+        "consent": "同意联系",
+        "notes": "备注",
+        "created": "录入日期",
+        "lead_key": "线索编号",
+        "lead_name": "姓名",
+        "company": "公司",
+        "lead_email": "邮箱",
+        "lead_phone": "电话",
+        "source": "来源",
+        "status": "状态",
+        "owner": "负责人",
+        "dept": "部门",
+        "date": "日期",
     },
     "en": {
-        "sheet": "Contacts", "key": "Contact No", "account": "Customer No", "last": "Last Name",
-        "first": "First Name", "title": "Job Title", "phone": "Phone", "mobile": "Mobile", "email": "E-mail",
-        "address": "Address", "city": "City", "birth": "Birthday", "consent": "Consent", "notes": "Notes",
+        "sheet": "Contacts",
+        "key": "Contact No",
+        "account": "Customer No",
+        "last": "Last Name",
+        "first": "First Name",
+        "title": "Job Title",
+        "phone": "Phone",
+        "mobile": "Mobile",
+        "email": "E-mail",
+        "address": "Address",
+        "city": "City",
+        "birth": "Birthday",
+        "consent": "Consent",
+        "notes": "Notes",
         "created": "Entered On",
-        "lead_key": "Lead No", "lead_name": "Name", "company": "Company", "lead_email": "Email",
-        "lead_phone": "Phone", "source": "Source", "status": "Status", "owner": "Owner", "dept": "Dept",
+        "lead_key": "Lead No",
+        "lead_name": "Name",
+        "company": "Company",
+        "lead_email": "Email",
+        "lead_phone": "Phone",
+        "source": "Source",
+        "status": "Status",
+        "owner": "Owner",
+        "dept": "Dept",
         "date": "Date",
     },
 }
 #: legacy codes of target values, by header language (the mapping maps them back)
 CODES: dict[str, dict[str, dict[str, str]]] = {
     "zh": {
-        "stage": {"prospecting": "初步接洽", "qualification": "需求确认", "proposal": "方案报价",
-                  "negotiation": "商务谈判", "closed_won": "赢单", "closed_lost": "输单"},
+        "stage": {
+            "prospecting": "初步接洽",
+            "qualification": "需求确认",
+            "proposal": "方案报价",
+            "negotiation": "商务谈判",
+            "closed_won": "赢单",
+            "closed_lost": "输单",
+        },
         "case_status": {"new": "新建", "open": "处理中", "pending": "挂起", "closed": "已关闭"},
         "priority": {"low": "低", "medium": "中", "high": "高", "urgent": "紧急"},
         "activity": {"call": "电话", "meeting": "会议", "email": "邮件", "note": "备注", "task": "任务"},
-        "lead_status": {"new": "新线索", "working": "跟进中", "qualified": "已确认", "lost": "已丢失",
-                        "converted": "已转化"},
-        "lead_source": {"web": "官网", "referral": "转介绍", "event": "展会", "partner": "合作伙伴",
-                        "cold_call": "电话营销"},
+        "lead_status": {
+            "new": "新线索",
+            "working": "跟进中",
+            "qualified": "已确认",
+            "lost": "已丢失",
+            "converted": "已转化",
+        },
+        "lead_source": {
+            "web": "官网",
+            "referral": "转介绍",
+            "event": "展会",
+            "partner": "合作伙伴",
+            "cold_call": "电话营销",
+        },
         "yes": {"true": "是", "false": "否"},
         "country": {"CN": "中国", "US": "美国", "DE": "德国"},
     },
     "en": {
-        "stage": {"prospecting": "1-Prospect", "qualification": "2-Qualify", "proposal": "3-Proposal",
-                  "negotiation": "4-Negotiate", "closed_won": "Won", "closed_lost": "Lost"},
+        "stage": {
+            "prospecting": "1-Prospect",
+            "qualification": "2-Qualify",
+            "proposal": "3-Proposal",
+            "negotiation": "4-Negotiate",
+            "closed_won": "Won",
+            "closed_lost": "Lost",
+        },
         "case_status": {"new": "NEW", "open": "OPEN", "pending": "PEND", "closed": "CLOSED"},
         "priority": {"low": "L", "medium": "M", "high": "H", "urgent": "U"},
         "activity": {"call": "CALL", "meeting": "MEET", "email": "MAIL", "note": "NOTE", "task": "TASK"},
-        "lead_status": {"new": "New", "working": "Working", "qualified": "Qualified", "lost": "Lost",
-                        "converted": "Converted"},
-        "lead_source": {"web": "Website", "referral": "Referral", "event": "Trade show", "partner": "Partner",
-                        "cold_call": "Cold call"},
+        "lead_status": {
+            "new": "New",
+            "working": "Working",
+            "qualified": "Qualified",
+            "lost": "Lost",
+            "converted": "Converted",
+        },
+        "lead_source": {
+            "web": "Website",
+            "referral": "Referral",
+            "event": "Trade show",
+            "partner": "Partner",
+            "cold_call": "Cold call",
+        },
         "yes": {"true": "Yes", "false": "No"},
         "country": {"CN": "China", "US": "USA", "DE": "Germany"},
     },
 }
 ROLE_CODES = {"manager": "MGR", "sales": "REP", "service": "SVC", "admin": "ADM"}
-KEY_PREFIX = {"users": "S", "accounts": "CU", "contacts": "P", "leads": "LD", "opportunities": "DL",
-              "cases": "TK", "activities": "IN"}
+KEY_PREFIX = {
+    "users": "S",
+    "accounts": "CU",
+    "contacts": "P",
+    "leads": "LD",
+    "opportunities": "DL",
+    "cases": "TK",
+    "activities": "IN",
+}
 REJECT_CLASSES = ("missing_required", "orphan_reference", "cascade_orphan")
 
 
@@ -107,8 +182,7 @@ def fmt_date(e: pl.Expr, style: pl.Expr, formats: list[str]) -> pl.Expr:
     """Dates written in formats[style] (``excel_serial`` = days since 1899-12-30, as text)."""
     out = pl.lit(None, dtype=pl.String)
     for i, f in enumerate(formats):
-        text = ((e - pl.lit(EXCEL_EPOCH)).dt.total_days().cast(pl.String) if f == "excel_serial"
-                else e.dt.strftime(f))
+        text = (e - pl.lit(EXCEL_EPOCH)).dt.total_days().cast(pl.String) if f == "excel_serial" else e.dt.strftime(f)
         out = pl.when(style == i).then(text).otherwise(out)
     return out
 
@@ -118,9 +192,13 @@ def fmt_phone(e164: pl.Expr, locale: str, style: pl.Expr) -> pl.Expr:
     if locale == "en_US":
         nsn = e164.str.slice(2)
         a, x, line = nsn.str.slice(0, 3), nsn.str.slice(3, 3), nsn.str.slice(6)
-        forms = [pl.concat_str([pl.lit("("), a, pl.lit(") "), x, pl.lit("-"), line]),
-                 pl.concat_str([a, x, line], separator="-"), pl.concat_str([pl.lit("+1"), a, x, line], separator=" "),
-                 pl.concat_str([a, x, line], separator="."), pl.concat_str([pl.lit("1"), a, x, line], separator="-")]
+        forms = [
+            pl.concat_str([pl.lit("("), a, pl.lit(") "), x, pl.lit("-"), line]),
+            pl.concat_str([a, x, line], separator="-"),
+            pl.concat_str([pl.lit("+1"), a, x, line], separator=" "),
+            pl.concat_str([a, x, line], separator="."),
+            pl.concat_str([pl.lit("1"), a, x, line], separator="-"),
+        ]
     else:
         cc = "86" if locale == "zh_CN" else "49"
         nsn = e164.str.slice(3)
@@ -132,17 +210,25 @@ def fmt_phone(e164: pl.Expr, locale: str, style: pl.Expr) -> pl.Expr:
         if locale == "zh_CN":
             m = [nsn.str.slice(0, 3), nsn.str.slice(3, 4), nsn.str.slice(7)]
             house = pl.when(mobile).then(nsn).otherwise(pl.concat_str([trunk, sub], separator="-"))
-            forms = [house,
-                     pl.concat_str([pl.lit("+" + cc), *m], separator=" "),
-                     pl.when(mobile).then(pl.concat_str(m, separator="-"))
-                     .otherwise(pl.concat_str([pl.lit("("), trunk, pl.lit(") "), sub])),
-                     pl.when(mobile).then(pl.concat_str(m, separator=" ")).otherwise(
-                         pl.concat_str([trunk, sub], separator=" ")),
-                     pl.concat_str([pl.lit("+" + cc), area, sub], separator="-")]
+            forms = [
+                house,
+                pl.concat_str([pl.lit("+" + cc), *m], separator=" "),
+                pl.when(mobile)
+                .then(pl.concat_str(m, separator="-"))
+                .otherwise(pl.concat_str([pl.lit("("), trunk, pl.lit(") "), sub])),
+                pl.when(mobile)
+                .then(pl.concat_str(m, separator=" "))
+                .otherwise(pl.concat_str([trunk, sub], separator=" ")),
+                pl.concat_str([pl.lit("+" + cc), area, sub], separator="-"),
+            ]
         else:
-            forms = [pl.concat_str([trunk, sub], separator=" "), pl.concat_str([pl.lit("+" + cc), area, sub], separator=" "),
-                     pl.concat_str([trunk, sub], separator="/"), pl.concat_str([pl.lit("("), trunk, pl.lit(") "), sub]),
-                     pl.concat_str([trunk, sub], separator="-")]
+            forms = [
+                pl.concat_str([trunk, sub], separator=" "),
+                pl.concat_str([pl.lit("+" + cc), area, sub], separator=" "),
+                pl.concat_str([trunk, sub], separator="/"),
+                pl.concat_str([pl.lit("("), trunk, pl.lit(") "), sub]),
+                pl.concat_str([trunk, sub], separator="-"),
+            ]
     out = pl.lit(None, dtype=pl.String)
     for i, f in enumerate(forms):
         out = pl.when(style == i).then(f).otherwise(out)
@@ -154,9 +240,13 @@ def typo(e: pl.Expr, pos: pl.Expr, kind: pl.Expr) -> pl.Expr:
     n = e.str.len_chars()
     p = pl.min_horizontal(pos, pl.max_horizontal(n - 2, pl.lit(0)))
     head, c1, c2, tail = e.str.slice(0, p), e.str.slice(p, 1), e.str.slice(p + 1, 1), e.str.slice(p + 2)
-    return (pl.when(kind == 0).then(pl.concat_str([head, c2, c1, tail]))
-            .when(kind == 1).then(pl.concat_str([head, c2, tail]))
-            .otherwise(pl.concat_str([head, c1, c1, c2, tail])))
+    return (
+        pl.when(kind == 0)
+        .then(pl.concat_str([head, c2, c1, tail]))
+        .when(kind == 1)
+        .then(pl.concat_str([head, c2, tail]))
+        .otherwise(pl.concat_str([head, c1, c1, c2, tail]))
+    )
 
 
 def amount_text(e: pl.Expr, locale: str) -> pl.Expr:
@@ -254,8 +344,9 @@ class Injector:
         note = self._note(src, keys, rows)
         note(cascade.nonzero()[0], "cascade_orphan", ",".join(src.refs), True, "refers to a rejected parent")
         note(missing, "missing_required", "+".join(src.required), True, "left empty")
-        note(orphans, "orphan_reference", src.orphan_col or "", True, "points at a key that does not exist",
-             orphan_keys)
+        note(
+            orphans, "orphan_reference", src.orphan_col or "", True, "points at a key that does not exist", orphan_keys
+        )
         note(swapped, "swapped_names", "+".join(dict.fromkeys(src.swap or ())), False, "names in each other's place")
         note(mixed_d, "mixed_date_format", ",".join(src.dates), False, "dates not in the house format")
         note(mixed_p, "mixed_phone_format", ",".join(src.phones), False, "phone not in the house format")
@@ -285,12 +376,20 @@ class Injector:
         if a == b:  # one name column: "Last First" / "Last, First"
             parts = pl.col(a).str.split(" ")
             sep = ", " if self.locale != "zh_CN" else ""
-            swapped = pl.when(parts.list.len() > 1).then(
-                pl.concat_str([parts.list.last(), parts.list.head(parts.list.len() - 1).list.join(" ")],
-                              separator=sep)).otherwise(pl.col(a))
+            swapped = (
+                pl.when(parts.list.len() > 1)
+                .then(
+                    pl.concat_str(
+                        [parts.list.last(), parts.list.head(parts.list.len() - 1).list.join(" ")], separator=sep
+                    )
+                )
+                .otherwise(pl.col(a))
+            )
             return f.with_columns(pl.when(mask).then(swapped).otherwise(pl.col(a)).alias(a))
-        return f.with_columns(pl.when(mask).then(pl.col(b)).otherwise(pl.col(a)).alias(a),
-                              pl.when(mask).then(pl.col(a)).otherwise(pl.col(b)).alias(b))
+        return f.with_columns(
+            pl.when(mask).then(pl.col(b)).otherwise(pl.col(a)).alias(a),
+            pl.when(mask).then(pl.col(a)).otherwise(pl.col(b)).alias(b),
+        )
 
     def _fullwidth(self, f: pl.DataFrame, rows: np.ndarray, which: np.ndarray) -> pl.DataFrame:
         if not rows.shape[0]:
@@ -306,27 +405,39 @@ class Injector:
         if not rows.shape[0]:
             return f
         mask = pl.lit(_mask(f.height, rows))
-        return f.with_columns([pl.when(mask).then(pl.lit(None, dtype=pl.String)).otherwise(pl.col(c)).alias(c)
-                               for c in cols])
+        return f.with_columns(
+            [pl.when(mask).then(pl.lit(None, dtype=pl.String)).otherwise(pl.col(c)).alias(c) for c in cols]
+        )
 
     def _orphan_keys(self, src: Source, k: int) -> list[str]:
         parent = src.refs[src.orphan_col] if src.orphan_col else ""
         width = len(str(self.w.tables[parent].height * 2)) + 2 if parent in self.w.tables else 6
-        return [f"{KEY_PREFIX.get(parent, 'X')}{10 ** width - 1 - i}" for i in range(k)]
+        return [f"{KEY_PREFIX.get(parent, 'X')}{10**width - 1 - i}" for i in range(k)]
 
     def _note(self, src: Source, keys: pl.Series, rows: np.ndarray) -> Any:
-        def note(idx: np.ndarray, cls: str, fld: str, reject: bool, detail: str,
-                 per_row: list[str] | None = None) -> None:
+        def note(
+            idx: np.ndarray, cls: str, fld: str, reject: bool, detail: str, per_row: list[str] | None = None
+        ) -> None:
             for j, i in enumerate(idx.tolist()):
                 extra = per_row[j] if per_row else ""
-                self.estate.problems.append({
-                    "source": src.name, "entity": src.entity, "key": keys[i], "row": int(rows[i]), "class": cls,
-                    "field": extra if cls == "fullwidth" else fld, "reject": reject,
-                    "detail": f"{detail} ({extra})" if extra and cls != "fullwidth" else detail})
+                self.estate.problems.append(
+                    {
+                        "source": src.name,
+                        "entity": src.entity,
+                        "key": keys[i],
+                        "row": int(rows[i]),
+                        "class": cls,
+                        "field": extra if cls == "fullwidth" else fld,
+                        "reject": reject,
+                        "detail": f"{detail} ({extra})" if extra and cls != "fullwidth" else detail,
+                    }
+                )
+
         return note
 
-    def _duplicates(self, src: Source, r: RNG, clean: pl.DataFrame, out: pl.DataFrame,
-                    rows: np.ndarray) -> pl.DataFrame:
+    def _duplicates(
+        self, src: Source, r: RNG, clean: pl.DataFrame, out: pl.DataFrame, rows: np.ndarray
+    ) -> pl.DataFrame:
         if not rows.shape[0]:
             return out
         k = rows.shape[0]
@@ -334,9 +445,11 @@ class Injector:
         variant = r.integers(0, 3 if src.swap else 2, k)  # 0 typo, 1 phone written differently, 2 swapped
         name = src.name_col or src.key
         dup = dup.with_columns(
-            pl.when(pl.Series(variant == 0)).then(typo(pl.col(name), pl.lit(pl.Series(r.integers(1, 4, k))),
-                                                       pl.lit(pl.Series(r.integers(0, 3, k)))))
-            .otherwise(pl.col(name)).alias(name))
+            pl.when(pl.Series(variant == 0))
+            .then(typo(pl.col(name), pl.lit(pl.Series(r.integers(1, 4, k))), pl.lit(pl.Series(r.integers(0, 3, k)))))
+            .otherwise(pl.col(name))
+            .alias(name)
+        )
         for c in src.phones:
             alt = fmt_phone(pl.col(f"_p_{c}"), self.locale, pl.lit(pl.Series(r.integers(1, 5, k))))
             dup = dup.with_columns(pl.when(pl.Series(variant == 1)).then(alt).otherwise(pl.col(c)).alias(c))
@@ -349,8 +462,15 @@ class Injector:
         dup = dup.with_columns(pl.Series(src.key, new_keys, dtype=pl.String))
         names = ("typo", "phone_format", "swapped_names")
         for i in range(k):
-            self.estate.duplicates.append({"entity": src.entity, "source": src.name, "original": originals[i],
-                                           "duplicate": new_keys[i], "variant": names[int(variant[i])]})
+            self.estate.duplicates.append(
+                {
+                    "entity": src.entity,
+                    "source": src.name,
+                    "original": originals[i],
+                    "duplicate": new_keys[i],
+                    "variant": names[int(variant[i])],
+                }
+            )
         return pl.concat([out, dup.select(out.columns)])
 
     def _expect(self, src: Source, extracted: int, rejected: int) -> None:

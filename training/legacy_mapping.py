@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from training.legacy import CODES, HEADERS, HOUSE_DATE, OTHER_DATES, ROLE_CODES
-from training.scenario import Scenario
-from training.vocab import COUNTRY
+from crmkit.training.legacy import CODES, HEADERS, HOUSE_DATE, OTHER_DATES, ROLE_CODES
+from crmkit.training.scenario import Scenario
+from crmkit.training.vocab import COUNTRY
 
 
 def _q(v: Any) -> str:
@@ -34,9 +34,11 @@ def render_mapping(s: Scenario, base: str, db_url: str, name: str = "training-le
     phone = f"{{phone: {{region: {region}}}}}"
     number = "{number: {decimal: ','}}" if s.locale == "de_DE" else "number"
     dt = '{datetime: ["%Y-%m-%d %H:%M:%S"]}'
-    full = (f"{{columns: [{_q(h['last'])}, {_q(h['first'])}], sep: \"\", transform: [nfkc, collapse_spaces]}}"
-            if s.locale == "zh_CN" else
-            f"{{columns: [{_q(h['first'])}, {_q(h['last'])}], sep: \" \", transform: [nfkc, collapse_spaces]}}")
+    full = (
+        f'{{columns: [{_q(h["last"])}, {_q(h["first"])}], sep: "", transform: [nfkc, collapse_spaces]}}'
+        if s.locale == "zh_CN"
+        else f'{{columns: [{_q(h["first"])}, {_q(h["last"])}], sep: " ", transform: [nfkc, collapse_spaces]}}'
+    )
     roles = _map(ROLE_CODES)
 
     def col(key: str, transform: str) -> str:

@@ -18,9 +18,10 @@ id map is, with its legacy keys hashed like the entities' own.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import polars as pl
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -29,12 +30,23 @@ from crmkit.config import Strict, expand_env, load_model
 from crmkit.errors import ConfigError
 from crmkit.schema.models import ENTITY_MODELS
 from crmkit.schema.target import entities
-from training import pseudonym as P
-from training.errors import MaskError
+from crmkit.training import pseudonym as P
+from crmkit.training.errors import MaskError
 
 SALT_ENV = "CRMKIT_MASK_SALT"
-Kind = Literal["first_name", "last_name", "full_name", "company", "address", "email", "phone",
-               "shift_date", "scrub", "clear", "keep"]
+Kind = Literal[
+    "first_name",
+    "last_name",
+    "full_name",
+    "company",
+    "address",
+    "email",
+    "phone",
+    "shift_date",
+    "scrub",
+    "clear",
+    "keep",
+]
 #: columns that hold personal or identifying data: each needs a rule
 PERSONAL = {
     "users": ["name", "email"],
@@ -60,8 +72,13 @@ class Rules(Strict):
     salt: SecretStr
     max_shift_days: int = Field(180, ge=1, le=3650)
     columns: dict[str, dict[str, Kind]]
-    persons: dict[str, str] = {"contacts": "id", "cases": "contact_id", "activities": "contact_id",
-                               "leads": "id", "users": "id"}
+    persons: dict[str, str] = {
+        "contacts": "id",
+        "cases": "contact_id",
+        "activities": "contact_id",
+        "leads": "id",
+        "users": "id",
+    }
     subset: Subset | None = None
 
     @field_validator("salt", mode="before")
@@ -69,7 +86,7 @@ class Rules(Strict):
     def _from_env(cls, v: Any) -> SecretStr:
         text = str(v)
         if "${" not in text:
-            raise ValueError(f"the salt must come from the environment: write salt: \"${{{SALT_ENV}}}\"")
+            raise ValueError(f'the salt must come from the environment: write salt: "${{{SALT_ENV}}}"')
         try:
             value = expand_env(text, "salt")
         except ConfigError as exc:
@@ -79,7 +96,7 @@ class Rules(Strict):
         return SecretStr(value)
 
     @model_validator(mode="after")
-    def _known(self) -> "Rules":
+    def _known(self) -> Rules:
         targets = entities()
         for table, cols in self.columns.items():
             if table not in targets:
@@ -87,7 +104,9 @@ class Rules(Strict):
             for col, kind in cols.items():
                 f = targets[table].fields.get(col)
                 if f is None:
-                    raise ValueError(f"columns.{table}: unknown column '{col}' (columns: {', '.join(targets[table].fields)})")
+                    raise ValueError(
+                        f"columns.{table}: unknown column '{col}' (columns: {', '.join(targets[table].fields)})"
+                    )
                 if kind == "shift_date" and f.kind not in ("date", "datetime"):
                     raise ValueError(f"columns.{table}.{col}: shift_date needs a date column, {col} is {f.kind}")
                 if kind in STRING_KINDS and f.kind != "string":
@@ -95,8 +114,10 @@ class Rules(Strict):
         for table, cols in PERSONAL.items():
             for col in cols:
                 if col not in self.columns.get(table, {}):
-                    raise ValueError(f"{table}.{col} holds personal data and has no rule: add it under "
-                                     f"columns.{table} (or `{col}: keep` to copy it deliberately)")
+                    raise ValueError(
+                        f"{table}.{col} holds personal data and has no rule: add it under "
+                        f"columns.{table} (or `{col}: keep` to copy it deliberately)"
+                    )
         return self
 
 
@@ -118,9 +139,12 @@ def _typed(frame: pl.DataFrame, table: str) -> pl.DataFrame:
             exprs.append(col.cast(pl.String).str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False))
         elif kind == "datetime" and not isinstance(dtype, pl.Datetime):
             s = col.cast(pl.String)
-            exprs.append(pl.coalesce(s.str.strptime(pl.Datetime("us"), "%Y-%m-%d %H:%M:%S%.f", strict=False),
-                                     s.str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M:%S%.f", strict=False))
-                         .alias(c.name))
+            exprs.append(
+                pl.coalesce(
+                    s.str.strptime(pl.Datetime("us"), "%Y-%m-%d %H:%M:%S%.f", strict=False),
+                    s.str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M:%S%.f", strict=False),
+                ).alias(c.name)
+            )
         elif kind == "datetime":
             exprs.append(col.cast(pl.Datetime("us")))
         elif kind == "boolean":
@@ -135,7 +159,7 @@ def _typed(frame: pl.DataFrame, table: str) -> pl.DataFrame:
 
 
 def read_all(loader: Any) -> dict[str, pl.DataFrame]:
-    from migrate.load import q
+    from crmkit.db.sql import q
 
     out = {}
     for table, model in ENTITY_MODELS.items():
@@ -168,23 +192,33 @@ def subset(t: dict[str, pl.DataFrame], sub: Subset, salt: str) -> dict[str, pl.D
         acc = order.head(k).drop("__o").sort("id")
     in_dept = pl.lit(True) if dept is None else (pl.col("department_id") == dept)
     t["accounts"] = acc
-    t["contacts"] = t["contacts"].filter(pl.col("account_id").is_in(acc["id"].implode())
-                                         | (pl.col("account_id").is_null() & in_dept & pl.lit(sub.accounts is None)))
+    t["contacts"] = t["contacts"].filter(
+        pl.col("account_id").is_in(acc["id"].implode())
+        | (pl.col("account_id").is_null() & in_dept & pl.lit(sub.accounts is None))
+    )
     t["opportunities"] = t["opportunities"].filter(pl.col("account_id").is_in(acc["id"].implode()))
     con, opp = t["contacts"]["id"], t["opportunities"]["id"]
-    t["cases"] = t["cases"].filter(_ok("account_id", acc["id"]) & _ok("contact_id", con)
-                                   & (pl.col("account_id").is_not_null() | pl.col("contact_id").is_not_null()))
+    t["cases"] = t["cases"].filter(
+        _ok("account_id", acc["id"])
+        & _ok("contact_id", con)
+        & (pl.col("account_id").is_not_null() | pl.col("contact_id").is_not_null())
+    )
     t["activities"] = t["activities"].filter(
-        _ok("account_id", acc["id"]) & _ok("contact_id", con) & _ok("opportunity_id", opp)
-        & pl.any_horizontal(pl.col(c).is_not_null() for c in ("account_id", "contact_id", "opportunity_id")))
+        _ok("account_id", acc["id"])
+        & _ok("contact_id", con)
+        & _ok("opportunity_id", opp)
+        & pl.any_horizontal(pl.col(c).is_not_null() for c in ("account_id", "contact_id", "opportunity_id"))
+    )
     t["taggings"] = t["taggings"].filter(_ok("account_id", acc["id"]) & _ok("contact_id", con))
     t["leads"] = t["leads"].filter(in_dept)
-    owners = pl.concat([t[x]["owner_id"] for x in ("accounts", "contacts", "leads", "opportunities", "activities",
-                                                    "cases")]).drop_nulls()
+    owners = pl.concat(
+        [t[x]["owner_id"] for x in ("accounts", "contacts", "leads", "opportunities", "activities", "cases")]
+    ).drop_nulls()
     users = t["users"]
     t["users"] = users.filter(pl.col("id").is_in(owners.implode()) | (in_dept if dept is not None else pl.lit(False)))
-    depts = pl.concat([t[x]["department_id"] for x in ("users", "accounts", "contacts", "leads", "opportunities",
-                                                        "cases")]).drop_nulls()
+    depts = pl.concat(
+        [t[x]["department_id"] for x in ("users", "accounts", "contacts", "leads", "opportunities", "cases")]
+    ).drop_nulls()
     t["departments"] = t["departments"].filter(pl.col("id").is_in(depts.implode()) | (pl.col("id") == (dept or -1)))
     return t
 
@@ -218,8 +252,11 @@ class Masker:
         return {
             "first_name": lambda s, k: P.name_token(s, k, "first"),
             "last_name": lambda s, k: P.name_token(s, k, "last"),
-            "full_name": P.full_name, "company": P.words, "address": P.words,
-            "email": P.email, "phone": P.phone,
+            "full_name": P.full_name,
+            "company": P.words,
+            "address": P.words,
+            "email": P.email,
+            "phone": P.phone,
         }[kind]
 
     def string(self, values: pl.Series, kind: str) -> pl.Series:
@@ -236,15 +273,18 @@ class Masker:
     def shift(self, frame: pl.DataFrame, table: str, col: str) -> pl.Expr:
         person = self.rules.persons.get(table, "id")
         ns = table if person == "id" else _parent(table, person)
-        key = pl.coalesce(pl.lit(f"{ns}:") + pl.col(person).cast(pl.String),
-                          pl.lit(f"{table}:") + pl.col("id").cast(pl.String))
+        key = pl.coalesce(
+            pl.lit(f"{ns}:") + pl.col(person).cast(pl.String), pl.lit(f"{table}:") + pl.col("id").cast(pl.String)
+        )
         m = self.rules.max_shift_days
         days = P.hmac_int(key, self.salt, "shift") % (2 * m) - m
         days = pl.when(days == 0).then(m).otherwise(days)
         return (pl.col(col) + pl.duration(days=days)).alias(col)
 
     def scrub(self, values: pl.Series) -> pl.Series:
-        emails = values.str.extract_all(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}").explode().drop_nulls().unique()
+        emails = (
+            values.str.extract_all(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}").explode().drop_nulls().unique()
+        )
         phones = values.str.extract_all(r"\+?\d[\d \-().]{5,}\d").explode().drop_nulls().unique()
         pairs = dict(self.pairs)
         if emails.len():
@@ -264,8 +304,12 @@ def _parent(table: str, col: str) -> str:
 
 
 def _originals(t: dict[str, pl.DataFrame], rules: Rules) -> pl.Series:
-    vals = [t[table][col].cast(pl.String) for table, cols in rules.columns.items() for col, kind in cols.items()
-            if kind in STRING_KINDS - {"scrub"} and t[table].height]
+    vals = [
+        t[table][col].cast(pl.String)
+        for table, cols in rules.columns.items()
+        for col, kind in cols.items()
+        if kind in STRING_KINDS - {"scrub"} and t[table].height
+    ]
     return pl.concat(vals).drop_nulls().unique() if vals else pl.Series([], dtype=pl.String)
 
 
@@ -273,8 +317,9 @@ def mask_tables(t: dict[str, pl.DataFrame], rules: Rules, salt: str) -> dict[str
     """Every rule applied; names and companies first, so free text can be scrubbed of them."""
     m = Masker(rules, salt, _originals(t, rules))
     out = dict(t)
-    order = sorted(((tb, c, k) for tb, cols in rules.columns.items() for c, k in cols.items()),
-                   key=lambda x: x[2] == "scrub")
+    order = sorted(
+        ((tb, c, k) for tb, cols in rules.columns.items() for c, k in cols.items()), key=lambda x: x[2] == "scrub"
+    )
     for table, col, kind in order:
         f = out[table]
         if f.height == 0 or kind == "keep":
@@ -312,8 +357,9 @@ def _id_map(loader: Any, t: dict[str, pl.DataFrame], salt: str) -> pl.DataFrame:
     ids = loader.query("SELECT entity, source_name, legacy_key, target_id, run_id FROM crmkit_id_map")
     if ids.height == 0:
         return ids
-    kept = pl.concat([f.select(pl.lit(n).alias("entity"), pl.col("id").cast(pl.Int64).alias("target_id"))
-                      for n, f in t.items()])
+    kept = pl.concat(
+        [f.select(pl.lit(n).alias("entity"), pl.col("id").cast(pl.Int64).alias("target_id")) for n, f in t.items()]
+    )
     ids = ids.with_columns(pl.col("target_id").cast(pl.Int64), pl.col("run_id").cast(pl.Int64))
     ids = ids.join(kept, on=["entity", "target_id"], how="semi")
     return ids.with_columns(P.key(ids["legacy_key"], salt).alias("legacy_key"))
@@ -321,9 +367,9 @@ def _id_map(loader: Any, t: dict[str, pl.DataFrame], salt: str) -> pl.DataFrame:
 
 def mask(source: str, target: str, rules_path: Path) -> MaskResult:
     """Copy ``source`` into the empty ``target`` with ``rules_path`` applied."""
+    from crmkit.db.url import mask_url
+    from crmkit.migrate.load import open_loader
     from crmkit.schema.versions import connect, current
-    from migrate.extract import mask_url
-    from migrate.load import open_loader
 
     rules = load_rules(rules_path)
     salt = rules.salt.get_secret_value()
@@ -349,15 +395,22 @@ def mask(source: str, target: str, rules_path: Path) -> MaskResult:
     finally:
         src.close()
     _write(target, masked, id_map)
-    return MaskResult({n: {"source_rows": counts[n], "copied": masked[n].height,
-                           "masked": sorted(c for c, k in rules.columns.get(n, {}).items() if k != "keep")}
-                       for n in masked})
+    return MaskResult(
+        {
+            n: {
+                "source_rows": counts[n],
+                "copied": masked[n].height,
+                "masked": sorted(c for c, k in rules.columns.get(n, {}).items() if k != "keep"),
+            }
+            for n in masked
+        }
+    )
 
 
 def _write(target: str, t: dict[str, pl.DataFrame], id_map: pl.DataFrame) -> None:
+    from crmkit.migrate.load import open_loader
     from crmkit.schema.versions import ensure_schema
-    from migrate.load import open_loader
-    from training.output import _refuse_non_empty
+    from crmkit.training.output import _refuse_non_empty
 
     ensure_schema(target)
     loader = open_loader(target)
@@ -370,8 +423,10 @@ def _write(target: str, t: dict[str, pl.DataFrame], id_map: pl.DataFrame) -> Non
             loader.append("crmkit_id_map", id_map)
             if loader.dialect == "postgresql":
                 for table in t:
-                    loader.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                                   f"coalesce((SELECT max(id) FROM \"{table}\"), 0) + 1, false)")
+                    loader.execute(
+                        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                        f'coalesce((SELECT max(id) FROM "{table}"), 0) + 1, false)'
+                    )
             loader.commit()
         except BaseException:
             loader.rollback()

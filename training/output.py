@@ -24,13 +24,19 @@ import polars as pl
 
 from crmkit.errors import TargetError
 from crmkit.schema.models import ENTITY_MODELS
-from training.generate import World
+from crmkit.training.generate import World
 
 
 def manifest(world: World) -> dict[str, Any]:
     s = world.scenario
-    return {"scenario": s.name, "seed": world.seed, "locale": s.locale, "source_name": world.source_name,
-            "format": "csv", "counts": world.counts()}
+    return {
+        "scenario": s.name,
+        "seed": world.seed,
+        "locale": s.locale,
+        "source_name": world.source_name,
+        "format": "csv",
+        "counts": world.counts(),
+    }
 
 
 def _json(doc: Any) -> str:
@@ -38,8 +44,9 @@ def _json(doc: Any) -> str:
 
 
 def write_csv(frame: pl.DataFrame, path: Path) -> None:
-    frame.write_csv(path, date_format="%Y-%m-%d", datetime_format="%Y-%m-%d %H:%M:%S",
-                    float_precision=2, line_terminator="\n")
+    frame.write_csv(
+        path, date_format="%Y-%m-%d", datetime_format="%Y-%m-%d %H:%M:%S", float_precision=2, line_terminator="\n"
+    )
 
 
 def write_dir(world: World, out: Path) -> list[Path]:
@@ -61,28 +68,38 @@ def write_dir(world: World, out: Path) -> list[Path]:
 
 
 def _id_map(world: World, run_id: int) -> pl.DataFrame:
-    return pl.concat([
-        f.select(pl.lit(entity).alias("entity"), pl.col("source_name"), pl.col("legacy_key"),
-                 pl.col("id").alias("target_id"), pl.lit(run_id, dtype=pl.Int64).alias("run_id"))
-        for entity, f in world.tables.items() if f.height
-    ])
+    return pl.concat(
+        [
+            f.select(
+                pl.lit(entity).alias("entity"),
+                pl.col("source_name"),
+                pl.col("legacy_key"),
+                pl.col("id").alias("target_id"),
+                pl.lit(run_id, dtype=pl.Int64).alias("run_id"),
+            )
+            for entity, f in world.tables.items()
+            if f.height
+        ]
+    )
 
 
 def _refuse_non_empty(loader: Any, url: str) -> None:
-    from migrate.extract import mask_url
+    from crmkit.db.url import mask_url
 
     for table in ENTITY_MODELS:
         if loader.scalar(f'SELECT count(*) FROM "{table}"'):
-            raise TargetError(f"target {mask_url(url)} already holds {table}: generate into an empty database "
-                              f"(or a new file / database name)")
+            raise TargetError(
+                f"target {mask_url(url)} already holds {table}: generate into an empty database "
+                f"(or a new file / database name)"
+            )
 
 
 def load_target(world: World, url: str, scenario_hash: str = "") -> int:
     """Load the world into the CRM database at ``url``; returns the run id it is recorded under."""
+    from crmkit.db.url import mask_url
+    from crmkit.migrate.load import open_loader
+    from crmkit.migrate.run import now
     from crmkit.schema.versions import ensure_schema
-    from migrate.extract import mask_url
-    from migrate.load import open_loader
-    from migrate.run import now
 
     ensure_schema(url)
     loader = open_loader(url)
@@ -91,18 +108,32 @@ def load_target(world: World, url: str, scenario_hash: str = "") -> int:
         loader.begin()
         try:
             started = now().isoformat(sep=" ", timespec="seconds")
-            run_id = int(loader.scalar(
-                "INSERT INTO crmkit_runs (kind, mapping_name, mapping_hash, target, operator, started_at, "
-                "finished_at, status, counts_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                ("generate", f"scenario:{world.scenario.name}", scenario_hash, mask_url(url), "crmkit training",
-                 started, started, "succeeded", json.dumps({**world.counts(), "seed": world.seed}))))
+            run_id = int(
+                loader.scalar(
+                    "INSERT INTO crmkit_runs (kind, mapping_name, mapping_hash, target, operator, started_at, "
+                    "finished_at, status, counts_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                    (
+                        "generate",
+                        f"scenario:{world.scenario.name}",
+                        scenario_hash,
+                        mask_url(url),
+                        "crmkit training",
+                        started,
+                        started,
+                        "succeeded",
+                        json.dumps({**world.counts(), "seed": world.seed}),
+                    ),
+                )
+            )
             for entity, frame in world.tables.items():
                 loader.append(entity, frame)
             loader.append("crmkit_id_map", _id_map(world, run_id))
             if loader.dialect == "postgresql":
                 for entity in world.tables:
-                    loader.execute(f"SELECT setval(pg_get_serial_sequence('{entity}', 'id'), "
-                                   f"coalesce((SELECT max(id) FROM \"{entity}\"), 0) + 1, false)")
+                    loader.execute(
+                        f"SELECT setval(pg_get_serial_sequence('{entity}', 'id'), "
+                        f'coalesce((SELECT max(id) FROM "{entity}"), 0) + 1, false)'
+                    )
             loader.commit()
         except BaseException:
             loader.rollback()

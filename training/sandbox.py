@@ -23,13 +23,14 @@ import re
 import shutil
 import sqlite3
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from sqlalchemy.engine import URL, make_url
 
-from training.errors import SandboxError
+from crmkit.training.errors import SandboxError
 
 HOME_ENV = "CRMKIT_HOME"
 PG_ENV = "CRMKIT_SANDBOX_PG_URL"
@@ -70,18 +71,22 @@ class Sandbox:
 def _server(url: str | None) -> URL:
     text = url or os.environ.get(PG_ENV)
     if not text:
-        raise SandboxError(f"PostgreSQL sandboxes need a server: give --server URL or set {PG_ENV} "
-                           f"(e.g. postgresql+psycopg://postgres@127.0.0.1:5432/postgres)")
+        raise SandboxError(
+            f"PostgreSQL sandboxes need a server: give --server URL or set {PG_ENV} "
+            f"(e.g. postgresql+psycopg://postgres@127.0.0.1:5432/postgres)"
+        )
     try:
         parsed = make_url(text)
     except Exception:
-        raise SandboxError(f"--server: not a database URL (e.g. postgresql+psycopg://postgres@127.0.0.1/postgres)") from None
+        raise SandboxError(
+            "--server: not a database URL (e.g. postgresql+psycopg://postgres@127.0.0.1/postgres)"
+        ) from None
     if parsed.get_backend_name() != "postgresql":
         raise SandboxError("--server must be a PostgreSQL URL (postgresql+psycopg://...)")
     return parsed
 
 
-def _srv(sb: "Sandbox", server: str | None) -> URL:
+def _srv(sb: Sandbox, server: str | None) -> URL:
     """The sandbox's server: --server, else the environment (may carry a password), else the stored one."""
     return _server(server or os.environ.get(PG_ENV) or sb.server)
 
@@ -89,10 +94,19 @@ def _srv(sb: "Sandbox", server: str | None) -> URL:
 def _admin(server: URL) -> Any:
     import psycopg
 
-    from migrate.extract import mask_url
+    from crmkit.db.url import mask_url
 
-    params = {k: v for k, v in {"host": server.host, "port": server.port, "user": server.username,
-                                "password": server.password, "dbname": server.database or "postgres"}.items() if v}
+    params = {
+        k: v
+        for k, v in {
+            "host": server.host,
+            "port": server.port,
+            "user": server.username,
+            "password": server.password,
+            "dbname": server.database or "postgres",
+        }.items()
+        if v
+    }
     try:
         return psycopg.connect(**params, autocommit=True, connect_timeout=10)
     except psycopg.OperationalError as exc:
@@ -108,8 +122,7 @@ def load(home: Path, name: str) -> Sandbox:
     path = _registry(home, name)
     if not path.exists():
         known = ", ".join(s.name for s in list_sandboxes(home)) or "none"
-        raise SandboxError(f"no sandbox named '{name}' under {home} (sandboxes: {known}; "
-                           f"see `crmkit sandbox list`)")
+        raise SandboxError(f"no sandbox named '{name}' under {home} (sandboxes: {known}; see `crmkit sandbox list`)")
     return Sandbox(**json.loads(path.read_text(encoding="utf-8")))
 
 
@@ -143,25 +156,34 @@ class CreateOptions:
 
 def create(home: Path, opt: CreateOptions) -> Sandbox:
     """Generate the world once, then give every trainee an identical copy."""
-    from training.generate import generate
-    from training.hashes import table_hashes
-    from training.output import load_target
-    from training.scenario import load_scenario
+    from crmkit.training.generate import generate
+    from crmkit.training.hashes import table_hashes
+    from crmkit.training.output import load_target
+    from crmkit.training.scenario import load_scenario
 
     if not NAME.match(opt.name):
         raise SandboxError(f"sandbox name '{opt.name}': use 1-30 lower-case letters, digits or _ (e.g. sales_w)")
     if _registry(home, opt.name).exists():
-        raise SandboxError(f"sandbox '{opt.name}' exists already: `crmkit sandbox drop {opt.name}` first, "
-                           f"or pick another name")
+        raise SandboxError(
+            f"sandbox '{opt.name}' exists already: `crmkit sandbox drop {opt.name}` first, or pick another name"
+        )
     scenario, digest = load_scenario(opt.scenario)
     if opt.department:
         scenario = scenario.only(opt.department)
     world = generate(scenario, opt.seed, str(opt.scenario))
     server = _server(opt.server) if opt.backend == "postgresql" else None
-    sb = Sandbox(opt.name, opt.backend, str(opt.scenario), digest, opt.seed, opt.department,
-                 [f"t{i:02d}" for i in range(1, opt.trainees + 1)], time.strftime("%Y-%m-%d %H:%M:%S"),
-                 server.set(password=None).render_as_string(hide_password=False) if server else None,
-                 exercises=world.exercises)
+    sb = Sandbox(
+        opt.name,
+        opt.backend,
+        str(opt.scenario),
+        digest,
+        opt.seed,
+        opt.department,
+        [f"t{i:02d}" for i in range(1, opt.trainees + 1)],
+        time.strftime("%Y-%m-%d %H:%M:%S"),
+        server.set(password=None).render_as_string(hide_password=False) if server else None,
+        exercises=world.exercises,
+    )
     d = sb.dir(home)
     d.mkdir(parents=True, exist_ok=True)
     try:
@@ -248,11 +270,13 @@ def reset(home: Path, name: str, trainee: str | None = None, server: str | None 
 
 def verify(home: Path, name: str, trainee: str | None = None, server: str | None = None) -> dict[str, list[str]]:
     """Tables whose content differs from the seeded state, per trainee."""
-    from training.hashes import table_hashes
+    from crmkit.training.hashes import table_hashes
 
     sb = load(home, name)
-    return {t: [k for k, v in table_hashes(sb.url(home, t, server)).items() if sb.seeded.get(k) != v]
-            for t in _trainees(sb, trainee)}
+    return {
+        t: [k for k, v in table_hashes(sb.url(home, t, server)).items() if sb.seeded.get(k) != v]
+        for t in _trainees(sb, trainee)
+    }
 
 
 def _remove(home: Path, sb: Sandbox, server: str | None, quiet: bool = False) -> None:

@@ -10,13 +10,20 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from crmkit.config import Strict, load_model
-from training.vocab import LOCALES
+from crmkit.training.vocab import LOCALES
 
 STAGES = ("prospecting", "qualification", "proposal", "negotiation", "closed_won", "closed_lost")
 ROLES = ("admin", "manager", "sales", "service")
 #: fields a scenario may ask to be unique (others are drawn freely)
-UNIQUE_FIELDS = ("users.name", "users.email", "accounts.name", "contacts.full_name", "contacts.email",
-                 "leads.full_name", "leads.email")
+UNIQUE_FIELDS = (
+    "users.name",
+    "users.email",
+    "accounts.name",
+    "contacts.full_name",
+    "contacts.email",
+    "leads.full_name",
+    "leads.email",
+)
 EXERCISE_KINDS = ("largest_open_pipeline", "merge_duplicate_contact", "close_case")
 
 Mix = dict[str, float]
@@ -63,7 +70,7 @@ class Department(Strict):
     cases: int = Field(0, ge=0)
 
     @model_validator(mode="after")
-    def _parents_exist(self) -> "Department":
+    def _parents_exist(self) -> Department:
         children = {"contacts": self.contacts, "opportunities": self.opportunities, "cases": self.cases}
         for what, n in children.items():
             if n and not self.accounts:
@@ -82,7 +89,7 @@ class Dates(Strict):
     end: dt.date
 
     @model_validator(mode="after")
-    def _ordered(self) -> "Dates":
+    def _ordered(self) -> Dates:
         if self.end <= self.start:
             raise ValueError("end must be after start")
         return self
@@ -136,11 +143,21 @@ class Scenario(Strict):
     departments: list[Department] = Field(min_length=1)
     industries: Mix = {"Software": 3, "Manufacturing": 2, "Retail": 2, "Healthcare": 1, "Finance": 1}
     segments: Mix = {"enterprise": 1, "mid_market": 3, "smb": 6}
-    pipeline: Mix = {"prospecting": 25, "qualification": 20, "proposal": 15, "negotiation": 10,
-                     "closed_won": 18, "closed_lost": 12}
+    pipeline: Mix = {
+        "prospecting": 25,
+        "qualification": 20,
+        "proposal": 15,
+        "negotiation": 10,
+        "closed_won": 18,
+        "closed_lost": 12,
+    }
     unique: list[str] = []
-    tags: list[TagSpec] = [TagSpec(name="VIP", category="priority"), TagSpec(name="Newsletter", category="marketing"),
-                           TagSpec(name="Partner", category="relationship"), TagSpec(name="At risk", category="health")]
+    tags: list[TagSpec] = [
+        TagSpec(name="VIP", category="priority"),
+        TagSpec(name="Newsletter", category="marketing"),
+        TagSpec(name="Partner", category="relationship"),
+        TagSpec(name="At risk", category="health"),
+    ]
     exercises: list[Exercise] = []
     legacy: Legacy = Legacy()
 
@@ -163,7 +180,7 @@ class Scenario(Strict):
         return v
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Scenario":
+    def _consistent(self) -> Scenario:
         codes = [d.code for d in self.departments]
         dup = {c for c in codes if codes.count(c) > 1}
         if dup:
@@ -173,12 +190,14 @@ class Scenario(Strict):
             raise ValueError("exercise ids must be distinct")
         for e in self.exercises:
             if e.department is not None and e.department not in codes:
-                raise ValueError(f"exercise {e.id}: unknown department '{e.department}' (departments: {', '.join(codes)})")
+                raise ValueError(
+                    f"exercise {e.id}: unknown department '{e.department}' (departments: {', '.join(codes)})"
+                )
         return self
 
     @property
     def currency_code(self) -> str:
-        from training.vocab import CURRENCY
+        from crmkit.training.vocab import CURRENCY
 
         return self.currency or CURRENCY[self.locale]
 
@@ -188,15 +207,15 @@ class Scenario(Strict):
 
     @property
     def domain(self) -> str:
-        from training.vocab import TLD, ascii_slug
+        from crmkit.training.vocab import TLD, ascii_slug
 
         return self.email_domain or f"{ascii_slug(self.organisation, self.locale) or 'acme'}.{TLD[self.locale]}"
 
-    def only(self, department: str) -> "Scenario":
+    def only(self, department: str) -> Scenario:
         """The same scenario with one department (its exercises too)."""
         codes = [d.code for d in self.departments]
         if department not in codes:
-            from training.errors import ScenarioError
+            from crmkit.training.errors import ScenarioError
 
             raise ScenarioError(f"scenario {self.name}: no department '{department}' (departments: {', '.join(codes)})")
         deps = [d for d in self.departments if d.code == department]

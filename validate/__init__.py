@@ -12,12 +12,20 @@ The interface other code calls:
 ``crmkit validate`` (crmkit/cli/validate.py) is a thin layer over :func:`validate.run.run`.
 """
 
-from validate.checks import register_check
-from validate.engine import ERRORS, WARNINGS, check_frame
-from validate.gates import Checked, GateResult, evaluate_gates
-from validate.rules import ValidationRules, check_meaning, load_rules
+from crmkit.validate.checks import register_check
+from crmkit.validate.engine import ERRORS, WARNINGS, check_frame
+from crmkit.validate.gates import Checked, GateResult, evaluate_gates
+from crmkit.validate.rules import ValidationRules, check_meaning, load_rules
 
 __all__ = [
-    "ERRORS", "WARNINGS", "Checked", "GateResult", "ValidationRules", "check_frame", "check_meaning",
-    "evaluate_gates", "load_rules", "register_check",
+    "ERRORS",
+    "WARNINGS",
+    "Checked",
+    "GateResult",
+    "ValidationRules",
+    "check_frame",
+    "check_meaning",
+    "evaluate_gates",
+    "load_rules",
+    "register_check",
 ]

@@ -7,7 +7,7 @@ convention); null means "nothing to check" and passes.
 Custom checks register by name and are then usable from YAML (``custom: NAME``)::
 
     import polars as pl
-    from validate import register_check
+    from crmkit.validate import register_check
 
     @register_check("no_placeholder")
     def no_placeholder(field: str, args: object) -> pl.Expr:
@@ -23,8 +23,10 @@ from typing import Any
 import polars as pl
 
 #: the address shape the migration's ``email`` transform accepts (migrate/transform.py)
-EMAIL = (r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-         r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+EMAIL = (
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
 #: E.164: a plus, a country code not starting with 0, at most 15 digits in all
 E164 = r"^\+[1-9][0-9]{6,14}$"
 
@@ -75,7 +77,8 @@ def mask(value: pl.Expr) -> pl.Expr:
     """Personal data as shown in reports: first and last character kept (``j***m``)."""
     n = value.str.len_chars()
     return (
-        pl.when(n <= 2).then(pl.lit("***"))
+        pl.when(n <= 2)
+        .then(pl.lit("***"))
         .otherwise(pl.concat_str([value.str.slice(0, 1), pl.lit("***"), value.str.slice(-1, 1)]))
     )
 

@@ -20,9 +20,9 @@ from typing import Literal
 import polars as pl
 
 from crmkit.schema.target import entities
-from validate import checks as C
-from validate.rules import ValidationRules
-from validate.schema import KEY, ROW, SOURCE, Rule, entity_rules, personal_fields
+from crmkit.validate import checks as C
+from crmkit.validate.rules import ValidationRules
+from crmkit.validate.schema import KEY, ROW, SOURCE, Rule, entity_rules, personal_fields
 
 ERRORS = "__v_errors"
 WARNINGS = "__v_warnings"
@@ -71,8 +71,9 @@ class Evaluation:
         # put each failing row's list back at its position; every other row gets []
         pos = pl.Series([None], dtype=pl.UInt32).new_from_index(0, self.frame.height)
         pos = pos.scatter(lists["__i"], pl.int_range(0, lists.height, dtype=pl.UInt32, eager=True))
-        return pl.select(pl.when(pos.is_not_null()).then(lists["reason"].gather(pos)).otherwise(empty)
-                         .alias(name)).to_series()
+        return pl.select(
+            pl.when(pos.is_not_null()).then(lists["reason"].gather(pos)).otherwise(empty).alias(name)
+        ).to_series()
 
     def _long(self, rules: list[Rule]) -> pl.DataFrame:
         """One row per failure of ``rules``: row position ``__i``, rule order ``__o``, reason."""
@@ -80,8 +81,9 @@ class Evaluation:
         for o, r in enumerate(rules):
             sub = self._failing_rows(r)
             if sub is not None:
-                parts.append(sub.select(pl.col("__i"), pl.lit(o, pl.UInt32).alias("__o"),
-                                        self._reason(r).alias("reason")))
+                parts.append(
+                    sub.select(pl.col("__i"), pl.lit(o, pl.UInt32).alias("__o"), self._reason(r).alias("reason"))
+                )
         if not parts:
             return pl.DataFrame(schema={"__i": pl.UInt32, "__o": pl.UInt32, "reason": pl.String})
         return pl.concat(parts)
@@ -91,8 +93,12 @@ class Evaluation:
         idx = self.masks[_m(r)].arg_true()
         if len(idx) == 0:
             return None
-        cols = sorted(r.needs | ({r.value} if r.value else set()) | set(r.first_row_of) |
-                      {c for c in (ROW, KEY, SOURCE) if c in self.frame.columns})
+        cols = sorted(
+            r.needs
+            | ({r.value} if r.value else set())
+            | set(r.first_row_of)
+            | {c for c in (ROW, KEY, SOURCE) if c in self.frame.columns}
+        )
         sub = self.frame.select(cols)[idx].with_columns(idx.alias("__i"))
         return self._first_rows(sub, r) if r.first_row_of else sub
 
@@ -122,11 +128,13 @@ class Evaluation:
             base = plain
         else:
             v = self.shown(r)
-            base = pl.when(v.is_null()).then(plain).otherwise(
-                pl.concat_str([pl.lit(f"{r.field}: '"), v, pl.lit(f"' {r.text}")]))
+            base = (
+                pl.when(v.is_null())
+                .then(plain)
+                .otherwise(pl.concat_str([pl.lit(f"{r.field}: '"), v, pl.lit(f"' {r.text}")]))
+            )
         if r.first_row_of:
-            where = pl.concat_str([pl.lit(" (first at row "), pl.col(f"__first_{r.name}").cast(pl.String),
-                                   pl.lit(")")])
+            where = pl.concat_str([pl.lit(" (first at row "), pl.col(f"__first_{r.name}").cast(pl.String), pl.lit(")")])
             return pl.concat_str([base, where, pl.lit(tail)], ignore_nulls=True)
         return pl.concat_str([base, pl.lit(tail)])
 
@@ -137,22 +145,36 @@ class Evaluation:
             sub = self._failing_rows(r)
             if sub is None:
                 continue
-            parts.append(sub.select(
-                (pl.col(SOURCE) if SOURCE in sub.columns else pl.lit(None, pl.String)).alias("source"),
-                (pl.col(ROW) if ROW in sub.columns else pl.col("__i") + 1).cast(pl.Int64).alias("row"),
-                (pl.col(KEY) if KEY in sub.columns else pl.lit(None, pl.String)).alias("key"),
-                pl.lit(r.field).alias("field"), pl.lit(r.name).alias("rule"), pl.lit(r.severity).alias("severity"),
-                (self.shown(r) if r.value is not None else pl.lit(None, pl.String)).alias("value"),
-                self._reason(r).alias("reason"),
-            ))
+            parts.append(
+                sub.select(
+                    (pl.col(SOURCE) if SOURCE in sub.columns else pl.lit(None, pl.String)).alias("source"),
+                    (pl.col(ROW) if ROW in sub.columns else pl.col("__i") + 1).cast(pl.Int64).alias("row"),
+                    (pl.col(KEY) if KEY in sub.columns else pl.lit(None, pl.String)).alias("key"),
+                    pl.lit(r.field).alias("field"),
+                    pl.lit(r.name).alias("rule"),
+                    pl.lit(r.severity).alias("severity"),
+                    (self.shown(r) if r.value is not None else pl.lit(None, pl.String)).alias("value"),
+                    self._reason(r).alias("reason"),
+                )
+            )
         if not parts:
             return empty_failures()
         return pl.concat(parts).sort(["row", "rule"], nulls_last=True, maintain_order=True)
 
 
 def empty_failures() -> pl.DataFrame:
-    return pl.DataFrame(schema={"source": pl.String, "row": pl.Int64, "key": pl.String, "field": pl.String,
-                                "rule": pl.String, "severity": pl.String, "value": pl.String, "reason": pl.String})
+    return pl.DataFrame(
+        schema={
+            "source": pl.String,
+            "row": pl.Int64,
+            "key": pl.String,
+            "field": pl.String,
+            "rule": pl.String,
+            "severity": pl.String,
+            "value": pl.String,
+            "reason": pl.String,
+        }
+    )
 
 
 def conform(entity: str, frame: pl.DataFrame) -> pl.DataFrame:
@@ -166,13 +188,22 @@ def conform(entity: str, frame: pl.DataFrame) -> pl.DataFrame:
         if dtype == pl.Null:
             fixes.append(pl.col(name).cast(tf.dtype))
         else:
-            raise TypeError(f"{entity}.{name} is {dtype}, not {tf.dtype}: type the frame first "
-                            f"(validate.inputs.typed does it for text)")
+            raise TypeError(
+                f"{entity}.{name} is {dtype}, not {tf.dtype}: type the frame first "
+                f"(validate.inputs.typed does it for text)"
+            )
     return frame.with_columns(fixes) if fixes else frame
 
 
-def evaluate(entity: str, frame: pl.DataFrame, rules: ValidationRules | None, engine: Engine = "polars",
-             mask: bool = True, today: dt.date | None = None, skip: Collection[str] = ()) -> Evaluation:
+def evaluate(
+    entity: str,
+    frame: pl.DataFrame,
+    rules: ValidationRules | None,
+    engine: Engine = "polars",
+    mask: bool = True,
+    today: dt.date | None = None,
+    skip: Collection[str] = (),
+) -> Evaluation:
     """Every rule of ``entity`` that its columns allow, over every row of ``frame``.
 
     ``skip``: names or kinds of rules not to run (e.g. ``{"required", "unique"}`` where the
@@ -182,7 +213,7 @@ def evaluate(entity: str, frame: pl.DataFrame, rules: ValidationRules | None, en
     ready, skipped = entity_rules(entity, frame.columns, rules, today)
     ready = [r for r in ready if r.name not in skip and r.kind not in skip]
     if engine == "pandera":
-        from validate.pandera_model import failure_masks
+        from crmkit.validate.pandera_model import failure_masks
 
         masks = failure_masks(entity, frame, ready)
         for r in ready:
@@ -202,8 +233,7 @@ def polars_masks(frame: pl.DataFrame, rules: list[Rule]) -> pl.DataFrame:
     """
     if not rules:
         return pl.DataFrame()
-    first = frame.select([(~r.quick.fill_null(True) if r.quick is not None else r.fails).alias(_m(r))
-                          for r in rules])
+    first = frame.select([(~r.quick.fill_null(True) if r.quick is not None else r.fails).alias(_m(r)) for r in rules])
     cols = {r.name: first[_m(r)] for r in rules}
     for r in rules:
         if r.quick is not None and cols[r.name].any():
@@ -236,16 +266,21 @@ def _exact_later(frame: pl.DataFrame, part: list[str], mask: pl.Series) -> pl.Se
 def later_copies(frame: pl.DataFrame, part: list[str]) -> pl.Series:
     """True where the values of ``part`` were already seen in an earlier row (exact; nulls never repeat)."""
     there = pl.col(part[-1]).is_not_null()
-    distinct, present = frame.select(_hashed(part).filter(there).n_unique().alias("d"),
-                                     there.sum().alias("n")).row(0)
+    distinct, present = frame.select(_hashed(part).filter(there).n_unique().alias("d"), there.sum().alias("n")).row(0)
     if distinct == present:  # every hash differs: no value repeats
         return pl.Series([False], dtype=pl.Boolean).new_from_index(0, frame.height)
     mask = frame.select(~_hashed(part).is_first_distinct() & there).to_series()
     return _exact_later(frame, part, mask)
 
 
-def check_frame(entity: str, frame: pl.DataFrame, rules: ValidationRules | None, engine: Engine = "polars",
-                mask: bool = True, skip: Collection[str] = ()) -> pl.DataFrame:
+def check_frame(
+    entity: str,
+    frame: pl.DataFrame,
+    rules: ValidationRules | None,
+    engine: Engine = "polars",
+    mask: bool = True,
+    skip: Collection[str] = (),
+) -> pl.DataFrame:
     """``frame`` with ``__v_errors`` and ``__v_warnings`` (List[String]) added, rows unchanged.
 
     ``frame`` has ``__row``, ``__key`` and target-field columns of the target's dtypes

@@ -13,9 +13,9 @@ from dataclasses import asdict, dataclass
 
 import polars as pl
 
-from validate.engine import ERRORS, WARNINGS
-from validate.rules import GateSpec, ValidationRules
-from validate.schema import raw_col
+from crmkit.validate.engine import ERRORS, WARNINGS
+from crmkit.validate.rules import GateSpec, ValidationRules
+from crmkit.validate.schema import raw_col
 
 PIPELINE_ERRORS = "__errors"  # migrate.fields.ERRORS
 DEFAULT_GATE = GateSpec(name="no row with an error", metric="rejected_rows", max="0")
@@ -49,15 +49,19 @@ def gates_of(rules: ValidationRules | None, default: GateSpec | None = DEFAULT_G
     return [default] if default is not None else []
 
 
-def evaluate_gates(rules: ValidationRules | None, results: list[Checked],
-                   default: GateSpec | None = DEFAULT_GATE) -> list[GateResult]:
+def evaluate_gates(
+    rules: ValidationRules | None, results: list[Checked], default: GateSpec | None = DEFAULT_GATE
+) -> list[GateResult]:
     """Measure every gate of ``rules`` over ``results``; ``default`` when the rules have none.
 
     A gate that names an entity applies only when that entity is among the results.
     """
     present = {c.entity for c in results}
-    return [_gate(g, [c for c in results if g.entity in (None, c.entity)]) for g in gates_of(rules, default)
-            if g.entity is None or g.entity in present]
+    return [
+        _gate(g, [c for c in results if g.entity in (None, c.entity)])
+        for g in gates_of(rules, default)
+        if g.entity is None or g.entity in present
+    ]
 
 
 def _rows_with(frame: pl.DataFrame, cols: list[str]) -> int:
@@ -72,8 +76,11 @@ def _rule_failures(frame: pl.DataFrame, rule: str) -> int:
     cols = [c for c in (ERRORS, WARNINGS) if c in frame.columns]
     if not cols or frame.height == 0:
         return 0
-    return int(frame.select(pl.sum_horizontal(
-        [pl.col(c).list.eval(pl.element().str.ends_with(tag)).list.sum() for c in cols]).sum()).item())
+    return int(
+        frame.select(
+            pl.sum_horizontal([pl.col(c).list.eval(pl.element().str.ends_with(tag)).list.sum() for c in cols]).sum()
+        ).item()
+    )
 
 
 def _present(frame: pl.DataFrame, field: str) -> pl.Expr:
@@ -111,5 +118,11 @@ def _gate(g: GateSpec, scope: list[Checked]) -> GateResult:
     limit = float(bound.rstrip("%"))
     passed = measured >= limit if g.min is not None else measured <= limit
     shown = f"{measured:.2f}%" if share else f"{count}"
-    return GateResult(g.label, round(measured, 4) if share else measured, required, passed, False,
-                      f"{shown}: {count} {what} of {total}")
+    return GateResult(
+        g.label,
+        round(measured, 4) if share else measured,
+        required,
+        passed,
+        False,
+        f"{shown}: {count} {what} of {total}",
+    )

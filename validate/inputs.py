@@ -19,11 +19,12 @@ import polars as pl
 from pydantic import ValidationError
 
 from crmkit.config import expand_env
+from crmkit.db.url import mask_url
 from crmkit.errors import SourceError, TargetError
+from crmkit.migrate import transform as T
+from crmkit.migrate.extract import ROW, Extracted, extract
 from crmkit.schema.target import TargetField, entities
-from migrate import transform as T
-from migrate.extract import ROW, Extracted, extract, mask_url
-from validate.schema import KEY, KEY_FIELD, SOURCE, raw_col
+from crmkit.validate.schema import KEY, KEY_FIELD, SOURCE, raw_col
 
 FILE_KINDS = {".csv": "csv", ".txt": "csv", ".tsv": "tsv", ".tab": "tsv", ".xlsx": "xlsx", ".xlsm": "xlsx"}
 
@@ -44,15 +45,18 @@ def is_url(text: str) -> bool:
     return "://" in text
 
 
-def read_file(path: Path, entity: str, sheet: str | None = None, encoding: str | None = None,
-              key: list[str] | None = None) -> Input:
+def read_file(
+    path: Path, entity: str, sheet: str | None = None, encoding: str | None = None, key: list[str] | None = None
+) -> Input:
     """A CSV, TSV or XLSX file, typed as ``entity``."""
-    from migrate.mapping import CsvSource, XlsxSource
+    from crmkit.migrate.mapping import CsvSource, XlsxSource
 
     kind = FILE_KINDS.get(path.suffix.lower())
     if kind is None:
-        raise SourceError(f"{path}: cannot tell the format from the extension '{path.suffix}': "
-                          f"validate a .csv, .tsv or .xlsx file, or a database URL with --table")
+        raise SourceError(
+            f"{path}: cannot tell the format from the extension '{path.suffix}': "
+            f"validate a .csv, .tsv or .xlsx file, or a database URL with --table"
+        )
     if kind != "xlsx" and sheet is not None:
         raise SourceError(f"{path}: --sheet applies to .xlsx files only")
     try:
@@ -77,7 +81,7 @@ def _sheet(sheet: str | None) -> str | int:
 
 def read_table(url: str, table: str, entity: str, key: list[str] | None = None) -> Input:
     """A table of any database SQLAlchemy reaches (read as text, like a migration source)."""
-    from migrate.mapping import SqlSource
+    from crmkit.migrate.mapping import SqlSource
 
     shown = mask_url(expand_env(url, "PATH_OR_URL"))
     try:
@@ -96,10 +100,13 @@ def _typed_input(ex: Extracted, entity: str, label: str, kind: str, key: list[st
             raise SourceError(f"{label}: no key column '{k}' (its columns: {_some(cols)})")
     usable = [c for c in cols if c in fields]
     if not usable:
-        raise SourceError(f"{label}: no column is named like a field of {entity} (fields: {', '.join(fields)}); "
-                          f"rename the header to the target field names, or validate through a mapping")
-    frame = ex.frame.select(ROW, *[_key(key)] if key else [], pl.lit(Path(label).name if kind == "file" else
-                                                                      label).alias(SOURCE), *usable)
+        raise SourceError(
+            f"{label}: no column is named like a field of {entity} (fields: {', '.join(fields)}); "
+            f"rename the header to the target field names, or validate through a mapping"
+        )
+    frame = ex.frame.select(
+        ROW, *[_key(key)] if key else [], pl.lit(Path(label).name if kind == "file" else label).alias(SOURCE), *usable
+    )
     frame = typed(frame, [fields[c] for c in usable])
     unchecked = [c for c in cols if c not in fields and c not in key]
     missing = [f for f in fields if f not in cols]
@@ -132,14 +139,17 @@ def typed(frame: pl.DataFrame, fields: list[TargetField]) -> pl.DataFrame:
         step = T.cast_step(tf.kind, None)
         assert step.apply is not None
         value = step.apply(text)
-        exprs += [value.cast(tf.dtype).alias(tf.name),
-                  pl.when(value.is_null() & text.is_not_null()).then(text).alias(raw_col(tf.name))]
+        exprs += [
+            value.cast(tf.dtype).alias(tf.name),
+            pl.when(value.is_null() & text.is_not_null()).then(text).alias(raw_col(tf.name)),
+        ]
     return frame.with_columns(exprs)
 
 
 def read_target(url: str, entity: str) -> Input:
     """The entity's table in the CRM target, with each row's provenance (post-load validation)."""
-    from migrate.load import open_loader, q
+    from crmkit.db.sql import q
+    from crmkit.migrate.load import open_loader
 
     url = expand_env(url, "--target")  # shown below with its password masked
     loader = open_loader(url)
@@ -148,18 +158,25 @@ def read_target(url: str, entity: str) -> Input:
         raw = loader.query(f"SELECT * FROM {q(entity)} ORDER BY id")
     except Exception as exc:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TargetError(f"target {mask_url(url)}: cannot read table {entity} ({msg}); "
-                          f"is this a crmkit target? (crmkit db upgrade --target ...)") from None
+        raise TargetError(
+            f"target {mask_url(url)}: cannot read table {entity} ({msg}); "
+            f"is this a crmkit target? (crmkit db upgrade --target ...)"
+        ) from None
     finally:
         loader.close()
     if "id" not in raw.columns:
         raise TargetError(f"target {mask_url(url)}: table {entity} has no id column: not a crmkit target")
     raw = _as_target_types(raw, entity)
+
     def text(col: str) -> pl.Expr:
         return pl.col(col).cast(pl.String) if col in raw.columns else pl.lit(None, pl.String)
 
-    frame = raw.select(pl.col("id").cast(pl.Int64).alias(ROW), text("legacy_key").alias(KEY),
-                       text("source_name").alias(SOURCE), *[c for c in raw.columns if c in fields])
+    frame = raw.select(
+        pl.col("id").cast(pl.Int64).alias(ROW),
+        text("legacy_key").alias(KEY),
+        text("source_name").alias(SOURCE),
+        *[c for c in raw.columns if c in fields],
+    )
     frame = typed(frame, [fields[c] for c in frame.columns if c in fields])
     missing = [f for f in fields if f not in frame.columns]
     note = f"table {entity} is empty" if frame.height == 0 else ""

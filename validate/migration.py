@@ -15,11 +15,11 @@ from pathlib import Path
 
 import polars as pl
 
-from validate.engine import ERRORS, WARNINGS
-from validate.gates import Checked, GateResult, evaluate_gates
-from validate.inputs import Input
-from validate.rules import ValidationRules
-from validate.run import ValidationResult, validate_input
+from crmkit.validate.engine import ERRORS, WARNINGS
+from crmkit.validate.gates import Checked, GateResult, evaluate_gates
+from crmkit.validate.inputs import Input
+from crmkit.validate.rules import ValidationRules
+from crmkit.validate.run import ValidationResult, validate_input
 
 PIPELINE_ERRORS, PIPELINE_WARNINGS = "__errors", "__warnings"  # migrate.fields
 #: reasons migrate.check gives itself (required values, repeated legacy keys): not said twice
@@ -47,34 +47,50 @@ class PreloadValidation:
         return all(g.passed for g in self.gates)
 
     def to_json(self) -> dict[str, object]:
-        return {"passed": self.passed, "gates": [g.to_json() for g in self.gates],
-                "feeds": [{"entity": f.entity, "source": f.source, "rows": f.result.checked.height,
-                           "rows_with_errors": f.result.rows_with(ERRORS),
-                           "rows_with_warnings": f.result.rows_with(WARNINGS)} for f in self.feeds]}
+        return {
+            "passed": self.passed,
+            "gates": [g.to_json() for g in self.gates],
+            "feeds": [
+                {
+                    "entity": f.entity,
+                    "source": f.source,
+                    "rows": f.result.checked.height,
+                    "rows_with_errors": f.result.rows_with(ERRORS),
+                    "rows_with_warnings": f.result.rows_with(WARNINGS),
+                }
+                for f in self.feeds
+            ],
+        }
 
     def write_report(self, directory: str | Path) -> Path:
         """``DIR/index.html`` (gates, one line per feed) and a full report per feed under it."""
-        from validate.report import write_report
+        from crmkit.validate.report import write_report
 
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
         for f in self.feeds:
             write_report(f.result, out / f.slug)
-        (out / "validation.json").write_text(json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n",
-                                             encoding="utf-8")
+        (out / "validation.json").write_text(
+            json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
         page = out / "index.html"
         page.write_text(self._index(), encoding="utf-8")
         return page
 
     def _index(self) -> str:
         e = html.escape
-        gates = "".join(f"<tr><td>{e(g.name)}</td><td>{e(g.required)}</td><td>{e(g.detail)}</td>"
-                        f"<td>{'passed' if g.passed else 'FAILED'}{' (inconclusive)' if g.inconclusive else ''}"
-                        f"</td></tr>" for g in self.gates)
+        gates = "".join(
+            f"<tr><td>{e(g.name)}</td><td>{e(g.required)}</td><td>{e(g.detail)}</td>"
+            f"<td>{'passed' if g.passed else 'FAILED'}{' (inconclusive)' if g.inconclusive else ''}"
+            f"</td></tr>"
+            for g in self.gates
+        )
         feeds = "".join(
             f"<tr><td>{e(f.entity)}</td><td>{e(f.source)}</td><td>{f.result.checked.height}</td>"
             f"<td>{f.result.rows_with(ERRORS)}</td><td>{f.result.rows_with(WARNINGS)}</td>"
-            f'<td><a href="{e(f.slug)}/report.html">report</a></td></tr>' for f in self.feeds)
+            f'<td><a href="{e(f.slug)}/report.html">report</a></td></tr>'
+            for f in self.feeds
+        )
         status = "passed" if self.passed else "failed"
         return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Validation before loading</title>

@@ -24,7 +24,7 @@ import pandera.polars as pa
 import polars as pl
 
 from crmkit.schema.target import entities
-from validate.schema import Rule
+from crmkit.validate.schema import Rule
 
 _NULLABLE = "not_nullable"
 
@@ -53,8 +53,9 @@ def _plain_required(rule: Rule) -> bool:
     return rule.kind == "required" and rule.needs == {rule.field}
 
 
-def entity_model(entity: str, rules: list[Rule], schema: dict[str, pl.DataType] | None = None
-                 ) -> type[pa.DataFrameModel]:
+def entity_model(
+    entity: str, rules: list[Rule], schema: dict[str, pl.DataType] | None = None
+) -> type[pa.DataFrameModel]:
     """The DataFrameModel of ``entity`` holding ``rules`` (``schema``: dtypes of helper columns)."""
     fields = entities()[entity].fields
     plain_required = {r.field for r in rules if _plain_required(r)}
@@ -110,7 +111,8 @@ def _failing_rows(cases: pl.DataFrame | None, rules: list[Rule]) -> dict[str, pl
     cases = cases.with_columns(
         pl.when(pl.col("check") == _NULLABLE)
         .then(pl.col("column").replace_strict(required, default=None))
-        .otherwise(pl.col("check")).alias("rule")
+        .otherwise(pl.col("check"))
+        .alias("rule")
     )
     out = {}
     for (rule,), part in cases.filter(pl.col("rule").is_in(named)).group_by("rule"):

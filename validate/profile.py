@@ -14,8 +14,8 @@ from dataclasses import field as dc_field
 import polars as pl
 
 from crmkit.schema.target import entities
-from validate.engine import Evaluation, later_copies
-from validate.schema import KEY, SOURCE, raw_col
+from crmkit.validate.engine import Evaluation, later_copies
+from crmkit.validate.schema import KEY, SOURCE, raw_col
 
 TOP_INVALID = 5
 
@@ -44,8 +44,13 @@ class ColumnProfile:
         return None if present == 0 else self.valid / present
 
     def to_json(self) -> dict[str, object]:
-        return {**asdict(self), "valid": self.valid, "completeness": self.completeness,
-                "conformance": self.conformance, "top_invalid": [list(t) for t in self.top_invalid]}
+        return {
+            **asdict(self),
+            "valid": self.valid,
+            "completeness": self.completeness,
+            "conformance": self.conformance,
+            "top_invalid": [list(t) for t in self.top_invalid],
+        }
 
 
 @dataclass
@@ -79,15 +84,25 @@ def profile(ev: Evaluation) -> Profile:
         masks = [pl.col(f"__m_{r.name}") for r in ev.rules if r.field == f]
         bad = pl.any_horizontal(masks) if masks else pl.lit(False)
         invalid[f] = ~_missing(frame, f) & bad
-    stats = joined.select(
-        *[_missing(frame, f).sum().alias(f"m_{f}") for f in fields],
-        *[invalid[f].sum().alias(f"i_{f}") for f in fields],
-        *[pl.col(f).drop_nulls().hash().n_unique().alias(f"d_{f}") for f in fields],
-    ).row(0, named=True) if fields else {}
+    stats = (
+        joined.select(
+            *[_missing(frame, f).sum().alias(f"m_{f}") for f in fields],
+            *[invalid[f].sum().alias(f"i_{f}") for f in fields],
+            *[pl.col(f).drop_nulls().hash().n_unique().alias(f"d_{f}") for f in fields],
+        ).row(0, named=True)
+        if fields
+        else {}
+    )
     cols = []
     for f in fields:
-        cp = ColumnProfile(f, frame.height, int(stats[f"m_{f}"]), int(stats[f"i_{f}"]), int(stats[f"d_{f}"]),
-                           [r.name for r in ev.rules if r.field == f])
+        cp = ColumnProfile(
+            f,
+            frame.height,
+            int(stats[f"m_{f}"]),
+            int(stats[f"i_{f}"]),
+            int(stats[f"d_{f}"]),
+            [r.name for r in ev.rules if r.field == f],
+        )
         if cp.invalid:
             cp.top_invalid = _top_invalid(ev, joined, f, invalid[f])
         cols.append(cp)
@@ -96,10 +111,18 @@ def profile(ev: Evaluation) -> Profile:
 
 def _top_invalid(ev: Evaluation, joined: pl.DataFrame, f: str, invalid: pl.Expr) -> list[tuple[str, int]]:
     """The most common values that fail a rule of ``f`` (masked when personal)."""
-    value = pl.coalesce(pl.col(raw_col(f)), pl.col(f).cast(pl.String)) if raw_col(f) in joined.columns \
+    value = (
+        pl.coalesce(pl.col(raw_col(f)), pl.col(f).cast(pl.String))
+        if raw_col(f) in joined.columns
         else pl.col(f).cast(pl.String)
-    top = (joined.filter(invalid).group_by(value.alias("v")).len()
-           .sort(["len", "v"], descending=[True, False]).head(TOP_INVALID))
+    )
+    top = (
+        joined.filter(invalid)
+        .group_by(value.alias("v"))
+        .len()
+        .sort(["len", "v"], descending=[True, False])
+        .head(TOP_INVALID)
+    )
     shown = top.with_columns(ev.shown_value(f, pl.col("v")).alias("v"))
     return [(str(v), int(n)) for v, n in shown.iter_rows()]
 

@@ -32,7 +32,7 @@ class Bounds(Strict):
     max: Any = None
 
     @model_validator(mode="after")
-    def _one_bound(self) -> "Bounds":
+    def _one_bound(self) -> Bounds:
         if self.min is None and self.max is None:
             raise ValueError("give min, max or both")
         return self
@@ -56,7 +56,7 @@ class CheckSpec(Strict):
     args: Any = None
 
     @model_validator(mode="after")
-    def _one_kind(self) -> "CheckSpec":
+    def _one_kind(self) -> CheckSpec:
         given = [k for k in KINDS if getattr(self, k) is not None]
         if len(given) != 1:
             what = f"not {' and '.join(given)}" if given else "none given"
@@ -80,12 +80,14 @@ class CheckSpec(Strict):
     @field_validator("custom")
     @classmethod
     def _custom_known(cls, v: str | None) -> str | None:
-        from validate.checks import CUSTOM
+        from crmkit.validate.checks import CUSTOM
 
         if v is not None and v not in CUSTOM:
             known = ", ".join(sorted(CUSTOM)) or "none"
-            raise ValueError(f"unknown custom check '{v}' (registered: {known}); register it with "
-                             f"@validate.register_check('{v}') in a module listed under imports:")
+            raise ValueError(
+                f"unknown custom check '{v}' (registered: {known}); register it with "
+                f"@validate.register_check('{v}') in a module listed under imports:"
+            )
         return v
 
     @property
@@ -140,14 +142,14 @@ class GateSpec(Strict):
         return None if v is None else _threshold(v)
 
     @model_validator(mode="after")
-    def _consistent(self) -> "GateSpec":
+    def _consistent(self) -> GateSpec:
         if (self.min is None) == (self.max is None):
             raise ValueError("give exactly one of min or max")
         if self.metric == "completeness":
             if self.field is None or self.min is None or not self.min.endswith("%"):
                 raise ValueError("completeness needs a field and a min percentage, e.g. {field: email, min: 90%}")
         elif self.field is not None:
-            raise ValueError(f"field: only the completeness metric takes a field")
+            raise ValueError("field: only the completeness metric takes a field")
         if (self.metric == "rule_failures") != (self.rule is not None):
             raise ValueError("rule: give it with metric rule_failures, and only there")
         return self
@@ -207,7 +209,7 @@ def _fail(doc: Document, loc: tuple[Any, ...], msg: str) -> ConfigError:
 
 def check_meaning(rules: ValidationRules, doc: Document, prefix: tuple[Any, ...] = ()) -> None:
     """Entities, fields, rule names and values must exist and fit (``prefix``: where the section sits)."""
-    from validate.schema import builtin_rule_names
+    from crmkit.validate.schema import builtin_rule_names
 
     targets = entities()
     for ename, er in rules.entities.items():
@@ -221,8 +223,11 @@ def check_meaning(rules: ValidationRules, doc: Document, prefix: tuple[Any, ...]
         known = builtin_rule_names(ename)
         for rname in er.severity:
             if rname not in known:
-                raise _fail(doc, loc + ("severity", rname),
-                            f"no built-in rule '{rname}' for {ename} (built-in: {', '.join(known)})")
+                raise _fail(
+                    doc,
+                    loc + ("severity", rname),
+                    f"no built-in rule '{rname}' for {ename} (built-in: {', '.join(known)})",
+                )
         seen: set[str] = set()
         for i, check in enumerate(er.checks):
             _check_check(doc, loc + ("checks", i), target, check, seen)
@@ -263,8 +268,9 @@ def _check_check(doc: Document, loc: tuple[Any, ...], target: TargetEntity, c: C
         raise _fail(doc, loc + (kind,), str(exc)) from None
 
 
-def _check_gate(doc: Document, loc: tuple[Any, ...], g: GateSpec, rules: ValidationRules,
-                targets: dict[str, TargetEntity]) -> None:
+def _check_gate(
+    doc: Document, loc: tuple[Any, ...], g: GateSpec, rules: ValidationRules, targets: dict[str, TargetEntity]
+) -> None:
     if g.entity is not None and g.entity not in targets:
         raise _fail(doc, loc + ("entity",), f"unknown entity (known: {', '.join(targets)})")
     if g.field is not None:
@@ -273,7 +279,7 @@ def _check_gate(doc: Document, loc: tuple[Any, ...], g: GateSpec, rules: Validat
             where = g.entity or "any entity"
             raise _fail(doc, loc + ("field",), f"'{g.field}' is not a field of {where}")
     if g.rule is not None:
-        from validate.schema import builtin_rule_names
+        from crmkit.validate.schema import builtin_rule_names
 
         scope_names = [g.entity] if g.entity else list(targets)
         names = {n for e in scope_names for n in builtin_rule_names(e)}
@@ -302,16 +308,22 @@ def coerce_value(tf: TargetField, value: Any, allow_today: bool = False) -> Any:
         if kind == "decimal" and not isinstance(value, bool):
             return float(value)
         if kind == "date":
-            return value if isinstance(value, dt.date) and not isinstance(value, dt.datetime) else \
-                dt.date.fromisoformat(str(value)[:10])
+            return (
+                value
+                if isinstance(value, dt.date) and not isinstance(value, dt.datetime)
+                else dt.date.fromisoformat(str(value)[:10])
+            )
         if kind == "datetime":
             return value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
         if kind == "boolean":
             return value if isinstance(value, bool) else _BOOLS[str(value).lower()]
     except (ValueError, TypeError, KeyError):
         pass
-    hint = {"date": "a date like 2024-01-31" + (" or today" if allow_today else ""),
-            "datetime": "a date-time like 2024-01-31 12:00:00" + (" or today" if allow_today else ""),
-            "integer": "a whole number", "decimal": "a number", "boolean": "true or false"}
+    hint = {
+        "date": "a date like 2024-01-31" + (" or today" if allow_today else ""),
+        "datetime": "a date-time like 2024-01-31 12:00:00" + (" or today" if allow_today else ""),
+        "integer": "a whole number",
+        "decimal": "a number",
+        "boolean": "true or false",
+    }
     raise ValueError(f"{value!r} is not {hint.get(kind, kind)}, as {tf.name} needs")
-

@@ -25,8 +25,8 @@ from typing import Any
 import polars as pl
 
 from crmkit.schema.target import TargetField, entities
-from validate import checks as C
-from validate.rules import CheckSpec, EntityRules, ValidationRules, coerce_value
+from crmkit.validate import checks as C
+from crmkit.validate.rules import CheckSpec, EntityRules, ValidationRules, coerce_value
 
 ROW, KEY, SOURCE = "__row", "__key", "__source"
 KEY_FIELD = "legacy_key"  # how the legacy key is named in reasons and reports
@@ -41,8 +41,14 @@ PERSONAL: dict[str, tuple[str, ...]] = {
 ENUMS: dict[tuple[str, str], tuple[str, ...]] = {
     ("users", "role"): ("admin", "manager", "sales", "service"),
     ("leads", "status"): ("new", "working", "qualified", "lost", "converted"),
-    ("opportunities", "stage"): ("prospecting", "qualification", "proposal", "negotiation", "closed_won",
-                                 "closed_lost"),
+    ("opportunities", "stage"): (
+        "prospecting",
+        "qualification",
+        "proposal",
+        "negotiation",
+        "closed_won",
+        "closed_lost",
+    ),
     ("activities", "type"): ("call", "meeting", "email", "note", "task"),
     ("cases", "status"): ("new", "open", "pending", "closed"),
     ("cases", "priority"): ("low", "medium", "high", "urgent"),
@@ -50,8 +56,11 @@ ENUMS: dict[tuple[str, str], tuple[str, ...]] = {
 PHONE_FIELDS = ("phone", "mobile")
 EARLIEST_BIRTH_DATE = dt.date(1900, 1, 1)
 TYPE_TEXT = {
-    "integer": "is not a whole number", "decimal": "is not a number", "date": "is not a date (YYYY-MM-DD)",
-    "datetime": "is not a date-time (YYYY-MM-DD HH:MM:SS)", "boolean": "is not a yes/no value",
+    "integer": "is not a whole number",
+    "decimal": "is not a number",
+    "date": "is not a date (YYYY-MM-DD)",
+    "datetime": "is not a date-time (YYYY-MM-DD HH:MM:SS)",
+    "boolean": "is not a yes/no value",
     "string": "is not text",
 }
 
@@ -91,8 +100,14 @@ class Rule:
         return set(self.valid.meta.root_names())
 
     def describe(self) -> dict[str, str]:
-        return {"name": self.name, "field": self.field, "kind": self.kind, "severity": self.severity,
-                "text": self.text, "origin": "built-in" if self.builtin else "project"}
+        return {
+            "name": self.name,
+            "field": self.field,
+            "kind": self.kind,
+            "severity": self.severity,
+            "text": self.text,
+            "origin": "built-in" if self.builtin else "project",
+        }
 
 
 # --- rules from the target model ----------------------------------------------------
@@ -115,13 +130,23 @@ def _field_rules(entity: str, tf: TargetField, cols: set[str]) -> list[Rule]:
         out.append(Rule(f"{f}_required", entity, f, "required", "error", present, "value is missing", None))
     if tf.kind == "string" and tf.max_length:
         # no more bytes than the limit is surely no more characters: counting characters is 20x dearer
-        out.append(Rule(f"{f}_max_length", entity, f, "max_length", "error",
-                        pl.col(f).str.len_chars() <= tf.max_length,
-                        f"is longer than {tf.max_length} characters", f,
-                        quick=pl.col(f).str.len_bytes() <= tf.max_length))
+        out.append(
+            Rule(
+                f"{f}_max_length",
+                entity,
+                f,
+                "max_length",
+                "error",
+                pl.col(f).str.len_chars() <= tf.max_length,
+                f"is longer than {tf.max_length} characters",
+                f,
+                quick=pl.col(f).str.len_bytes() <= tf.max_length,
+            )
+        )
     if raw_col(f) in cols:
-        out.append(Rule(f"{f}_type", entity, f, "type", "error", pl.col(raw_col(f)).is_null(),
-                        TYPE_TEXT[tf.kind], raw_col(f)))
+        out.append(
+            Rule(f"{f}_type", entity, f, "type", "error", pl.col(raw_col(f)).is_null(), TYPE_TEXT[tf.kind], raw_col(f))
+        )
     return out
 
 
@@ -151,38 +176,118 @@ def _enums(entity: str) -> list[Rule]:
     out = []
     for (e, f), values in ENUMS.items():
         if e == entity:
-            out.append(Rule(f"{f}_allowed", entity, f, "allowed", "error", pl.col(f).is_in(values),
-                            f"is not one of {', '.join(values)}", f))
+            out.append(
+                Rule(
+                    f"{f}_allowed",
+                    entity,
+                    f,
+                    "allowed",
+                    "error",
+                    pl.col(f).is_in(values),
+                    f"is not one of {', '.join(values)}",
+                    f,
+                )
+            )
     return out
 
 
 def _dates(entity: str, fields: dict[str, TargetField], today: dt.date) -> list[Rule]:
     out = []
     if "birth_date" in fields:
-        out.append(Rule("birth_date_not_future", entity, "birth_date", "range", "error",
-                        pl.col("birth_date") <= today, "is in the future", "birth_date"))
-        out.append(Rule("birth_date_after_1900", entity, "birth_date", "range", "warning",
-                        pl.col("birth_date") >= EARLIEST_BIRTH_DATE, "is before 1900-01-01", "birth_date"))
+        out.append(
+            Rule(
+                "birth_date_not_future",
+                entity,
+                "birth_date",
+                "range",
+                "error",
+                pl.col("birth_date") <= today,
+                "is in the future",
+                "birth_date",
+            )
+        )
+        out.append(
+            Rule(
+                "birth_date_after_1900",
+                entity,
+                "birth_date",
+                "range",
+                "warning",
+                pl.col("birth_date") >= EARLIEST_BIRTH_DATE,
+                "is before 1900-01-01",
+                "birth_date",
+            )
+        )
     if "created_at" in fields:
-        out.append(Rule("created_at_not_future", entity, "created_at", "range", "warning",
-                        pl.col("created_at") <= today, "is in the future", "created_at"))
+        out.append(
+            Rule(
+                "created_at_not_future",
+                entity,
+                "created_at",
+                "range",
+                "warning",
+                pl.col("created_at") <= today,
+                "is in the future",
+                "created_at",
+            )
+        )
     if {"close_date", "created_at"} <= set(fields):
-        out.append(Rule("close_date_not_before_created", entity, "close_date", "cross_field", "error",
-                        pl.col("close_date") >= pl.col("created_at"), "is before created_at", "close_date"))
+        out.append(
+            Rule(
+                "close_date_not_before_created",
+                entity,
+                "close_date",
+                "cross_field",
+                "error",
+                pl.col("close_date") >= pl.col("created_at"),
+                "is before created_at",
+                "close_date",
+            )
+        )
     if {"closed_at", "opened_at"} <= set(fields):
-        out.append(Rule("closed_at_not_before_opened", entity, "closed_at", "cross_field", "error",
-                        pl.col("closed_at") >= pl.col("opened_at"), "is before opened_at", "closed_at"))
+        out.append(
+            Rule(
+                "closed_at_not_before_opened",
+                entity,
+                "closed_at",
+                "cross_field",
+                "error",
+                pl.col("closed_at") >= pl.col("opened_at"),
+                "is before opened_at",
+                "closed_at",
+            )
+        )
     return out
 
 
 def _amounts(entity: str, fields: dict[str, TargetField]) -> list[Rule]:
     out = []
     if "amount" in fields:
-        out.append(Rule("amount_non_negative", entity, "amount", "range", "error", pl.col("amount") >= 0,
-                        "is negative", "amount"))
+        out.append(
+            Rule(
+                "amount_non_negative",
+                entity,
+                "amount",
+                "range",
+                "error",
+                pl.col("amount") >= 0,
+                "is negative",
+                "amount",
+            )
+        )
     if "probability" in fields:
-        out.append(Rule("probability_range", entity, "probability", "range", "error",
-                        pl.col("probability").is_between(0, 100), "is not between 0 and 100", "probability"))
+        out.append(
+            Rule(
+                "probability_range",
+                entity,
+                "probability",
+                "range",
+                "error",
+                pl.col("probability").is_between(0, 100),
+                "is not between 0 and 100",
+                "probability",
+            )
+        )
     return out
 
 
@@ -192,16 +297,44 @@ def _cross_field(entity: str, cols: set[str]) -> list[Rule]:
         ways = [c for c in ("email", "phone", "mobile") if c in cols]
         if ways:
             reach = pl.any_horizontal([pl.col(c).is_not_null() for c in ways])
-            out.append(Rule("contact_reachable", entity, ways[0], "cross_field", "warning", reach,
-                            f"no {' and no '.join(ways)}: the contact cannot be reached", None))
+            out.append(
+                Rule(
+                    "contact_reachable",
+                    entity,
+                    ways[0],
+                    "cross_field",
+                    "warning",
+                    reach,
+                    f"no {' and no '.join(ways)}: the contact cannot be reached",
+                    None,
+                )
+            )
     if entity == "opportunities":
-        out.append(Rule("won_has_amount", entity, "amount", "cross_field", "error",
-                        (pl.col("stage") != "closed_won") | pl.col("amount").is_not_null(),
-                        "is missing on a won opportunity", None))
+        out.append(
+            Rule(
+                "won_has_amount",
+                entity,
+                "amount",
+                "cross_field",
+                "error",
+                (pl.col("stage") != "closed_won") | pl.col("amount").is_not_null(),
+                "is missing on a won opportunity",
+                None,
+            )
+        )
     if entity == "cases":
-        out.append(Rule("closed_case_has_closed_at", entity, "closed_at", "cross_field", "error",
-                        (pl.col("status") != "closed") | pl.col("closed_at").is_not_null(),
-                        "is missing on a closed case", None))
+        out.append(
+            Rule(
+                "closed_case_has_closed_at",
+                entity,
+                "closed_at",
+                "cross_field",
+                "error",
+                (pl.col("status") != "closed") | pl.col("closed_at").is_not_null(),
+                "is missing on a closed case",
+                None,
+            )
+        )
     return out
 
 
@@ -219,8 +352,17 @@ def first_seen(part: tuple[str, ...]) -> pl.Expr:
 def _unique_key(entity: str, cols: set[str]) -> Rule:
     part = (SOURCE, KEY) if SOURCE in cols else (KEY,)
     text = "appears more than once in its source" if len(part) > 1 else "appears more than once"
-    return Rule("legacy_key_unique", entity, KEY_FIELD, "unique", "error", pl.col(KEY).is_null() | first_seen(part),
-                text, KEY, first_row_of=part)
+    return Rule(
+        "legacy_key_unique",
+        entity,
+        KEY_FIELD,
+        "unique",
+        "error",
+        pl.col(KEY).is_null() | first_seen(part),
+        text,
+        KEY,
+        first_row_of=part,
+    )
 
 
 def _business(entity: str, cols: set[str], today: dt.date) -> list[Rule]:
@@ -300,15 +442,26 @@ def project_rule(entity: str, spec: CheckSpec, today: dt.date) -> Rule:
         assert spec.custom is not None
         fn, text = C.CUSTOM[spec.custom]
         valid = fn(spec.field, spec.args)
-    return Rule(spec.rule_name, entity, spec.field, spec.custom and "custom" or kind, spec.severity, valid,
-                spec.message or text, value, builtin=False, first_row_of=first)
+    return Rule(
+        spec.rule_name,
+        entity,
+        spec.field,
+        spec.custom and "custom" or kind,
+        spec.severity,
+        valid,
+        spec.message or text,
+        value,
+        builtin=False,
+        first_row_of=first,
+    )
 
 
 # --- all rules of an entity --------------------------------------------------------------------
 
 
-def entity_rules(entity: str, columns: list[str] | set[str], rules: ValidationRules | None,
-                 today: dt.date | None = None) -> tuple[list[Rule], list[Rule]]:
+def entity_rules(
+    entity: str, columns: list[str] | set[str], rules: ValidationRules | None, today: dt.date | None = None
+) -> tuple[list[Rule], list[Rule]]:
     """The rules that apply to a frame with ``columns``, and those skipped for missing columns."""
     if entity not in entities():
         raise ValueError(f"unknown entity {entity}")

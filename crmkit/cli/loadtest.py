@@ -29,26 +29,69 @@ def loadtest() -> None:
 @loadtest.command()
 @click.option("--profile", required=True, metavar="NAME|FILE", help="configs/loadtest/NAME.yaml, or a file.")
 @target_option
-@click.option("--host", default=None, metavar="URL",
-              help="A running API (loopback only). Default: start one on loopback over --target for the run.")
+@click.option(
+    "--host",
+    default=None,
+    metavar="URL",
+    help="A running API (loopback only). Default: start one on loopback over --target for the run.",
+)
 @click.option("--users", default=None, type=click.IntRange(1, 100_000), help="Peak users (stages scale to it).")
 @click.option("--duration", default=None, metavar="60s", help="Total duration (stages scale to it).")
-@click.option("--workers", default=0, show_default=True, type=click.IntRange(0, 64),
-              help="Locust worker processes on this machine (0: one process, no master).")
-@click.option("--remote-workers", default=0, show_default=True, type=click.IntRange(0, 1024),
-              help="Also wait for this many `crmkit loadtest worker` processes from other machines.")
-@click.option("--master-bind", default="127.0.0.1", show_default=True,
-              help="Address the Locust master listens on (beyond loopback only with --remote-workers).")
-@click.option("--master-port", default=None, type=click.IntRange(1, 65535),
-              help="Port of the Locust master (needed with --remote-workers).")
-@click.option("--api-workers", default=1, show_default=True, type=click.IntRange(1, 64),
-              help="uvicorn workers of the API this command starts (without --host).")
-@click.option("--report", "report_dir", default=None, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for Locust's CSV and HTML and summary.json (default: reports/loadtest/PROFILE-TIME).")
+@click.option(
+    "--workers",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 64),
+    help="Locust worker processes on this machine (0: one process, no master).",
+)
+@click.option(
+    "--remote-workers",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 1024),
+    help="Also wait for this many `crmkit loadtest worker` processes from other machines.",
+)
+@click.option(
+    "--master-bind",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address the Locust master listens on (beyond loopback only with --remote-workers).",
+)
+@click.option(
+    "--master-port",
+    default=None,
+    type=click.IntRange(1, 65535),
+    help="Port of the Locust master (needed with --remote-workers).",
+)
+@click.option(
+    "--api-workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="uvicorn workers of the API this command starts (without --host).",
+)
+@click.option(
+    "--report",
+    "report_dir",
+    default=None,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for Locust's CSV and HTML and summary.json (default: reports/loadtest/PROFILE-TIME).",
+)
 @json_option
-def run(profile: str, target: str, host: str | None, users: int | None, duration: str | None, workers: int,
-        remote_workers: int, master_bind: str, master_port: int | None, api_workers: int,
-        report_dir: Path | None, as_json: bool) -> None:
+def run(
+    profile: str,
+    target: str,
+    host: str | None,
+    users: int | None,
+    duration: str | None,
+    workers: int,
+    remote_workers: int,
+    master_bind: str,
+    master_port: int | None,
+    api_workers: int,
+    report_dir: Path | None,
+    as_json: bool,
+) -> None:
     """Run a load profile headless and judge every threshold.
 
     Ids, search terms and tokens come from TARGET; each virtual user works on records of
@@ -62,11 +105,24 @@ def run(profile: str, target: str, host: str | None, users: int | None, duration
       crmkit loadtest run --profile pilot --target sqlite:///crm.db --users 40 --duration 2m --workers 2
       crmkit loadtest run --profile smoke --target sqlite:///crm.db --host http://127.0.0.1:8000 --json
     """
-    from loadtest.runner import Options, run as run_profile
+    from crmkit.loadtest.runner import Options
+    from crmkit.loadtest.runner import run as run_profile
 
-    result = run_profile(Options(profile=profile, target=target, host=host, users=users, duration=duration,
-                                 workers=workers, report_dir=report_dir, api_workers=api_workers,
-                                 master_bind=master_bind, remote_workers=remote_workers, master_port=master_port))
+    result = run_profile(
+        Options(
+            profile=profile,
+            target=target,
+            host=host,
+            users=users,
+            duration=duration,
+            workers=workers,
+            report_dir=report_dir,
+            api_workers=api_workers,
+            master_bind=master_bind,
+            remote_workers=remote_workers,
+            master_port=master_port,
+        )
+    )
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
     else:
@@ -75,19 +131,26 @@ def run(profile: str, target: str, host: str | None, users: int | None, duration
 
 
 def _print(result: object) -> None:
-    from loadtest.runner import Result
-    from loadtest.thresholds import fmt
+    from crmkit.loadtest.runner import Result
+    from crmkit.loadtest.thresholds import fmt
 
     assert isinstance(result, Result)
     con = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 140)
-    g = Table(title=f"Load test {result.profile} on {result.host}: {result.elapsed_s:.0f} s, "
-                    f"peak {result.plan['peak_users']} users, {result.plan['workers']} worker(s)")
+    g = Table(
+        title=f"Load test {result.profile} on {result.host}: {result.elapsed_s:.0f} s, "
+        f"peak {result.plan['peak_users']} users, {result.plan['workers']} worker(s)"
+    )
     for col in ("group", "requests", "errors", "req/s", "p50 ms", "p95 ms", "p99 ms"):
         g.add_column(col, justify="left" if col == "group" else "right")
     for name, s in result.groups.items():
         if s["requests"]:
-            g.add_row(name, str(s["requests"]), f"{s['error_rate'] * 100:.2f}%", f"{s['rps']:.1f}",
-                      *(f"{s[p]:.0f}" for p in ("p50", "p95", "p99")))
+            g.add_row(
+                name,
+                str(s["requests"]),
+                f"{s['error_rate'] * 100:.2f}%",
+                f"{s['rps']:.1f}",
+                *(f"{s[p]:.0f}" for p in ("p50", "p95", "p99")),
+            )
     con.print(g)
     t = Table(title="Thresholds")
     for col in ("threshold", "limit", "measured", "result"):
@@ -99,12 +162,15 @@ def _print(result: object) -> None:
         t.add_row(f"{c.group}.{c.metric}", f"{op} {fmt(c.metric, c.limit)}", shown, verdict)
     con.print(t)
     if result.idle_users:
-        con.print(f"[yellow]{result.idle_users} virtual user(s) found no data slot of their own and only "
-                  "waited[/yellow]")
+        con.print(
+            f"[yellow]{result.idle_users} virtual user(s) found no data slot of their own and only waited[/yellow]"
+        )
     if result.aborted:
         con.print(f"[red]aborted at {result.aborted['at_s']} s:[/red] {result.aborted['reason']}")
     colour = "green" if result.passed else "red"
-    con.print(f"result: [{colour}]{'passed' if result.passed else 'failed'}[/{colour}] · reports in {result.report_dir}")
+    con.print(
+        f"result: [{colour}]{'passed' if result.passed else 'failed'}[/{colour}] · reports in {result.report_dir}"
+    )
 
 
 @loadtest.command()
@@ -116,14 +182,16 @@ def check(profile: str) -> None:
     Example:
       crmkit loadtest check --profile pilot
     """
-    from loadtest.plan import Overrides, base_plan
-    from loadtest.profile import load_profile
+    from crmkit.loadtest.plan import Overrides, base_plan
+    from crmkit.loadtest.profile import load_profile
 
     prof, path = load_profile(profile)
     plan = base_plan(prof, path.stem, Overrides(), 1)
     stages = ", ".join(f"{s['kind']} {s['duration']:g}s to {s['users']}" for s in plan["stages"])
-    click.echo(f"{path}: valid; {plan['duration_s']:g} s, peak {plan['peak_users']} users; stages: {stages}; "
-               f"{sum(len(v) for v in plan['thresholds'].values())} thresholds")
+    click.echo(
+        f"{path}: valid; {plan['duration_s']:g} s, peak {plan['peak_users']} users; stages: {stages}; "
+        f"{sum(len(v) for v in plan['thresholds'].values())} thresholds"
+    )
 
 
 @loadtest.command()
@@ -139,8 +207,20 @@ def worker(master_host: str, master_port: int) -> None:
     Example:
       crmkit loadtest worker --master-host 10.0.0.5 --master-port 5557
     """
-    from loadtest.runner import LOCUSTFILE
+    from crmkit.loadtest.runner import LOCUSTFILE
 
-    cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--worker", "--master-host", master_host,
-           "--master-port", str(master_port), "--loglevel", "WARNING"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(LOCUSTFILE),
+        "--worker",
+        "--master-host",
+        master_host,
+        "--master-port",
+        str(master_port),
+        "--loglevel",
+        "WARNING",
+    ]
     sys.exit(subprocess.call(cmd))

@@ -13,13 +13,14 @@ from rich.console import Console
 from rich.table import Table
 
 from crmkit.cli.options import json_option, operator_option, target_option
-from migrate import report
-from migrate.extract import mask_url
-from migrate.history import history as run_history
-from migrate.plan import plan as make_plan
-from migrate.rollback import rollback as rollback_run
-from migrate.verify import verify as verify_mapping
-from migrate.run import Options, Progress, RunResult, run as run_mapping
+from crmkit.db.url import mask_url
+from crmkit.migrate import report
+from crmkit.migrate.history import history as run_history
+from crmkit.migrate.plan import plan as make_plan
+from crmkit.migrate.rollback import rollback as rollback_run
+from crmkit.migrate.run import Options, Progress, RunResult
+from crmkit.migrate.run import run as run_mapping
+from crmkit.migrate.verify import verify as verify_mapping
 
 MAPPING = click.argument("mapping", type=click.Path(dir_okay=False, path_type=Path))
 
@@ -42,8 +43,9 @@ def migrate() -> None:
 
 @migrate.command()
 @MAPPING
-@click.option("--target", default=None, metavar="URL",
-              help="Also count keys already in this target's id map as resolvable.")
+@click.option(
+    "--target", default=None, metavar="URL", help="Also count keys already in this target's id map as resolvable."
+)
 @click.option("--sample", default=3, show_default=True, help="Transformed rows to show per feed.")
 @json_option
 def plan(mapping: Path, target: str | None, sample: int, as_json: bool) -> None:
@@ -69,8 +71,10 @@ def plan(mapping: Path, target: str | None, sample: int, as_json: bool) -> None:
         t.add_row(str(s["name"]), str(s["kind"]), str(s["rows"]), str(s["columns"]), str(s["blank_rows"]), enc)
     con.print(t)
     for f in p.feeds:
-        con.print(f"\n[bold]{f.entity}[/bold] ← {f.source}: {f.in_scope} of {f.rows} rows in scope, "
-                  f"{f.failing_rows} fail a transform or type")
+        con.print(
+            f"\n[bold]{f.entity}[/bold] ← {f.source}: {f.in_scope} of {f.rows} rows in scope, "
+            f"{f.failing_rows} fail a transform or type"
+        )
         if f.unmapped_columns:
             con.print(f"  source columns not read: {', '.join(f.unmapped_columns)}")
         if f.unfilled_fields:
@@ -78,8 +82,9 @@ def plan(mapping: Path, target: str | None, sample: int, as_json: bool) -> None:
         for fname, u in f.unresolved.items():
             if u["orphans"]:
                 missing = ", ".join(map(str, u["missing_parents"]))  # type: ignore[call-overload]
-                con.print(f"  [red]{fname}[/red]: {u['orphans']} rows point at keys missing from "
-                          f"{u['parent']}: {missing}")
+                con.print(
+                    f"  [red]{fname}[/red]: {u['orphans']} rows point at keys missing from {u['parent']}: {missing}"
+                )
         if f.sample:
             st = Table(show_header=True, box=None, padding=(0, 1))
             for col in f.sample[0]:
@@ -94,10 +99,12 @@ def _progress(enabled: bool) -> Iterator[Progress | None]:
     if not enabled:
         yield None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress as Bar
 
-    with Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-             transient=True) as bar:
+    with Bar(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True
+    ) as bar:
         tasks: dict[str, int] = {}
 
         def update(label: str, done: int, total: int) -> None:
@@ -112,22 +119,51 @@ def _progress(enabled: bool) -> Iterator[Progress | None]:
 @MAPPING
 @target_option
 @click.option("--dry-run", is_flag=True, help="Do everything inside one transaction, then roll it back.")
-@click.option("--batch-size", default=50_000, show_default=True, type=click.IntRange(min=1),
-              help="Rows per transaction.")
-@click.option("--max-rejects", default=None, metavar="N|P%",
-              help="Rejects allowed before exit code 1: a count or a share (default: the mapping's, else 0).")
-@click.option("--report", "report_dir", default=None, type=click.Path(file_okay=False, path_type=Path),
-              help="Write summary.json, rejects.csv and report.html here.")
+@click.option(
+    "--batch-size", default=50_000, show_default=True, type=click.IntRange(min=1), help="Rows per transaction."
+)
+@click.option(
+    "--max-rejects",
+    default=None,
+    metavar="N|P%",
+    help="Rejects allowed before exit code 1: a count or a share (default: the mapping's, else 0).",
+)
+@click.option(
+    "--report",
+    "report_dir",
+    default=None,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write summary.json, rejects.csv and report.html here.",
+)
 @operator_option
-@click.option("--resume", default=None, is_flag=False, flag_value="last", metavar="[RUN_ID]",
-              help="Resume the last unfinished run of MAPPING (or RUN_ID) where it stopped.")
-@click.option("--restart", is_flag=True,
-              help="With --resume: if the mapping or sources changed, abandon the old run and start over.")
+@click.option(
+    "--resume",
+    default=None,
+    is_flag=False,
+    flag_value="last",
+    metavar="[RUN_ID]",
+    help="Resume the last unfinished run of MAPPING (or RUN_ID) where it stopped.",
+)
+@click.option(
+    "--restart",
+    is_flag=True,
+    help="With --resume: if the mapping or sources changed, abandon the old run and start over.",
+)
 @click.option("--force", is_flag=True, help="Load even when a validation gate of the mapping fails.")
 @json_option
-def run(mapping: Path, target: str, dry_run: bool, batch_size: int, max_rejects: str | None,
-        report_dir: Path | None, operator: str | None, resume: str | None, restart: bool, force: bool,
-        as_json: bool) -> None:
+def run(
+    mapping: Path,
+    target: str,
+    dry_run: bool,
+    batch_size: int,
+    max_rejects: str | None,
+    report_dir: Path | None,
+    operator: str | None,
+    resume: str | None,
+    restart: bool,
+    force: bool,
+    as_json: bool,
+) -> None:
     """Run MAPPING into TARGET: extract, transform, check, load, reconcile.
 
     Each batch commits its rows, id-map entries and checkpoint together: a run that died
@@ -149,9 +185,20 @@ def run(mapping: Path, target: str, dry_run: bool, batch_size: int, max_rejects:
         raise click.UsageError(f"--resume takes a run id (a number), not {resume!r}")
     resume_opt: bool | int = False if resume is None else (True if resume == "last" else int(resume))
     with _progress(sys.stdout.isatty() and not as_json) as progress:
-        result = run_mapping(mapping, Options(target=target, dry_run=dry_run, batch_size=batch_size,
-                                              max_rejects=max_rejects, operator=operator, progress=progress,
-                                              resume=resume_opt, restart=restart, force=force))
+        result = run_mapping(
+            mapping,
+            Options(
+                target=target,
+                dry_run=dry_run,
+                batch_size=batch_size,
+                max_rejects=max_rejects,
+                operator=operator,
+                progress=progress,
+                resume=resume_opt,
+                restart=restart,
+                force=force,
+            ),
+        )
     page = report.write_report(result, report_dir) if report_dir else None
     if page:
         result.report_dir = str(report_dir)
@@ -165,8 +212,7 @@ def run(mapping: Path, target: str, dry_run: bool, batch_size: int, max_rejects:
 def _print_result(r: RunResult, page: Path | None) -> None:
     con = _console()
     t = Table(title=f"Run {r.run_id} of {r.mapping}{' (dry run, rolled back)' if r.dry_run else ''}")
-    cols = ("extracted", "inserted", "updated", "unchanged", "merged", "filtered", "rejected", "warnings",
-            "vanished")
+    cols = ("extracted", "inserted", "updated", "unchanged", "merged", "filtered", "rejected", "warnings", "vanished")
     t.add_column("entity")
     for c in cols:
         t.add_column(c, justify="right")
@@ -211,8 +257,13 @@ def history(target: str, limit: int, as_json: bool) -> None:
 @MAPPING
 @target_option
 @operator_option
-@click.option("--report", "report_dir", default=None, type=click.Path(file_okay=False, path_type=Path),
-              help="Write verify.json and verify-mismatches.csv here.")
+@click.option(
+    "--report",
+    "report_dir",
+    default=None,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write verify.json and verify-mismatches.csv here.",
+)
 @json_option
 def verify(mapping: Path, target: str, operator: str | None, report_dir: Path | None, as_json: bool) -> None:
     """Re-read MAPPING's sources and compare them with TARGET, row by row.
@@ -264,5 +315,7 @@ def rollback(run_id: int, target: str, operator: str | None, cascade: bool, as_j
     if as_json:
         click.echo(json.dumps(result.__dict__, indent=2))
         return
-    click.echo(f"rolled back run(s) {', '.join(map(str, result.rolled_back))}: "
-               f"removed {sum(result.removed.values())} rows, restored {sum(result.restored.values())}")
+    click.echo(
+        f"rolled back run(s) {', '.join(map(str, result.rolled_back))}: "
+        f"removed {sum(result.removed.values())} rows, restored {sum(result.restored.values())}"
+    )

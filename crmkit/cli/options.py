@@ -14,7 +14,11 @@ DEFAULT_TARGET = "sqlite:///crm.db"
 
 def target_option(fn: F) -> F:
     return click.option(
-        "--target", envvar="CRMKIT_TARGET", default=DEFAULT_TARGET, show_default=True, metavar="URL",
+        "--target",
+        envvar="CRMKIT_TARGET",
+        default=DEFAULT_TARGET,
+        show_default=True,
+        metavar="URL",
         help="Target database URL (env CRMKIT_TARGET). Put passwords in the environment, not on the command line.",
     )(fn)
 
@@ -24,4 +28,6 @@ def json_option(fn: F) -> F:
 
 
 def operator_option(fn: F) -> F:
-    return click.option("--operator", default=None, help="Who does this (recorded in the audit; default: the OS user).")(fn)
+    return click.option(
+        "--operator", default=None, help="Who does this (recorded in the audit; default: the OS user)."
+    )(fn)

@@ -11,11 +11,17 @@ from rich.console import Console
 from rich.table import Table
 
 from crmkit.cli.options import json_option, operator_option
-from rollout import engine, report
+from crmkit.rollout import engine, report
 
 PLAN = click.argument("plan", type=click.Path(dir_okay=False, path_type=Path))
-_COLOUR = {"pass": "green", "fail": "red", "inconclusive": "yellow", "migrated": "green", "pending": "white",
-           "rolled_back": "red"}
+_COLOUR = {
+    "pass": "green",
+    "fail": "red",
+    "inconclusive": "yellow",
+    "migrated": "green",
+    "pending": "white",
+    "rolled_back": "red",
+}
 
 
 def _console() -> Console:
@@ -70,8 +76,11 @@ def status(plan: Path, as_json: bool) -> None:
         colour = _COLOUR[r.status]
         g.add_row(r.gate, r.subject, f"[{colour}]{r.status}[/{colour}]", r.measured, r.required, r.hint)
     con.print(g)
-    con.print(f"next: advance {wave.name}" if st.ready else f"next: {wave.name} waits on "
-              f"{', '.join(b.gate for b in st.blocked_by)}")
+    con.print(
+        f"next: advance {wave.name}"
+        if st.ready
+        else f"next: {wave.name} waits on {', '.join(b.gate for b in st.blocked_by)}"
+    )
     sys.exit(0 if st.ready else 1)
 
 
@@ -90,14 +99,21 @@ def advance(plan: Path, dry_run: bool, operator: str | None, as_json: bool) -> N
     """
     done = engine.advance(plan, dry_run=dry_run, operator=operator)
     if as_json:
-        click.echo(json.dumps({"wave": done.wave, "dry_run": done.dry_run,
-                               "runs": [r.to_json() for r in done.runs]}, ensure_ascii=False, indent=2))
+        click.echo(
+            json.dumps(
+                {"wave": done.wave, "dry_run": done.dry_run, "runs": [r.to_json() for r in done.runs]},
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
         return
     for r in done.runs:
         totals = r.totals()
-        click.echo(f"wave {done.wave}{' (dry run, rolled back)' if dry_run else ''}: run {r.run_id} of {r.mapping}: "
-                   f"{totals['inserted']} inserted, {totals['updated']} updated, {totals['unchanged']} unchanged, "
-                   f"{totals['filtered']} out of scope, {totals['rejected']} rejected")
+        click.echo(
+            f"wave {done.wave}{' (dry run, rolled back)' if dry_run else ''}: run {r.run_id} of {r.mapping}: "
+            f"{totals['inserted']} inserted, {totals['updated']} updated, {totals['unchanged']} unchanged, "
+            f"{totals['filtered']} out of scope, {totals['rejected']} rejected"
+        )
 
 
 @rollout.command()
@@ -133,8 +149,13 @@ def rollback(plan: Path, wave: str, operator: str | None) -> None:
 
 @rollout.command(name="report")
 @PLAN
-@click.option("--out", type=click.Path(path_type=Path), default=Path("rollout.html"), show_default=True,
-              help="The HTML file (or a folder for rollout.html).")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("rollout.html"),
+    show_default=True,
+    help="The HTML file (or a folder for rollout.html).",
+)
 def report_cmd(plan: Path, out: Path) -> None:
     """Write a self-contained HTML page: timeline of waves, gates, rows per department.
 

@@ -11,13 +11,18 @@ from rich.console import Console
 from rich.table import Table
 
 from crmkit.cli.options import json_option
-from migrate.extract import mask_url
-from training import sandbox as sbx
+from crmkit.db.url import mask_url
+from crmkit.training import sandbox as sbx
 
-HOME = click.option("--home", default=None, type=click.Path(file_okay=False, path_type=Path),
-                    help=f"Where the sandbox registry lives (env {sbx.HOME_ENV}; default .crmkit/).")
-SERVER = click.option("--server", default=None, metavar="URL",
-                      help=f"PostgreSQL server for postgresql sandboxes (env {sbx.PG_ENV}).")
+HOME = click.option(
+    "--home",
+    default=None,
+    type=click.Path(file_okay=False, path_type=Path),
+    help=f"Where the sandbox registry lives (env {sbx.HOME_ENV}; default .crmkit/).",
+)
+SERVER = click.option(
+    "--server", default=None, metavar="URL", help=f"PostgreSQL server for postgresql sandboxes (env {sbx.PG_ENV})."
+)
 
 
 def _console() -> Console:
@@ -47,8 +52,17 @@ def sandbox() -> None:
 @SERVER
 @HOME
 @json_option
-def create(name: str, scenario: Path, seed: int, department: str | None, trainees: int, backend: str,
-           server: str | None, home: Path | None, as_json: bool) -> None:
+def create(
+    name: str,
+    scenario: Path,
+    seed: int,
+    department: str | None,
+    trainees: int,
+    backend: str,
+    server: str | None,
+    home: Path | None,
+    as_json: bool,
+) -> None:
     """Create sandbox NAME: generate the scenario's world once, copy it for every trainee.
 
     \b
@@ -61,9 +75,18 @@ def create(name: str, scenario: Path, seed: int, department: str | None, trainee
     sb = sbx.create(h, sbx.CreateOptions(name, scenario, seed, department, trainees, backend, server))
     urls = [(t, mask_url(u)) for t, u in sbx.trainee_urls(h, sb, server)]
     if as_json:
-        click.echo(json.dumps({"name": sb.name, "backend": sb.backend, "trainees": dict(urls),
-                               "exercises": [{k: e[k] for k in ("id", "kind", "points", "prompt")}
-                                             for e in sb.exercises]}, ensure_ascii=False, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "name": sb.name,
+                    "backend": sb.backend,
+                    "trainees": dict(urls),
+                    "exercises": [{k: e[k] for k in ("id", "kind", "points", "prompt")} for e in sb.exercises],
+                },
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
         return
     t = Table(title=f"Sandbox {sb.name} ({sb.backend}, {sb.scenario}, seed {sb.seed})")
     t.add_column("trainee")
@@ -87,16 +110,32 @@ def list_(home: Path | None, as_json: bool) -> None:
     """
     boxes = sbx.list_sandboxes(sbx.home_dir(home))
     if as_json:
-        click.echo(json.dumps([{"name": b.name, "backend": b.backend, "scenario": b.scenario, "seed": b.seed,
-                                "department": b.department, "trainees": b.trainees, "created_at": b.created_at}
-                               for b in boxes], ensure_ascii=False, indent=2))
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "name": b.name,
+                        "backend": b.backend,
+                        "scenario": b.scenario,
+                        "seed": b.seed,
+                        "department": b.department,
+                        "trainees": b.trainees,
+                        "created_at": b.created_at,
+                    }
+                    for b in boxes
+                ],
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
         return
     t = Table(title="Sandboxes")
     for c in ("name", "backend", "trainees", "scenario", "department", "seed", "created"):
         t.add_column(c)
     for b in boxes:
-        t.add_row(b.name, b.backend, str(len(b.trainees)), b.scenario, b.department or "(all)", str(b.seed),
-                  b.created_at)
+        t.add_row(
+            b.name, b.backend, str(len(b.trainees)), b.scenario, b.department or "(all)", str(b.seed), b.created_at
+        )
     _console().print(t)
 
 

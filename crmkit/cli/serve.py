@@ -14,16 +14,26 @@ _DURATION = re.compile(r"^(\d+)([dh])$")
 
 @click.group(invoke_without_command=True)
 @target_option
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on. Anything but loopback needs --allow-remote.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on. Anything but loopback needs --allow-remote.",
+)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
-              help="uvicorn worker processes (one per core is a good start).")
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="uvicorn worker processes (one per core is a good start).",
+)
 @click.option("--allow-remote", is_flag=True, help="Allow a --host other machines can reach.")
 @click.option("--access-log", is_flag=True, help="Log every request (slower).")
 @click.pass_context
-def serve(ctx: click.Context, target: str, host: str, port: int, workers: int, allow_remote: bool,
-          access_log: bool) -> None:
+def serve(
+    ctx: click.Context, target: str, host: str, port: int, workers: int, allow_remote: bool, access_log: bool
+) -> None:
     """Serve the reference CRM HTTP API over TARGET (FastAPI + uvicorn) until Ctrl-C.
 
     Token authentication (mint tokens with `crmkit serve token`), roles and department
@@ -38,13 +48,20 @@ def serve(ctx: click.Context, target: str, host: str, port: int, workers: int, a
     """
     if ctx.invoked_subcommand is not None:
         return
-    from api.server import serve as run_server
+    from crmkit.api.server import serve as run_server
 
     def announce(url: str) -> None:
         click.echo(f"crmkit API on {url} (OpenAPI: {url}/docs) with {workers} worker(s); Ctrl-C stops it", err=True)
 
-    run_server(target, host=host, port=port, workers=workers, allow_remote=allow_remote, access_log=access_log,
-               announce=announce)
+    run_server(
+        target,
+        host=host,
+        port=port,
+        workers=workers,
+        allow_remote=allow_remote,
+        access_log=access_log,
+        announce=announce,
+    )
 
 
 def _expiry(value: str | None) -> dt.datetime | None:
@@ -55,7 +72,7 @@ def _expiry(value: str | None) -> dt.datetime | None:
         raise click.BadParameter(f"{value!r}: give a number of days or hours, e.g. 30d or 12h", param_hint="--expires")
     n, unit = int(m.group(1)), m.group(2)
     delta = dt.timedelta(days=n) if unit == "d" else dt.timedelta(hours=n)
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) + delta
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None) + delta
 
 
 @serve.command()
@@ -71,9 +88,9 @@ def token(target: str, email: str, label: str | None, expires: str | None) -> No
       crmkit serve token --target sqlite:///crm.db --user wang.fang@acme.example --expires 30d
       curl -H "Authorization: Bearer crm_..." http://127.0.0.1:8000/accounts?q=hongda
     """
-    from api import auth
-    from api.db import make_engine
-    from api.server import prepare_target
+    from crmkit.api import auth
+    from crmkit.api.db import make_engine
+    from crmkit.api.server import prepare_target
 
     expires_at = _expiry(expires)
     prepare_target(target)
@@ -97,9 +114,9 @@ def revoke(target: str, email: str) -> None:
     Example:
       crmkit serve revoke --target sqlite:///crm.db --user wang.fang@acme.example
     """
-    from api import auth
-    from api.db import make_engine
-    from api.server import prepare_target
+    from crmkit.api import auth
+    from crmkit.api.db import make_engine
+    from crmkit.api.server import prepare_target
 
     prepare_target(target)
     engine = make_engine(target, pool_size=1)
@@ -126,9 +143,9 @@ def index(target: str, drop: bool) -> None:
       crmkit serve index --target postgresql+psycopg://crm@127.0.0.1/crm
       crmkit serve index --target postgresql+psycopg://crm@127.0.0.1/crm --drop
     """
-    from api import search_index
-    from api.db import make_engine
-    from api.server import prepare_target
+    from crmkit.api import search_index
+    from crmkit.api.db import make_engine
+    from crmkit.api.server import prepare_target
 
     prepare_target(target)
     engine = make_engine(target, pool_size=1)

@@ -11,11 +11,15 @@ from rich.console import Console
 from rich.table import Table
 
 from crmkit.cli.options import json_option
+from crmkit.db.url import mask_url
 from crmkit.errors import CrmkitError
-from migrate.extract import mask_url
 
-SCENARIO = click.option("--scenario", required=True, type=click.Path(dir_okay=False, path_type=Path),
-                        help="Scenario YAML (docs/training-scenarios.md).")
+SCENARIO = click.option(
+    "--scenario",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Scenario YAML (docs/training-scenarios.md).",
+)
 SEED = click.option("--seed", required=True, type=int, help="Random seed: the same seed gives the same bytes.")
 
 
@@ -44,8 +48,12 @@ def training() -> None:
 @training.command()
 @SCENARIO
 @SEED
-@click.option("--out", default=None, type=click.Path(file_okay=False, path_type=Path),
-              help="Write one CSV per entity (plus exercises.json, manifest.json) here.")
+@click.option(
+    "--out",
+    default=None,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write one CSV per entity (plus exercises.json, manifest.json) here.",
+)
 @click.option("--target", default=None, metavar="URL", help="Load the world into this (empty) CRM database.")
 @json_option
 def generate(scenario: Path, seed: int, out: Path | None, target: str | None, as_json: bool) -> None:
@@ -56,9 +64,9 @@ def generate(scenario: Path, seed: int, out: Path | None, target: str | None, as
       crmkit training generate --scenario configs/training/sales-en.yaml --seed 1 --out build/world
       crmkit training generate --scenario configs/training/sales-de.yaml --seed 2 --target sqlite:///train.db
     """
-    from training.generate import generate as make
-    from training.output import load_target, write_dir
-    from training.scenario import load_scenario
+    from crmkit.training.generate import generate as make
+    from crmkit.training.output import load_target, write_dir
+    from crmkit.training.scenario import load_scenario
 
     if (out is None) == (target is None):
         raise UsageError("give exactly one of --out DIR or --target URL")
@@ -70,8 +78,9 @@ def generate(scenario: Path, seed: int, out: Path | None, target: str | None, as
     else:
         load_target(world, target or "", digest)
     if as_json:
-        click.echo(json.dumps({"scenario": s.name, "seed": seed, "written_to": where, "counts": world.counts()},
-                              indent=2))
+        click.echo(
+            json.dumps({"scenario": s.name, "seed": seed, "written_to": where, "counts": world.counts()}, indent=2)
+        )
         return
     t = Table(title=f"World of {s.name} (seed {seed}, {s.locale}) → {where}")
     t.add_column("entity")
@@ -84,10 +93,18 @@ def generate(scenario: Path, seed: int, out: Path | None, target: str | None, as
 @training.command()
 @SCENARIO
 @SEED
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Directory for the spreadsheet, CSV, answer key and mapping (and legacy.sqlite).")
-@click.option("--legacy-db", default=None, metavar="URL",
-              help="Put the legacy ERP tables into this empty MariaDB/MySQL database instead of legacy.sqlite.")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory for the spreadsheet, CSV, answer key and mapping (and legacy.sqlite).",
+)
+@click.option(
+    "--legacy-db",
+    default=None,
+    metavar="URL",
+    help="Put the legacy ERP tables into this empty MariaDB/MySQL database instead of legacy.sqlite.",
+)
 @json_option
 def legacy(scenario: Path, seed: int, out: Path, legacy_db: str | None, as_json: bool) -> None:
     """Export the scenario's world as a messy legacy estate with an answer key.
@@ -97,39 +114,63 @@ def legacy(scenario: Path, seed: int, out: Path, legacy_db: str | None, as_json:
       crmkit training legacy --scenario configs/training/legacy-zh.yaml --seed 7 --out build/training-estate
       crmkit migrate run build/training-estate/mapping.yaml --target sqlite:///build/crm.db
     """
-    from training.estate import LEGACY_DB_ENV, export
-    from training.generate import generate as make
-    from training.scenario import load_scenario
+    from crmkit.training.estate import LEGACY_DB_ENV, export
+    from crmkit.training.generate import generate as make
+    from crmkit.training.scenario import load_scenario
 
     if legacy_db is not None and not legacy_db.startswith(("mysql", "mariadb")):
-        raise UsageError("--legacy-db takes a MariaDB/MySQL URL (mysql+pymysql://user@host/db); "
-                         "leave it out for a SQLite file")
+        raise UsageError(
+            "--legacy-db takes a MariaDB/MySQL URL (mysql+pymysql://user@host/db); leave it out for a SQLite file"
+        )
     s, _ = load_scenario(scenario)
     written = export(make(s, seed, str(scenario)), out, legacy_db)
     key = written.answer
     if as_json:
-        click.echo(json.dumps({"files": [str(f) for f in written.files], "expected": key["expected"],
-                               "duplicates": len(key["duplicates"]), "problems": len(key["problems"])},
-                              ensure_ascii=False, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "files": [str(f) for f in written.files],
+                    "expected": key["expected"],
+                    "duplicates": len(key["duplicates"]),
+                    "problems": len(key["problems"]),
+                },
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
         return
     t = Table(title=f"Legacy estate of {s.name} (seed {seed}) in {out}")
     for c in ("entity", "rows", "must reject", "missing", "orphan", "cascade"):
         t.add_column(c, justify="right" if c != "entity" else "left")
     for entity, e in key["expected"].items():
         r = e["rejects_by_class"]
-        t.add_row(entity, str(e["extracted"]), str(e["rejected"]), str(r["missing_required"]),
-                  str(r["orphan_reference"]), str(r["cascade_orphan"]))
+        t.add_row(
+            entity,
+            str(e["extracted"]),
+            str(e["rejected"]),
+            str(r["missing_required"]),
+            str(r["orphan_reference"]),
+            str(r["cascade_orphan"]),
+        )
     _console().print(t)
-    click.echo(f"{len(key['duplicates'])} true duplicate pairs, {len(key['problems'])} problems: {out / 'answer_key.json'}")
-    click.echo(f"migrate it: crmkit migrate run {out / 'mapping.yaml'} --target sqlite:///crm.db"
-               + (f"  (with {LEGACY_DB_ENV} set to the legacy database URL)" if legacy_db else ""))
+    click.echo(
+        f"{len(key['duplicates'])} true duplicate pairs, {len(key['problems'])} problems: {out / 'answer_key.json'}"
+    )
+    click.echo(
+        f"migrate it: crmkit migrate run {out / 'mapping.yaml'} --target sqlite:///crm.db"
+        + (f"  (with {LEGACY_DB_ENV} set to the legacy database URL)" if legacy_db else "")
+    )
 
 
 @training.command()
 @click.option("--source", required=True, metavar="URL", help="The production CRM database (read only).")
 @click.option("--target", required=True, metavar="URL", help="An empty database for the masked copy.")
-@click.option("--rules", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Masking rules YAML (docs/training-masking.md).")
+@click.option(
+    "--rules",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Masking rules YAML (docs/training-masking.md).",
+)
 @json_option
 def mask(source: str, target: str, rules: Path, as_json: bool) -> None:
     """Copy a CRM database with personal data masked (salt from the environment).
@@ -139,7 +180,7 @@ def mask(source: str, target: str, rules: Path, as_json: bool) -> None:
       export CRMKIT_MASK_SALT=$(openssl rand -hex 16)
       crmkit training mask --source sqlite:///crm.db --target sqlite:///masked.db --rules configs/training/mask.yaml
     """
-    from training.mask import mask as run_mask
+    from crmkit.training.mask import mask as run_mask
 
     result = run_mask(source, target, rules)
     if as_json:
@@ -156,9 +197,15 @@ def mask(source: str, target: str, rules: Path, as_json: bool) -> None:
 @training.command()
 @click.argument("sandbox_name", metavar="SANDBOX")
 @click.option("--trainee", default=None, help="Only this trainee (default: every trainee).")
-@click.option("--server", default=None, metavar="URL", help="PostgreSQL server of the sandbox (env CRMKIT_SANDBOX_PG_URL).")
-@click.option("--home", default=None, type=click.Path(file_okay=False, path_type=Path),
-              help="Sandbox registry (env CRMKIT_HOME; default .crmkit/).")
+@click.option(
+    "--server", default=None, metavar="URL", help="PostgreSQL server of the sandbox (env CRMKIT_SANDBOX_PG_URL)."
+)
+@click.option(
+    "--home",
+    default=None,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Sandbox registry (env CRMKIT_HOME; default .crmkit/).",
+)
 @json_option
 def check(sandbox_name: str, trainee: str | None, server: str | None, home: Path | None, as_json: bool) -> None:
     """Grade the exercises in a sandbox and print a score sheet.
@@ -168,8 +215,8 @@ def check(sandbox_name: str, trainee: str | None, server: str | None, home: Path
       crmkit training check pilot
       crmkit training check pilot --trainee t03 --json
     """
-    from training.exercises import grade
-    from training.sandbox import _trainees, home_dir, load
+    from crmkit.training.exercises import grade
+    from crmkit.training.sandbox import _trainees, home_dir, load
 
     h = home_dir(home)
     sb = load(h, sandbox_name)
@@ -178,9 +225,16 @@ def check(sandbox_name: str, trainee: str | None, server: str | None, home: Path
     sheets = {t: grade(sb.url(h, t, server), sb.exercises) for t in _trainees(sb, trainee)}
     total = sum(e["points"] for e in sb.exercises)
     if as_json:
-        click.echo(json.dumps({t: {"score": sum(g.score for g in gs), "out_of": total,
-                                   "exercises": [g.to_json() for g in gs]} for t, gs in sheets.items()},
-                              ensure_ascii=False, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    t: {"score": sum(g.score for g in gs), "out_of": total, "exercises": [g.to_json() for g in gs]}
+                    for t, gs in sheets.items()
+                },
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
         return
     prompts = {e["id"]: e["prompt"] for e in sb.exercises}
     for t, grades in sheets.items():

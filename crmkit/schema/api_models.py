@@ -11,7 +11,6 @@ Schema revision ``0003`` (``crmkit/schema/alembic/versions/0003_api.py``) create
 from __future__ import annotations
 
 import datetime as dt
-from typing import Optional
 
 from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -26,10 +25,10 @@ class ApiToken(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    label: Mapped[Optional[str]] = mapped_column(String(100))
+    label: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime)
-    expires_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
-    revoked_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
 
 class ApiAudit(Base):
@@ -39,11 +38,11 @@ class ApiAudit(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     at: Mapped[dt.datetime] = mapped_column(DateTime)
     user_id: Mapped[int] = mapped_column(Integer)
-    user_email: Mapped[Optional[str]] = mapped_column(String(320))
+    user_email: Mapped[str | None] = mapped_column(String(320))
     action: Mapped[str] = mapped_column(String(10))  # create|update
     entity: Mapped[str] = mapped_column(String(50))
     entity_id: Mapped[int] = mapped_column(Integer)
-    before_json: Mapped[Optional[str]] = mapped_column(Text)
+    before_json: Mapped[str | None] = mapped_column(Text)
     after_json: Mapped[str] = mapped_column(Text)
 
 

@@ -16,7 +16,6 @@ Schema revision ``0004`` (a branch beside ``0003``; upgrade goes to all heads).
 from __future__ import annotations
 
 import datetime as dt
-from typing import Optional
 
 from sqlalchemy import DateTime, Float, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -34,14 +33,14 @@ class Merge(Base):
     source_name: Mapped[str] = mapped_column(String(100))
     legacy_key: Mapped[str] = mapped_column(String(200))
     survivor_id: Mapped[int] = mapped_column(Integer)  # the golden row
-    original_id: Mapped[Optional[int]] = mapped_column(Integer)  # its own row before a merge in the target
-    probability: Mapped[Optional[float]] = mapped_column(Float)
+    original_id: Mapped[int | None] = mapped_column(Integer)  # its own row before a merge in the target
+    probability: Mapped[float | None] = mapped_column(Float)
     values_json: Mapped[str] = mapped_column(Text)  # its field values as they were (text)
     rules_name: Mapped[str] = mapped_column(String(200))
-    run_id: Mapped[Optional[int]] = mapped_column(Integer)  # the migration run, NULL for `crmkit dedupe merge`
+    run_id: Mapped[int | None] = mapped_column(Integer)  # the migration run, NULL for `crmkit dedupe merge`
     operator: Mapped[str] = mapped_column(String(100))
     merged_at: Mapped[dt.datetime] = mapped_column(DateTime)
-    undone_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+    undone_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
 
 Index("ix_crmkit_merges_survivor", Merge.entity, Merge.survivor_id)
@@ -67,7 +66,7 @@ class FieldLineage(Base):
     field: Mapped[str] = mapped_column(String(50), primary_key=True)
     source_name: Mapped[str] = mapped_column(String(100))
     legacy_key: Mapped[str] = mapped_column(String(200))
-    run_id: Mapped[Optional[int]] = mapped_column(Integer)
+    run_id: Mapped[int | None] = mapped_column(Integer)
 
 
 class DedupeDecision(Base):
@@ -82,4 +81,4 @@ class DedupeDecision(Base):
     decision: Mapped[str] = mapped_column(String(20))  # match | not_a_match
     decided_by: Mapped[str] = mapped_column(String(100))
     decided_at: Mapped[dt.datetime] = mapped_column(DateTime)
-    origin: Mapped[Optional[str]] = mapped_column(String(500))  # file it came from, or "unmerge"
+    origin: Mapped[str | None] = mapped_column(String(500))  # file it came from, or "unmerge"

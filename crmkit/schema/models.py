@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Optional
 
 from sqlalchemy import (
     BigInteger,
@@ -49,13 +48,13 @@ class Provenance:
     """Columns every migrated entity row carries."""
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    source_name: Mapped[Optional[str]] = mapped_column(String(100))
-    legacy_key: Mapped[Optional[str]] = mapped_column(String(200))
-    row_hash: Mapped[Optional[int]] = mapped_column(BigInteger)
-    run_id: Mapped[Optional[int]] = mapped_column(Integer)
+    source_name: Mapped[str | None] = mapped_column(String(100))
+    legacy_key: Mapped[str | None] = mapped_column(String(200))
+    row_hash: Mapped[int | None] = mapped_column(BigInteger)
+    run_id: Mapped[int | None] = mapped_column(Integer)
 
 
-def _fk(table: str) -> Mapped[Optional[int]]:
+def _fk(table: str) -> Mapped[int | None]:
     """An optional reference, with a partial index over the rows that have one (see SPARSE_INDEXED)."""
     return mapped_column(ForeignKey(f"{table}.id"), info={"sparse_index": True})
 
@@ -64,7 +63,7 @@ class Department(Provenance, Base):
     __tablename__ = "departments"
     code: Mapped[str] = mapped_column(String(50))
     name: Mapped[str] = mapped_column(String(200))
-    region: Mapped[Optional[str]] = mapped_column(String(100))
+    region: Mapped[str | None] = mapped_column(String(100))
 
 
 class User(Provenance, Base):
@@ -72,8 +71,8 @@ class User(Provenance, Base):
 
     __tablename__ = "users"
     name: Mapped[str] = mapped_column(String(200))
-    email: Mapped[Optional[str]] = mapped_column(String(320))
-    department_id: Mapped[Optional[int]] = _fk("departments")
+    email: Mapped[str | None] = mapped_column(String(320))
+    department_id: Mapped[int | None] = _fk("departments")
     role: Mapped[str] = mapped_column(String(20), default="sales")  # admin|manager|sales|service
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
@@ -83,18 +82,18 @@ class Account(Provenance, Base):
 
     __tablename__ = "accounts"
     name: Mapped[str] = mapped_column(String(300))
-    industry: Mapped[Optional[str]] = mapped_column(String(100))
-    website: Mapped[Optional[str]] = mapped_column(String(300))
-    phone: Mapped[Optional[str]] = mapped_column(String(32))
-    email: Mapped[Optional[str]] = mapped_column(String(320))
-    address: Mapped[Optional[str]] = mapped_column(String(500))
-    city: Mapped[Optional[str]] = mapped_column(String(100))
-    country: Mapped[Optional[str]] = mapped_column(String(2))
-    segment: Mapped[Optional[str]] = mapped_column(String(50))
-    tier: Mapped[Optional[str]] = mapped_column(String(20))
-    owner_id: Mapped[Optional[int]] = _fk("users")
-    department_id: Mapped[Optional[int]] = _fk("departments")
-    created_at: Mapped[Optional[dt.date]] = mapped_column(Date)
+    industry: Mapped[str | None] = mapped_column(String(100))
+    website: Mapped[str | None] = mapped_column(String(300))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    email: Mapped[str | None] = mapped_column(String(320))
+    address: Mapped[str | None] = mapped_column(String(500))
+    city: Mapped[str | None] = mapped_column(String(100))
+    country: Mapped[str | None] = mapped_column(String(2))
+    segment: Mapped[str | None] = mapped_column(String(50))
+    tier: Mapped[str | None] = mapped_column(String(20))
+    owner_id: Mapped[int | None] = _fk("users")
+    department_id: Mapped[int | None] = _fk("departments")
+    created_at: Mapped[dt.date | None] = mapped_column(Date)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
@@ -102,37 +101,37 @@ class Contact(Provenance, Base):
     """A person, usually working for an account."""
 
     __tablename__ = "contacts"
-    account_id: Mapped[Optional[int]] = _fk("accounts")
-    first_name: Mapped[Optional[str]] = mapped_column(String(100))
-    last_name: Mapped[Optional[str]] = mapped_column(String(100))
+    account_id: Mapped[int | None] = _fk("accounts")
+    first_name: Mapped[str | None] = mapped_column(String(100))
+    last_name: Mapped[str | None] = mapped_column(String(100))
     full_name: Mapped[str] = mapped_column(String(200))
-    email: Mapped[Optional[str]] = mapped_column(String(320))
-    phone: Mapped[Optional[str]] = mapped_column(String(32))
-    mobile: Mapped[Optional[str]] = mapped_column(String(32))
-    title: Mapped[Optional[str]] = mapped_column(String(100))
-    address: Mapped[Optional[str]] = mapped_column(String(500))
-    city: Mapped[Optional[str]] = mapped_column(String(100))
-    country: Mapped[Optional[str]] = mapped_column(String(2))
-    birth_date: Mapped[Optional[dt.date]] = mapped_column(Date)
-    consent_to_contact: Mapped[Optional[bool]] = mapped_column(Boolean)
-    owner_id: Mapped[Optional[int]] = _fk("users")
-    department_id: Mapped[Optional[int]] = _fk("departments")
-    notes: Mapped[Optional[str]] = mapped_column(Text)
-    created_at: Mapped[Optional[dt.date]] = mapped_column(Date)
+    email: Mapped[str | None] = mapped_column(String(320))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    mobile: Mapped[str | None] = mapped_column(String(32))
+    title: Mapped[str | None] = mapped_column(String(100))
+    address: Mapped[str | None] = mapped_column(String(500))
+    city: Mapped[str | None] = mapped_column(String(100))
+    country: Mapped[str | None] = mapped_column(String(2))
+    birth_date: Mapped[dt.date | None] = mapped_column(Date)
+    consent_to_contact: Mapped[bool | None] = mapped_column(Boolean)
+    owner_id: Mapped[int | None] = _fk("users")
+    department_id: Mapped[int | None] = _fk("departments")
+    notes: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.date | None] = mapped_column(Date)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
 class Lead(Provenance, Base):
     __tablename__ = "leads"
     full_name: Mapped[str] = mapped_column(String(200))
-    company: Mapped[Optional[str]] = mapped_column(String(300))
-    email: Mapped[Optional[str]] = mapped_column(String(320))
-    phone: Mapped[Optional[str]] = mapped_column(String(32))
-    lead_source: Mapped[Optional[str]] = mapped_column(String(100))
+    company: Mapped[str | None] = mapped_column(String(300))
+    email: Mapped[str | None] = mapped_column(String(320))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    lead_source: Mapped[str | None] = mapped_column(String(100))
     status: Mapped[str] = mapped_column(String(20), default="new")  # new|working|qualified|lost|converted
-    owner_id: Mapped[Optional[int]] = _fk("users")
-    department_id: Mapped[Optional[int]] = _fk("departments")
-    created_at: Mapped[Optional[dt.date]] = mapped_column(Date)
+    owner_id: Mapped[int | None] = _fk("users")
+    department_id: Mapped[int | None] = _fk("departments")
+    created_at: Mapped[dt.date | None] = mapped_column(Date)
 
 
 class Opportunity(Provenance, Base):
@@ -141,43 +140,43 @@ class Opportunity(Provenance, Base):
     name: Mapped[str] = mapped_column(String(300))
     # prospecting|qualification|proposal|negotiation|closed_won|closed_lost
     stage: Mapped[str] = mapped_column(String(30))
-    amount: Mapped[Optional[Decimal]] = mapped_column(Numeric(18, 2))
-    currency: Mapped[Optional[str]] = mapped_column(String(3))
-    close_date: Mapped[Optional[dt.date]] = mapped_column(Date)
-    probability: Mapped[Optional[int]] = mapped_column(Integer)
-    owner_id: Mapped[Optional[int]] = _fk("users")
-    department_id: Mapped[Optional[int]] = _fk("departments")
-    created_at: Mapped[Optional[dt.date]] = mapped_column(Date)
+    amount: Mapped[Decimal | None] = mapped_column(Numeric(18, 2))
+    currency: Mapped[str | None] = mapped_column(String(3))
+    close_date: Mapped[dt.date | None] = mapped_column(Date)
+    probability: Mapped[int | None] = mapped_column(Integer)
+    owner_id: Mapped[int | None] = _fk("users")
+    department_id: Mapped[int | None] = _fk("departments")
+    created_at: Mapped[dt.date | None] = mapped_column(Date)
 
 
 class Activity(Provenance, Base):
     __tablename__ = "activities"
     type: Mapped[str] = mapped_column(String(20))  # call|meeting|email|note|task
     subject: Mapped[str] = mapped_column(String(300))
-    body: Mapped[Optional[str]] = mapped_column(Text)
-    occurred_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
-    done: Mapped[Optional[bool]] = mapped_column(Boolean)
-    account_id: Mapped[Optional[int]] = _fk("accounts")
-    contact_id: Mapped[Optional[int]] = _fk("contacts")
-    opportunity_id: Mapped[Optional[int]] = _fk("opportunities")
-    owner_id: Mapped[Optional[int]] = _fk("users")
+    body: Mapped[str | None] = mapped_column(Text)
+    occurred_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    done: Mapped[bool | None] = mapped_column(Boolean)
+    account_id: Mapped[int | None] = _fk("accounts")
+    contact_id: Mapped[int | None] = _fk("contacts")
+    opportunity_id: Mapped[int | None] = _fk("opportunities")
+    owner_id: Mapped[int | None] = _fk("users")
 
 
 class Case(Provenance, Base):
     """A service ticket."""
 
     __tablename__ = "cases"
-    account_id: Mapped[Optional[int]] = _fk("accounts")
-    contact_id: Mapped[Optional[int]] = _fk("contacts")
+    account_id: Mapped[int | None] = _fk("accounts")
+    contact_id: Mapped[int | None] = _fk("contacts")
     subject: Mapped[str] = mapped_column(String(300))
-    description: Mapped[Optional[str]] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(20))  # new|open|pending|closed
     priority: Mapped[str] = mapped_column(String(10))  # low|medium|high|urgent
-    opened_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
-    closed_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
-    sla_due_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
-    owner_id: Mapped[Optional[int]] = _fk("users")
-    department_id: Mapped[Optional[int]] = _fk("departments")
+    opened_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    sla_due_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    owner_id: Mapped[int | None] = _fk("users")
+    department_id: Mapped[int | None] = _fk("departments")
 
 
 class Tag(Provenance, Base):
@@ -185,7 +184,7 @@ class Tag(Provenance, Base):
 
     __tablename__ = "tags"
     name: Mapped[str] = mapped_column(String(100))
-    category: Mapped[Optional[str]] = mapped_column(String(100))
+    category: Mapped[str | None] = mapped_column(String(100))
 
 
 class Tagging(Provenance, Base):
@@ -193,8 +192,8 @@ class Tagging(Provenance, Base):
 
     __tablename__ = "taggings"
     tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id"), index=True)
-    account_id: Mapped[Optional[int]] = _fk("accounts")
-    contact_id: Mapped[Optional[int]] = _fk("contacts")
+    account_id: Mapped[int | None] = _fk("accounts")
+    contact_id: Mapped[int | None] = _fk("contacts")
 
 
 # --- bookkeeping -----------------------------------------------------------
@@ -209,13 +208,13 @@ class Run(Base):
     mapping_name: Mapped[str] = mapped_column(String(200))
     mapping_hash: Mapped[str] = mapped_column(String(64))
     target: Mapped[str] = mapped_column(String(500))  # password masked
-    operator: Mapped[Optional[str]] = mapped_column(String(100))
+    operator: Mapped[str | None] = mapped_column(String(100))
     started_at: Mapped[dt.datetime] = mapped_column(DateTime)
-    finished_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     status: Mapped[str] = mapped_column(String(20))  # running|succeeded|rejects_over_threshold|failed
-    counts_json: Mapped[Optional[str]] = mapped_column(Text)
-    message: Mapped[Optional[str]] = mapped_column(Text)
-    sources_hash: Mapped[Optional[str]] = mapped_column(String(64))  # what a resume must find unchanged
+    counts_json: Mapped[str | None] = mapped_column(Text)
+    message: Mapped[str | None] = mapped_column(Text)
+    sources_hash: Mapped[str | None] = mapped_column(String(64))  # what a resume must find unchanged
 
 
 class IdMap(Base):
@@ -238,7 +237,7 @@ class Reject(Base):
     entity: Mapped[str] = mapped_column(String(50))
     source_name: Mapped[str] = mapped_column(String(100))
     row_number: Mapped[int] = mapped_column(Integer)
-    legacy_key: Mapped[Optional[str]] = mapped_column(String(200))
+    legacy_key: Mapped[str | None] = mapped_column(String(200))
     reasons: Mapped[str] = mapped_column(Text)
     raw_json: Mapped[str] = mapped_column(Text)
 
@@ -247,8 +246,7 @@ Index("ix_crmkit_id_map_target", IdMap.entity, IdMap.target_id)
 
 #: CRM entities in dependency order (parents first).
 ENTITY_MODELS: dict[str, type[Base]] = {
-    m.__tablename__: m
-    for m in (Department, User, Account, Contact, Lead, Opportunity, Activity, Case, Tag, Tagging)
+    m.__tablename__: m for m in (Department, User, Account, Contact, Lead, Opportunity, Activity, Case, Tag, Tagging)
 }
 PROVENANCE_COLUMNS = ("id", "source_name", "legacy_key", "row_hash", "run_id")
 
@@ -259,8 +257,12 @@ SPARSE_INDEXED: list[tuple[str, str]] = []
 for _model in ENTITY_MODELS.values():
     for _col in _model.__table__.columns:  # type: ignore[attr-defined]
         if _col.info.get("sparse_index"):
-            Index(f"ix_{_model.__tablename__}_{_col.name}", _col,
-                  postgresql_where=_col.isnot(None), sqlite_where=_col.isnot(None))
+            Index(
+                f"ix_{_model.__tablename__}_{_col.name}",
+                _col,
+                postgresql_where=_col.isnot(None),
+                sqlite_where=_col.isnot(None),
+            )
             SPARSE_INDEXED.append((_model.__tablename__, _col.name))
 
 
@@ -298,12 +300,12 @@ class Audit(Base):
     at: Mapped[dt.datetime] = mapped_column(DateTime)
     operator: Mapped[str] = mapped_column(String(100))
     action: Mapped[str] = mapped_column(String(20))  # run|dry_run|resume|verify|rollback
-    run_id: Mapped[Optional[int]] = mapped_column(Integer)
-    mapping_name: Mapped[Optional[str]] = mapped_column(String(200))
-    mapping_hash: Mapped[Optional[str]] = mapped_column(String(64))
+    run_id: Mapped[int | None] = mapped_column(Integer)
+    mapping_name: Mapped[str | None] = mapped_column(String(200))
+    mapping_hash: Mapped[str | None] = mapped_column(String(64))
     target: Mapped[str] = mapped_column(String(500))  # password masked
     outcome: Mapped[str] = mapped_column(String(40))
-    detail: Mapped[Optional[str]] = mapped_column(Text)
+    detail: Mapped[str | None] = mapped_column(Text)
 
 
 def _before_image_table(model: type[Base]) -> None:
@@ -313,8 +315,12 @@ def _before_image_table(model: type[Base]) -> None:
     src = model.__table__  # type: ignore[attr-defined]
     cols = [Column("before_run_id", Integer, nullable=False), Column("target_id", Integer, nullable=False)]
     cols += [Column(c.name, c.type, nullable=True) for c in src.columns if c.name != "id"]
-    Table(f"crmkit_before_{src.name}", Base.metadata, *cols,
-          Index(f"ix_crmkit_before_{src.name}_run", "before_run_id", "target_id"))
+    Table(
+        f"crmkit_before_{src.name}",
+        Base.metadata,
+        *cols,
+        Index(f"ix_crmkit_before_{src.name}_run", "before_run_id", "target_id"),
+    )
 
 
 for _model in ENTITY_MODELS.values():

@@ -6,7 +6,6 @@ Schema revision ``0005`` creates them.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Optional
 
 from sqlalchemy import DateTime, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -23,8 +22,8 @@ class RolloutWave(Base):
     position: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(20))  # migrated | rolled_back
     run_ids: Mapped[str] = mapped_column(Text)  # JSON list of migration run ids
-    migrated_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
-    rolled_back_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+    migrated_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    rolled_back_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
 
 class RolloutApproval(Base):

@@ -79,8 +79,12 @@ def create_fresh(engine: Engine) -> None:
     with engine.begin() as conn:
         Base.metadata.create_all(conn, checkfirst=False)
         # the table and constraint Alembic itself creates (alembic.runtime.migration)
-        conn.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
-                          "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"))
+        conn.execute(
+            text(
+                "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
+                "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
+            )
+        )
         for rev in HEADS:
             conn.execute(text("INSERT INTO alembic_version (version_num) VALUES (:rev)"), {"rev": rev})
 
@@ -104,12 +108,15 @@ def autogenerate(engine: Engine, message: str) -> None:
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.revision(cfg, message=message, autogenerate=True)
+
+
 def connect(url: str) -> Engine:
     """An engine for the target that has been shown to connect (else one TargetError line)."""
-    from sqlalchemy import create_engine, exc as sa_exc
+    from sqlalchemy import create_engine
+    from sqlalchemy import exc as sa_exc
 
+    from crmkit.db.url import mask_url
     from crmkit.errors import TargetError
-    from migrate.extract import mask_url
 
     try:
         engine = create_engine(url)
@@ -154,13 +161,14 @@ def ensure_schema(url: str) -> tuple[str | None, str]:
         if before is None:
             clash = _crm_tables(engine)
             if clash:
+                from crmkit.db.url import mask_url
                 from crmkit.errors import TargetError
-                from migrate.extract import mask_url
 
                 shown = ", ".join(clash[:3]) + (f" and {len(clash) - 3} more" if len(clash) > 3 else "")
                 raise TargetError(
                     f"target {mask_url(url)} has tables named like crmkit's ({shown}) but no schema version "
-                    "(no alembic_version table): point --target at an empty database or one crmkit created")
+                    "(no alembic_version table): point --target at an empty database or one crmkit created"
+                )
             create_fresh(engine)
             return None, head()
         return upgrade(engine)

@@ -52,18 +52,24 @@ CONTACTS: list[tuple[object, ...] | None] = [
 
 ERP = {
     "DEPT": (["CODE", "NAME"], [("N", "华北销售部"), ("S", "华南销售部")]),
-    "STAFF": (["STAFF_ID", "NAME", "EMAIL", "DEPT", "ACTIVE"], [
-        ("S01", "Liu Yang", "LIU.YANG@ACME.EXAMPLE", "N", "1"),
-        ("S02", "Sun Li", "sun.li@acme.example", "S", "1"),
-        ("S03", "He Jun", "he.jun@acme.example", "S", "1"),
-        ("S04", "Ma Chao", "ma.chao@acme.example", "N", "0"),
-    ]),
-    "CUSTOMER": (["CUST_NO", "NAME", "REP", "DEPT", "TIER"], [
-        ("C1", "北京远航物流有限公司", "S01", "N", "A"),
-        ("C2", "广州南方电器有限公司", "S02", "S", "B"),
-        ("C3", "深圳海风贸易有限公司", "S03", "S", ""),
-        ("C4", "天津北港机械有限公司", "S04", "N", "C"),
-    ]),
+    "STAFF": (
+        ["STAFF_ID", "NAME", "EMAIL", "DEPT", "ACTIVE"],
+        [
+            ("S01", "Liu Yang", "LIU.YANG@ACME.EXAMPLE", "N", "1"),
+            ("S02", "Sun Li", "sun.li@acme.example", "S", "1"),
+            ("S03", "He Jun", "he.jun@acme.example", "S", "1"),
+            ("S04", "Ma Chao", "ma.chao@acme.example", "N", "0"),
+        ],
+    ),
+    "CUSTOMER": (
+        ["CUST_NO", "NAME", "REP", "DEPT", "TIER"],
+        [
+            ("C1", "北京远航物流有限公司", "S01", "N", "A"),
+            ("C2", "广州南方电器有限公司", "S02", "S", "B"),
+            ("C3", "深圳海风贸易有限公司", "S03", "S", ""),
+            ("C4", "天津北港机械有限公司", "S04", "N", "C"),
+        ],
+    ),
 }
 
 

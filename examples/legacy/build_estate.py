@@ -24,8 +24,8 @@ import csv
 import datetime as dt
 import io
 import json
-import sqlite3
 import random
+import sqlite3
 from pathlib import Path
 
 import xlsxwriter
@@ -71,9 +71,33 @@ def digits(n: int, first: str = "0123456789") -> str:
     return rng.choice(first) + "".join(rng.choice("0123456789") for _ in range(n - 1))
 
 
-MOBILE_PREFIXES = ["130", "131", "132", "133", "135", "136", "137", "138", "139",
-                   "150", "151", "152", "153", "155", "156", "157", "158", "159",
-                   "177", "180", "181", "186", "187", "188", "189"]
+MOBILE_PREFIXES = [
+    "130",
+    "131",
+    "132",
+    "133",
+    "135",
+    "136",
+    "137",
+    "138",
+    "139",
+    "150",
+    "151",
+    "152",
+    "153",
+    "155",
+    "156",
+    "157",
+    "158",
+    "159",
+    "177",
+    "180",
+    "181",
+    "186",
+    "187",
+    "188",
+    "189",
+]
 
 
 def cn_mobile_digits() -> str:
@@ -165,28 +189,77 @@ CN_CITIES = [
 
 # (brand, pinyin for web/email domains)
 BRANDS = [
-    ("星辰", "xingchen"), ("华信", "huaxin"), ("宏达", "hongda"), ("恒通", "hengtong"),
-    ("瑞丰", "ruifeng"), ("金桥", "jinqiao"), ("天成", "tiancheng"), ("博远", "boyuan"),
-    ("安泰", "antai"), ("鼎盛", "dingsheng"), ("锦程", "jincheng"), ("云帆", "yunfan"),
-    ("启明", "qiming"), ("润泽", "runze"), ("万通", "wantong"), ("九州", "jiuzhou"),
-    ("远景", "yuanjing"), ("卓越", "zhuoyue"), ("致远", "zhiyuan"), ("明德", "mingde"),
-    ("长风", "changfeng"), ("新纪元", "xinjiyuan"), ("汇智", "huizhi"), ("海创", "haichuang"),
-    ("同舟", "tongzhou"), ("中联", "zhonglian"), ("凯达", "kaida"), ("嘉禾", "jiahe"),
-    ("银河", "yinhe"), ("东升", "dongsheng"), ("弘毅", "hongyi"), ("正泰", "zhengtai"),
-    ("百川", "baichuan"), ("蓝海", "lanhai"), ("晨光", "chenguang"), ("永信", "yongxin"),
-    ("华美", "huamei"), ("方正", "fangzheng"), ("利达", "lida"), ("盛世", "shengshi"),
-    ("青松", "qingsong"), ("光华", "guanghua"), ("泰和", "taihe"), ("德润", "derun"),
-    ("腾跃", "tengyue"), ("众合", "zhonghe"), ("新源", "xinyuan"), ("思创", "sichuang"),
-    ("联拓", "liantuo"), ("宇航", "yuhang"),
+    ("星辰", "xingchen"),
+    ("华信", "huaxin"),
+    ("宏达", "hongda"),
+    ("恒通", "hengtong"),
+    ("瑞丰", "ruifeng"),
+    ("金桥", "jinqiao"),
+    ("天成", "tiancheng"),
+    ("博远", "boyuan"),
+    ("安泰", "antai"),
+    ("鼎盛", "dingsheng"),
+    ("锦程", "jincheng"),
+    ("云帆", "yunfan"),
+    ("启明", "qiming"),
+    ("润泽", "runze"),
+    ("万通", "wantong"),
+    ("九州", "jiuzhou"),
+    ("远景", "yuanjing"),
+    ("卓越", "zhuoyue"),
+    ("致远", "zhiyuan"),
+    ("明德", "mingde"),
+    ("长风", "changfeng"),
+    ("新纪元", "xinjiyuan"),
+    ("汇智", "huizhi"),
+    ("海创", "haichuang"),
+    ("同舟", "tongzhou"),
+    ("中联", "zhonglian"),
+    ("凯达", "kaida"),
+    ("嘉禾", "jiahe"),
+    ("银河", "yinhe"),
+    ("东升", "dongsheng"),
+    ("弘毅", "hongyi"),
+    ("正泰", "zhengtai"),
+    ("百川", "baichuan"),
+    ("蓝海", "lanhai"),
+    ("晨光", "chenguang"),
+    ("永信", "yongxin"),
+    ("华美", "huamei"),
+    ("方正", "fangzheng"),
+    ("利达", "lida"),
+    ("盛世", "shengshi"),
+    ("青松", "qingsong"),
+    ("光华", "guanghua"),
+    ("泰和", "taihe"),
+    ("德润", "derun"),
+    ("腾跃", "tengyue"),
+    ("众合", "zhonghe"),
+    ("新源", "xinyuan"),
+    ("思创", "sichuang"),
+    ("联拓", "liantuo"),
+    ("宇航", "yuhang"),
 ]
 
 # (word in the company name, INDUSTRY)
 TRADES = [
-    ("科技", "信息技术"), ("信息技术", "信息技术"), ("软件", "信息技术"),
-    ("贸易", "批发零售"), ("商贸", "批发零售"), ("机械", "制造业"), ("电子", "制造业"),
-    ("精密制造", "制造业"), ("物流", "交通物流"), ("供应链管理", "交通物流"),
-    ("医药", "医疗健康"), ("医疗器械", "医疗健康"), ("教育咨询", "教育"),
-    ("新能源", "能源"), ("食品", "食品饮料"), ("建设工程", "建筑"), ("金融服务", "金融"),
+    ("科技", "信息技术"),
+    ("信息技术", "信息技术"),
+    ("软件", "信息技术"),
+    ("贸易", "批发零售"),
+    ("商贸", "批发零售"),
+    ("机械", "制造业"),
+    ("电子", "制造业"),
+    ("精密制造", "制造业"),
+    ("物流", "交通物流"),
+    ("供应链管理", "交通物流"),
+    ("医药", "医疗健康"),
+    ("医疗器械", "医疗健康"),
+    ("教育咨询", "教育"),
+    ("新能源", "能源"),
+    ("食品", "食品饮料"),
+    ("建设工程", "建筑"),
+    ("金融服务", "金融"),
 ]
 SUFFIXES = ["有限公司", "有限公司", "有限公司", "股份有限公司", "有限责任公司"]
 
@@ -204,27 +277,98 @@ DE_CUSTOMERS = [
     ("Schmidt Logistik GmbH", "交通物流", "30", "Berlin", "Kurfürstendamm 21", "schmidt-logistik.de"),
 ]
 
-SURNAMES = [("王", "wang"), ("李", "li"), ("张", "zhang"), ("刘", "liu"), ("陈", "chen"),
-            ("杨", "yang"), ("黄", "huang"), ("赵", "zhao"), ("吴", "wu"), ("周", "zhou"),
-            ("徐", "xu"), ("孙", "sun"), ("马", "ma"), ("朱", "zhu"), ("胡", "hu"),
-            ("郭", "guo"), ("何", "he"), ("高", "gao"), ("林", "lin"), ("罗", "luo"),
-            ("郑", "zheng"), ("梁", "liang"), ("谢", "xie"), ("宋", "song"), ("唐", "tang"),
-            ("许", "xu"), ("韩", "han"), ("冯", "feng"), ("邓", "deng"), ("曹", "cao")]
-GIVEN = [("伟", "wei"), ("芳", "fang"), ("娜", "na"), ("秀英", "xiuying"), ("敏", "min"),
-         ("静", "jing"), ("丽", "li"), ("强", "qiang"), ("磊", "lei"), ("军", "jun"),
-         ("洋", "yang"), ("勇", "yong"), ("艳", "yan"), ("杰", "jie"), ("娟", "juan"),
-         ("涛", "tao"), ("明", "ming"), ("超", "chao"), ("秀兰", "xiulan"), ("霞", "xia"),
-         ("平", "ping"), ("刚", "gang"), ("建华", "jianhua"), ("志强", "zhiqiang"),
-         ("晓东", "xiaodong"), ("海燕", "haiyan"), ("文博", "wenbo"), ("子涵", "zihan"),
-         ("雨萱", "yuxuan"), ("浩然", "haoran"), ("思远", "siyuan"), ("佳怡", "jiayi")]
+SURNAMES = [
+    ("王", "wang"),
+    ("李", "li"),
+    ("张", "zhang"),
+    ("刘", "liu"),
+    ("陈", "chen"),
+    ("杨", "yang"),
+    ("黄", "huang"),
+    ("赵", "zhao"),
+    ("吴", "wu"),
+    ("周", "zhou"),
+    ("徐", "xu"),
+    ("孙", "sun"),
+    ("马", "ma"),
+    ("朱", "zhu"),
+    ("胡", "hu"),
+    ("郭", "guo"),
+    ("何", "he"),
+    ("高", "gao"),
+    ("林", "lin"),
+    ("罗", "luo"),
+    ("郑", "zheng"),
+    ("梁", "liang"),
+    ("谢", "xie"),
+    ("宋", "song"),
+    ("唐", "tang"),
+    ("许", "xu"),
+    ("韩", "han"),
+    ("冯", "feng"),
+    ("邓", "deng"),
+    ("曹", "cao"),
+]
+GIVEN = [
+    ("伟", "wei"),
+    ("芳", "fang"),
+    ("娜", "na"),
+    ("秀英", "xiuying"),
+    ("敏", "min"),
+    ("静", "jing"),
+    ("丽", "li"),
+    ("强", "qiang"),
+    ("磊", "lei"),
+    ("军", "jun"),
+    ("洋", "yang"),
+    ("勇", "yong"),
+    ("艳", "yan"),
+    ("杰", "jie"),
+    ("娟", "juan"),
+    ("涛", "tao"),
+    ("明", "ming"),
+    ("超", "chao"),
+    ("秀兰", "xiulan"),
+    ("霞", "xia"),
+    ("平", "ping"),
+    ("刚", "gang"),
+    ("建华", "jianhua"),
+    ("志强", "zhiqiang"),
+    ("晓东", "xiaodong"),
+    ("海燕", "haiyan"),
+    ("文博", "wenbo"),
+    ("子涵", "zihan"),
+    ("雨萱", "yuxuan"),
+    ("浩然", "haoran"),
+    ("思远", "siyuan"),
+    ("佳怡", "jiayi"),
+]
 WESTERN_NAMES = {
-    "US": ["John Miller", "Emily Carter", "Michael Chen", "Sarah Johnson", "David Park",
-           "Jessica Wong", "Robert Brown", "Laura Davis"],
-    "DE": ["Anna Schmidt", "Thomas Müller", "Julia Weber", "Stefan Becker", "Katrin Wagner",
-           "Markus Hoffmann"],
+    "US": [
+        "John Miller",
+        "Emily Carter",
+        "Michael Chen",
+        "Sarah Johnson",
+        "David Park",
+        "Jessica Wong",
+        "Robert Brown",
+        "Laura Davis",
+    ],
+    "DE": ["Anna Schmidt", "Thomas Müller", "Julia Weber", "Stefan Becker", "Katrin Wagner", "Markus Hoffmann"],
 }
-TITLES = ["总经理", "采购经理", "IT主管", "财务总监", "行政专员", "技术总监", "销售经理",
-          "项目经理", "董事长助理", "运营总监", "采购专员"]
+TITLES = [
+    "总经理",
+    "采购经理",
+    "IT主管",
+    "财务总监",
+    "行政专员",
+    "技术总监",
+    "销售经理",
+    "项目经理",
+    "董事长助理",
+    "运营总监",
+    "采购专员",
+]
 FREE_MAIL = ["163.com", "qq.com", "126.com", "sina.com"]
 
 
@@ -288,9 +432,9 @@ def build_customers() -> list[dict]:
     country_of = {}
     for j, idx in enumerate(sorted(foreign[: len(US_CUSTOMERS)])):
         country_of[idx] = ("美国", j)
-    for j, idx in enumerate(sorted(foreign[len(US_CUSTOMERS): len(US_CUSTOMERS) + len(DE_CUSTOMERS)])):
+    for j, idx in enumerate(sorted(foreign[len(US_CUSTOMERS) : len(US_CUSTOMERS) + len(DE_CUSTOMERS)])):
         country_of[idx] = ("德国", j)
-    for idx in foreign[len(US_CUSTOMERS) + len(DE_CUSTOMERS):]:
+    for idx in foreign[len(US_CUSTOMERS) + len(DE_CUSTOMERS) :]:
         country_of[idx] = ("CN", None)
 
     brands = BRANDS[:]
@@ -337,8 +481,8 @@ def build_customers() -> list[dict]:
             c["SALES_REP"] = rng.choice(NORTH_REPS if region == "N" else SOUTH_REPS)
             domain = py + rng.choice([".cn", ".com", ".com.cn"])
             c["WEBSITE"] = rng.choices(
-                ["", "www." + domain, "http://" + domain, "http://www." + domain],
-                weights=[4, 3, 2, 2])[0]
+                ["", "www." + domain, "http://" + domain, "http://www." + domain], weights=[4, 3, 2, 2]
+            )[0]
             c["_domain"], c["_cc"], c["_area"] = domain, "CN", area
         if i in padded:
             c["CUST_NAME"] = padded[i].format(c["CUST_NAME"])
@@ -363,9 +507,20 @@ def build_customers() -> list[dict]:
 
 N_OPPS = 80
 STAGES = ["初步接洽", "需求确认", "方案报价", "商务谈判", "赢单", "输单"]
-OPP_TOPICS = ["ERP升级项目", "年度维保合同", "数据中心扩容", "CRM实施项目", "生产设备采购",
-              "办公网络改造", "云服务订阅", "仓储系统建设", "培训服务包", "安全审计服务",
-              "备件年度框架协议", "二期扩展项目"]
+OPP_TOPICS = [
+    "ERP升级项目",
+    "年度维保合同",
+    "数据中心扩容",
+    "CRM实施项目",
+    "生产设备采购",
+    "办公网络改造",
+    "云服务订阅",
+    "仓储系统建设",
+    "培训服务包",
+    "安全审计服务",
+    "备件年度框架协议",
+    "二期扩展项目",
+]
 
 
 def fmt_amount(value: float) -> str:
@@ -399,7 +554,7 @@ def build_opportunities(customers: list[dict]):
     keys = [f"O{5001 + i}" for i in range(N_OPPS)]
     special = rng.sample(range(N_OPPS), len(BAD_CUSTOMERS) + 3)
     cascade_pos = dict(zip(special[: len(BAD_CUSTOMERS)], BAD_CUSTOMERS))
-    orphan_pos = dict(zip(special[len(BAD_CUSTOMERS): len(BAD_CUSTOMERS) + 2], ["C9999", "C8888"]))
+    orphan_pos = dict(zip(special[len(BAD_CUSTOMERS) : len(BAD_CUSTOMERS) + 2], ["C9999", "C8888"]))
     abc_pos = special[-1]
 
     rows, rejects = [], {}
@@ -418,17 +573,28 @@ def build_opportunities(customers: list[dict]):
         else:
             label, cc, rep = "老客户", "CN", rng.choice(NORTH_REPS + SOUTH_REPS)
         stage = rng.choices(STAGES, weights=[3, 3, 3, 2, 4, 2])[0]
-        amount = rng.choice([rng.randint(5, 95) * 1000, rng.randint(10, 900) * 1000,
-                             rng.randint(100, 2500) * 1000 + rng.randint(0, 999)])
+        amount = rng.choice(
+            [
+                rng.randint(5, 95) * 1000,
+                rng.randint(10, 900) * 1000,
+                rng.randint(100, 2500) * 1000 + rng.randint(0, 999),
+            ]
+        )
         if cc == "US" or cc == "DE":
             amount = rng.randint(8, 400) * 500
         close = rand_date(dt.date(2022, 1, 1), dt.date(2024, 12, 31))
-        rows.append({
-            "OPP_ID": key, "CUST_NO": cust,
-            "OPP_NAME": f"{label}{rng.choice(OPP_TOPICS)}",
-            "STAGE": stage, "AMOUNT": fmt_amount(amount), "CURRENCY": currency_for(cc),
-            "CLOSE_DT": fmt_legacy_date(close), "REP_CODE": rep,
-        })
+        rows.append(
+            {
+                "OPP_ID": key,
+                "CUST_NO": cust,
+                "OPP_NAME": f"{label}{rng.choice(OPP_TOPICS)}",
+                "STAGE": stage,
+                "AMOUNT": fmt_amount(amount),
+                "CURRENCY": currency_for(cc),
+                "CLOSE_DT": fmt_legacy_date(close),
+                "REP_CODE": rep,
+            }
+        )
         if i in cascade_pos:
             rejects[key] = ("cascade_orphan", f"customer {cust} is rejected ({CUSTOMER_REJECTS[cust][0]})")
         elif i in orphan_pos:
@@ -443,9 +609,20 @@ def build_opportunities(customers: list[dict]):
 # --------------------------------------------------------------------------- #
 
 N_CASES = 40
-CASE_TITLES = ["发票开具错误", "系统登录失败", "设备故障报修", "合同续签咨询", "数据导出异常",
-               "账号权限申请", "交付延期投诉", "培训需求", "报表数据不一致", "备件更换申请",
-               "接口调用超时", "账单金额疑问"]
+CASE_TITLES = [
+    "发票开具错误",
+    "系统登录失败",
+    "设备故障报修",
+    "合同续签咨询",
+    "数据导出异常",
+    "账号权限申请",
+    "交付延期投诉",
+    "培训需求",
+    "报表数据不一致",
+    "备件更换申请",
+    "接口调用超时",
+    "账单金额疑问",
+]
 SLA_BY_PRIORITY = {"高": "24", "中": "48", "低": "72"}
 
 
@@ -458,18 +635,25 @@ def build_cases(customers: list[dict]):
         cust = "C1099" if i == orphan_pos else rng.choice(good)
         status = rng.choices(["新建", "处理中", "已关闭"], weights=[2, 3, 5])[0]
         priority = rng.choices(["高", "中", "低"], weights=[2, 5, 3])[0]
-        opened = dt.datetime.combine(rand_date(dt.date(2023, 1, 1), dt.date(2024, 4, 28)),
-                                     dt.time(rng.randint(8, 18), rng.choice([0, 10, 15, 20, 30, 45, 50])))
+        opened = dt.datetime.combine(
+            rand_date(dt.date(2023, 1, 1), dt.date(2024, 4, 28)),
+            dt.time(rng.randint(8, 18), rng.choice([0, 10, 15, 20, 30, 45, 50])),
+        )
         closed = None
         if status == "已关闭":
             closed = opened + dt.timedelta(hours=rng.randint(1, 96), minutes=rng.choice([0, 15, 30, 45]))
-        rows.append({
-            "CASE_NO": key, "CUST_NO": cust, "TITLE": rng.choice(CASE_TITLES),
-            "STATUS": status, "PRIORITY": priority,
-            "OPEN_TIME": opened.strftime("%Y-%m-%d %H:%M:%S"),
-            "CLOSE_TIME": closed.strftime("%Y-%m-%d %H:%M:%S") if closed else None,
-            "SLA_HOURS": SLA_BY_PRIORITY[priority],
-        })
+        rows.append(
+            {
+                "CASE_NO": key,
+                "CUST_NO": cust,
+                "TITLE": rng.choice(CASE_TITLES),
+                "STATUS": status,
+                "PRIORITY": priority,
+                "OPEN_TIME": opened.strftime("%Y-%m-%d %H:%M:%S"),
+                "CLOSE_TIME": closed.strftime("%Y-%m-%d %H:%M:%S") if closed else None,
+                "SLA_HOURS": SLA_BY_PRIORITY[priority],
+            }
+        )
         if i == orphan_pos:
             rejects[key] = ("orphan_reference", f"CUST_NO {cust} does not exist in T_CUSTOMER")
     return rows, rejects
@@ -482,12 +666,22 @@ def build_cases(customers: list[dict]):
 TABLES = {
     "T_DEPT": ["DEPT_CODE", "DEPT_NAME", "REGION"],
     "T_SALES_REP": ["REP_CODE", "REP_NAME", "EMAIL", "DEPT_CODE", "ROLE"],
-    "T_CUSTOMER": ["CUST_NO", "CUST_NAME", "INDUSTRY", "TEL", "COUNTRY", "ADDR", "CITY",
-                   "SALES_REP", "DEPT_CODE", "LEVEL", "CREATE_DT", "WEBSITE"],
-    "T_OPPORTUNITY": ["OPP_ID", "CUST_NO", "OPP_NAME", "STAGE", "AMOUNT", "CURRENCY",
-                      "CLOSE_DT", "REP_CODE"],
-    "T_CASE": ["CASE_NO", "CUST_NO", "TITLE", "STATUS", "PRIORITY", "OPEN_TIME",
-               "CLOSE_TIME", "SLA_HOURS"],
+    "T_CUSTOMER": [
+        "CUST_NO",
+        "CUST_NAME",
+        "INDUSTRY",
+        "TEL",
+        "COUNTRY",
+        "ADDR",
+        "CITY",
+        "SALES_REP",
+        "DEPT_CODE",
+        "LEVEL",
+        "CREATE_DT",
+        "WEBSITE",
+    ],
+    "T_OPPORTUNITY": ["OPP_ID", "CUST_NO", "OPP_NAME", "STAGE", "AMOUNT", "CURRENCY", "CLOSE_DT", "REP_CODE"],
+    "T_CASE": ["CASE_NO", "CUST_NO", "TITLE", "STATUS", "PRIORITY", "OPEN_TIME", "CLOSE_TIME", "SLA_HOURS"],
 }
 
 
@@ -516,10 +710,16 @@ XLSX_HEADERS = ["编号", "客户编号", "联系人", "职务", "手机", "电�
 XLSX_FIRST_DATA_ROW = 4  # spreadsheet row (1-based); title row 1, export date row 2, header row 3
 XLSX_BLANK_AFTER = 41  # the blank row follows the 41st contact
 # (name as typed, surname pinyin, given-name pinyin)
-PINYIN_NAMES = [("Zhang Wei", "zhang", "wei"), ("Wang Fang", "wang", "fang"),
-                ("Chen Jing", "chen", "jing"), ("Liu Yang", "liu", "yang")]
-FULLWIDTH_NAMES = [(fullwidth("LI") + " " + fullwidth("Lei"), "li", "lei"),
-                   (fullwidth("ZHAO") + " " + fullwidth("Min"), "zhao", "min")]
+PINYIN_NAMES = [
+    ("Zhang Wei", "zhang", "wei"),
+    ("Wang Fang", "wang", "fang"),
+    ("Chen Jing", "chen", "jing"),
+    ("Liu Yang", "liu", "yang"),
+]
+FULLWIDTH_NAMES = [
+    (fullwidth("LI") + " " + fullwidth("Lei"), "li", "lei"),
+    (fullwidth("ZHAO") + " " + fullwidth("Min"), "zhao", "min"),
+]
 
 
 def build_contacts(customers: list[dict]):
@@ -528,7 +728,7 @@ def build_contacts(customers: list[dict]):
     good = [c["CUST_NO"] for c in customers if c["CUST_NO"] not in CUSTOMER_REJECTS]
     special = rng.sample(range(5, N_CONTACTS), len(BAD_CUSTOMERS) + 3)
     cascade_pos = dict(zip(special[: len(BAD_CUSTOMERS)], BAD_CUSTOMERS))
-    orphan_pos, bad_email_pos, dup_pos = special[len(BAD_CUSTOMERS):]
+    orphan_pos, bad_email_pos, dup_pos = special[len(BAD_CUSTOMERS) :]
     plain = [i for i in range(dup_pos) if i not in special]
     dup_of = rng.choice(plain)
     pinyin_pos = rng.sample([i for i in range(N_CONTACTS) if i not in special], 6)
@@ -628,12 +828,14 @@ def build_contacts(customers: list[dict]):
 
 def write_xlsx(path: Path, sheet_rows: list) -> None:
     wb = xlsxwriter.Workbook(str(path))
-    wb.set_properties({
-        "title": "ACME 公司客户联系人名单",
-        "author": "ACME 销售部",
-        "company": "ACME",
-        "created": FIXED_CREATED,
-    })
+    wb.set_properties(
+        {
+            "title": "ACME 公司客户联系人名单",
+            "author": "ACME 销售部",
+            "company": "ACME",
+            "created": FIXED_CREATED,
+        }
+    )
     ws = wb.add_worksheet("客户")
     title_fmt = wb.add_format({"bold": True, "font_size": 14, "align": "center", "valign": "vcenter"})
     head_fmt = wb.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1})
@@ -672,8 +874,18 @@ def write_xlsx(path: Path, sheet_rows: list) -> None:
 
 N_SERVICE = 30
 CSV_HEADER = ["编号", "客户编号", "姓名", "电话", "邮箱", "备注"]
-REMARKS = ["", "", "", "重要客户", "周末请勿联系", "只接受邮件联系", "上午联系为宜", "已签年度服务合同",
-           "对接人休产假至6月", "需要英文沟通"]
+REMARKS = [
+    "",
+    "",
+    "",
+    "重要客户",
+    "周末请勿联系",
+    "只接受邮件联系",
+    "上午联系为宜",
+    "已签年度服务合同",
+    "对接人休产假至6月",
+    "需要英文沟通",
+]
 
 
 def build_service_contacts(customers: list[dict]):
@@ -731,28 +943,31 @@ def main() -> None:
     sheet_rows, xlsx_entry = build_contacts(customers)
     service, service_rejects = build_service_contacts(customers)
 
-    write_sqlite(HERE / "erp.sqlite", {
-        "T_DEPT": DEPTS,
-        "T_SALES_REP": REPS,
-        "T_CUSTOMER": customers,
-        "T_OPPORTUNITY": opps,
-        "T_CASE": cases,
-    })
+    write_sqlite(
+        HERE / "erp.sqlite",
+        {
+            "T_DEPT": DEPTS,
+            "T_SALES_REP": REPS,
+            "T_CUSTOMER": customers,
+            "T_OPPORTUNITY": opps,
+            "T_CASE": cases,
+        },
+    )
     write_xlsx(HERE / "customers.xlsx", sheet_rows)
     write_csv(HERE / "service_contacts.csv", service)
 
     answer = {
         "T_DEPT": key_entry(len(DEPTS), {}),
-        "T_SALES_REP": key_entry(len(REPS), {
-            BAD_REP: ("orphan_reference", "DEPT_CODE SALES_X does not exist in T_DEPT")}),
+        "T_SALES_REP": key_entry(
+            len(REPS), {BAD_REP: ("orphan_reference", "DEPT_CODE SALES_X does not exist in T_DEPT")}
+        ),
         "T_CUSTOMER": key_entry(len(customers), CUSTOMER_REJECTS),
         "T_OPPORTUNITY": key_entry(len(opps), opp_rejects),
         "T_CASE": key_entry(len(cases), case_rejects),
         "customers.xlsx": xlsx_entry,
         "service_contacts.csv": key_entry(len(service), service_rejects),
     }
-    (HERE / "answer_key.json").write_text(
-        json.dumps(answer, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    (HERE / "answer_key.json").write_text(json.dumps(answer, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
     for name in ("erp.sqlite", "customers.xlsx", "service_contacts.csv", "answer_key.json"):
         print(f"{name:22s} {(HERE / name).stat().st_size:>7d} bytes")

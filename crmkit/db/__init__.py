@@ -1,0 +1,1 @@
+"""Target and source connections: the kernel's database layer (quoting, URLs, loaders)."""

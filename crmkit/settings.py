@@ -1,0 +1,77 @@
+"""Settings: every environment variable crmkit reads, read once, at the edge.
+
+The CLI (``crmkit.cli``) and the API app factory call :meth:`Settings.from_env` and pass the
+object (or the one value a function needs) down; library code never reads ``os.environ``.
+Secrets in mapping files are the exception by design: ``${VAR}`` is substituted by
+``crmkit.config`` while the file loads, so that a password never sits in a file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from crmkit.errors import ConfigError
+
+#: environment variable -> what it sets (docs/configuration.md lists the same)
+VARIABLES: dict[str, str] = {
+    "CRMKIT_TARGET": "default target database URL of commands that take --target",
+    "CRMKIT_API_TARGET": "the target database of an API process started by crmkit (never on a command line)",
+    "CRMKIT_API_POOL": "database connections per API worker (default 12)",
+    "CRMKIT_API_PG_ASYNC": "0 turns off the API's asyncio PostgreSQL path (default 1)",
+    "CRMKIT_API_TOKEN_CACHE": "seconds an API worker caches a checked token (default 5)",
+    "CRMKIT_BULK_ROWS": "rows from which a load drops and rebuilds indexes (default 200000)",
+    "CRMKIT_HOME": "folder of the sandbox registry (default .crmkit)",
+    "CRMKIT_SANDBOX_PG_URL": "PostgreSQL server URL for sandboxes (may hold a password)",
+}
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"environment variable {name}={raw!r} is not a whole number") from None
+    if value < minimum:
+        raise ConfigError(f"environment variable {name}={value} must be at least {minimum}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    try:
+        return float(raw) if raw else default
+    except ValueError:
+        raise ConfigError(f"environment variable {name}={raw!r} is not a number") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The process's configuration from its environment; defaults are the documented ones."""
+
+    target: str | None = None
+    api_target: str | None = None
+    api_pool: int = 12
+    api_pg_async: bool = True
+    api_token_cache_s: float = 5.0
+    bulk_rows: int = 200_000
+    home: Path = field(default_factory=lambda: Path(".crmkit"))
+    sandbox_server: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        return cls(
+            target=env.get("CRMKIT_TARGET") or None,
+            api_target=env.get("CRMKIT_API_TARGET") or None,
+            api_pool=_int(env, "CRMKIT_API_POOL", 12),
+            api_pg_async=env.get("CRMKIT_API_PG_ASYNC", "1").strip() != "0",
+            api_token_cache_s=_float(env, "CRMKIT_API_TOKEN_CACHE", 5.0),
+            bulk_rows=_int(env, "CRMKIT_BULK_ROWS", 200_000),
+            home=Path(env.get("CRMKIT_HOME") or ".crmkit"),
+            sandbox_server=env.get("CRMKIT_SANDBOX_PG_URL") or None,
+        )

@@ -1,0 +1,67 @@
+"""Only ``crmkit`` lands in site-packages: the feature folders install as ``crmkit.*``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _setuptools() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+
+
+def test_every_package_folder_is_listed_and_mapped() -> None:
+    cfg = _setuptools()
+    dirs = cfg["package-dir"]
+    found = set()
+    for init in ROOT.glob("**/__init__.py"):
+        rel = init.parent.relative_to(ROOT)
+        if rel.parts[0] in {"tests", "bench", "build", "examples", "docs"} or rel.parts[0].startswith("."):
+            continue
+        top = rel.parts[0]
+        package = next((p for p, d in dirs.items() if d == top), "crmkit" if top == "crmkit" else None)
+        assert package is not None, f"{rel} is not mapped to a crmkit.* package in pyproject.toml"
+        prefix = package.split(".") if top != "crmkit" else ["crmkit"]
+        found.add(".".join([*prefix, *rel.parts[1:]]))
+    listed = set(cfg["packages"])
+    assert found <= listed, f"missing from pyproject.toml's packages: {sorted(found - listed)}"
+    for package in listed:  # data-only packages (configs, alembic versions) have no __init__.py
+        top = ".".join(package.split(".")[:2])
+        folder = ROOT / dirs.get(top, "crmkit/" + top.partition(".")[2] if "." in top else "crmkit")
+        assert (folder.joinpath(*package.split(".")[2:])).is_dir(), f"{package} has no folder"
+
+
+def test_the_wheel_holds_only_crmkit(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (wheel,) = tmp_path.glob("crmkit-*.whl")
+    tops = {name.split("/")[0] for name in zipfile.ZipFile(wheel).namelist()}
+    assert tops == {"crmkit", wheel.name.split("-py3")[0] + ".dist-info"}, tops
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for must in (
+        "crmkit/migrate/run.py",
+        "crmkit/api/app.py",
+        "crmkit/configs/loadtest/smoke.yaml",
+        "crmkit/schema/alembic/script.py.mako",
+    ):
+        assert must in names, must
