@@ -7,6 +7,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import cast
 
 import click
 from rich.console import Console
@@ -99,13 +100,13 @@ def _progress(enabled: bool) -> Iterator[Progress | None]:
     if not enabled:
         yield None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, TimeElapsedColumn
     from rich.progress import Progress as Bar
 
     with Bar(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True
     ) as bar:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def update(label: str, done: int, total: int) -> None:
             if label not in tasks:
@@ -216,7 +217,8 @@ def _print_result(r: RunResult, page: Path | None) -> None:
     t.add_column("entity")
     for c in cols:
         t.add_column(c, justify="right")
-    for entity, counts in r.to_json()["entities"].items():  # type: ignore[union-attr]
+    entities = cast(dict[str, dict[str, int]], r.to_json()["entities"])
+    for entity, counts in entities.items():
         t.add_row(entity, *(str(counts[c]) for c in cols))
     totals = r.totals()
     t.add_row("[bold]total[/bold]", *(f"[bold]{totals[c]}[/bold]" for c in cols))
@@ -285,8 +287,8 @@ def verify(mapping: Path, target: str, operator: str | None, report_dir: Path | 
         t = Table(title=f"Verify {result.mapping} against {result.target}")
         for c in ("entity", "source", "expected", "in_target", "mismatches"):
             t.add_column(c)
-        for c in result.counts:
-            t.add_row(*(str(c[k]) for k in ("entity", "source", "expected", "in_target", "mismatches")))
+        for count in result.counts:
+            t.add_row(*(str(count[k]) for k in ("entity", "source", "expected", "in_target", "mismatches")))
         con.print(t)
         for row in result.mismatches.head(50).iter_rows(named=True):
             con.print(f"  {row['kind']:<10} {row['entity']} {row['source_name']}:{row['legacy_key']}")

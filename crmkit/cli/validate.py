@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Literal, cast
 
 import click
 from rich.console import Console
@@ -98,9 +99,9 @@ def validate(
         sheet=sheet,
         encoding=encoding,
         key=[k.strip() for k in key.split(",")] if key else None,
-        engine=engine,
+        engine=cast(Literal["polars", "pandera"], engine),
         mask=not no_mask,
-    )  # type: ignore[arg-type]
+    )
     result = run(req)
     page = None
     if report_dir is not None:
