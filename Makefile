@@ -42,9 +42,7 @@ test: $(STAMP)
 
 ## make check: types (mypy), lint and format (ruff), and the import contract (layers point down)
 check: $(STAMP)
-	@rm -rf $(TYPES) && mkdir -p $(TYPES)/crmkit
-	@for f in crmkit/*; do ln -s "$(CURDIR)/$$f" $(TYPES)/crmkit/; done
-	@for p in $(FEATURES) configs; do ln -s "$(CURDIR)/$$p" $(TYPES)/crmkit/$$p; done
+	@$(PY) bench/linktree.py . $(TYPES) >/dev/null
 	cd $(TYPES) && $(CURDIR)/$(VENV)/bin/mypy --config-file $(CURDIR)/pyproject.toml -p crmkit
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

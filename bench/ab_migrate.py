@@ -19,6 +19,7 @@ not in the CLI's figure, the wall is what to judge).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import shutil
 import statistics
@@ -47,10 +48,13 @@ def one_run(tree: Path, mapping: Path, pg: str | None = None) -> tuple[float, fl
 
 def _timed(tree: Path, mapping: Path, target: str) -> tuple[float, float]:
     """Wall and CPU seconds of one ``crmkit migrate run`` of ``tree``'s engine into ``target``."""
+    from linktree import link_tree
+
+    path = link_tree(tree, ROOT / "build" / "ab-trees" / hashlib.sha1(str(tree).encode()).hexdigest()[:12])
     cmd = [sys.executable, "-m", "crmkit", "migrate", "run", str(mapping), "--target", target, "--json"]
     t0 = time.perf_counter()
     proc = subprocess.Popen(
-        cmd, cwd=tree, env=dict(os.environ, PYTHONPATH=str(tree)), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        cmd, cwd=tree, env=dict(os.environ, PYTHONPATH=str(path)), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
