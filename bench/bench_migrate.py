@@ -619,8 +619,8 @@ def pg_copy(ds: Dataset, server: str) -> float:
 
 
 def _expect_count(url: str, table: str, want: int, what: str) -> None:
+    from crmkit.db.loader import open_loader
     from crmkit.db.sql import q
-    from crmkit.migrate.load import open_loader
 
     loader = open_loader(url)
     try:
@@ -723,8 +723,11 @@ class StageClock:
 @contextmanager
 def stage_clock() -> Iterator[StageClock]:
     import crmkit.migrate.delta
-    import crmkit.migrate.load
     import crmkit.migrate.run
+    from crmkit.db.background import Background
+    from crmkit.db.loader import Loader
+    from crmkit.db.postgres import PostgresLoader
+    from crmkit.db.sqlite import SqliteLoader
 
     migrate = crmkit.migrate
     clock, r = StageClock(), migrate.run
@@ -743,15 +746,15 @@ def stage_clock() -> Iterator[StageClock]:
     for attr in ("_insert", "_update", "_reject"):
         clock.wrap(r._Runner, attr, lambda a: f"load:{a[1].entity}")
     clock.wrap(r._Runner, "_reject", fixed("rejects"))  # nested: the part of load that writes rejects
-    for cls in (migrate.load.Loader, migrate.load.PostgresLoader):  # bulk mode: drop, then rebuild indexes
+    for cls in (Loader, PostgresLoader):  # bulk mode: drop, then rebuild indexes
         for attr in ("drop_indexes", "create_indexes"):
             clock.wrap(cls, attr, fixed("indexes"))
-    clock.wrap(migrate.load.Background, "close", fixed("background wait"))
+    clock.wrap(Background, "close", fixed("background wait"))
     clock.wrap(r._Runner, "_reconcile", fixed("reconcile"))
-    for cls in (migrate.load.SqliteLoader, migrate.load.PostgresLoader):
+    for cls in (SqliteLoader, PostgresLoader):
         clock.wrap(cls, "append", lambda a: f"append:{a[1]}")
         clock.wrap(cls, "next_ids", fixed("ids"))
-    clock.wrap(migrate.load.Loader, "commit", fixed("commit"))
+    clock.wrap(Loader, "commit", fixed("commit"))
     try:
         yield clock
     finally:

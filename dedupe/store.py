@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+from crmkit.db.loader import Loader, open_loader
 from crmkit.db.sql import q
 from crmkit.dedupe.engine import DECISION_SCHEMA
 from crmkit.dedupe.merge import MergePlan, merge_plan
 from crmkit.dedupe.rules import DedupeError, Rules
 from crmkit.dedupe.survive import KEY, SOURCE
 from crmkit.errors import TargetError
-from crmkit.migrate.load import Loader, open_loader
 from crmkit.schema.models import ENTITY_MODELS
 from crmkit.schema.target import TargetField, entities
 

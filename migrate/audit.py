@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from crmkit.audit import now
-from crmkit.migrate.load import Loader
+from crmkit.db.loader import Loader
 
 
 def record(

@@ -13,9 +13,9 @@ from typing import Any
 import polars as pl
 import polars_hash as plh
 
+from crmkit.db.loader import Loader
 from crmkit.db.sql import q
 from crmkit.migrate.fields import KEY
-from crmkit.migrate.load import Loader
 from crmkit.schema.models import ENTITY_MODELS
 
 HASH = "row_hash"

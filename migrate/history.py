@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from crmkit.migrate.load import open_loader
+from crmkit.db.loader import open_loader
 from crmkit.schema import versions
 
 COLUMNS = ["at", "action", "run_id", "mapping_name", "outcome", "operator", "target", "detail"]

@@ -10,8 +10,8 @@ import os
 import socket
 
 from crmkit.audit import now
+from crmkit.db.loader import Loader
 from crmkit.errors import CrmkitError
-from crmkit.migrate.load import Loader
 
 
 class LockedError(CrmkitError):

@@ -117,7 +117,7 @@ def _parent_keys(p: Prepared, entity: str, source: str, known: pl.DataFrame) -> 
 
 
 def _target_keys(target: str) -> pl.DataFrame:
-    from crmkit.migrate.load import open_loader
+    from crmkit.db.loader import open_loader
     from crmkit.schema import versions
 
     engine = versions.connect(target)

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from crmkit.audit import operator_name
+from crmkit.db.loader import Loader, open_loader
 from crmkit.db.sql import q
 from crmkit.db.url import mask_url
 from crmkit.errors import CrmkitError
 from crmkit.migrate import audit, delta
-from crmkit.migrate.load import Loader, open_loader
 from crmkit.schema.models import ENTITY_MODELS
 from crmkit.schema.versions import ensure_schema
 

@@ -12,9 +12,9 @@ import hashlib
 
 import polars as pl
 
+from crmkit.db.loader import open_loader
 from crmkit.db.sql import q
 from crmkit.migrate import delta
-from crmkit.migrate.load import open_loader
 from crmkit.schema.models import ENTITY_MODELS
 
 _SKIP = {"id"}

@@ -17,12 +17,12 @@ from pathlib import Path
 import polars as pl
 
 from crmkit.audit import operator_name
+from crmkit.db.loader import Loader, open_loader
 from crmkit.db.sql import q
 from crmkit.db.url import mask_url
 from crmkit.migrate import audit, delta
 from crmkit.migrate.check import OUT_OF_SCOPE, KeyMap, check
 from crmkit.migrate.fields import ERRORS, KEY, Shaped
-from crmkit.migrate.load import Loader, open_loader
 from crmkit.migrate.mapping import load_mapping
 from crmkit.migrate.run import prepare, ref_source
 from crmkit.schema.target import TargetField

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from crmkit.audit import now, operator_name
+from crmkit.db.loader import Loader, open_loader
 from crmkit.db.url import mask_url
 from crmkit.errors import CrmkitError
 from crmkit.migrate import audit
-from crmkit.migrate.load import Loader, open_loader
 from crmkit.migrate.run import Options, RunResult
 from crmkit.migrate.run import run as run_mapping
 from crmkit.rollout.gates import INCONCLUSIVE, Context, GateResult, WaveState, evaluate

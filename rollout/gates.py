@@ -18,7 +18,7 @@ from typing import Any
 import polars as pl
 
 from crmkit.audit import now
-from crmkit.migrate.load import open_loader
+from crmkit.db.loader import open_loader
 from crmkit.rollout.plan import Plan, Wave
 
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"

@@ -333,9 +333,9 @@ def test_what_a_migration_run_needs_feed_by_feed():
 
 def test_merges_recorded_by_a_run_can_be_undone(tmp_path):
     """record_merges (what a migration that merged before loading calls), then unmerge creates the rows."""
+    from crmkit.db.loader import open_loader
     from crmkit.dedupe.merge import merged_keys
     from crmkit.dedupe.store import record_merges
-    from crmkit.migrate.load import open_loader
     from crmkit.schema.versions import ensure_schema
 
     url = f"sqlite:///{tmp_path / 'crm.db'}"

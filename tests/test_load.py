@@ -13,7 +13,12 @@ import polars as pl
 import pytest
 from sqlalchemy.sql.elements import quoted_name
 
-from crmkit.migrate.load import Background, PostgresLoader, SqliteLoader, _pg_binary_ready, is_db_error, open_loader
+from crmkit.db.background import Background
+from crmkit.db.copy import pg_binary_ready
+from crmkit.db.loader import open_loader
+from crmkit.db.postgres import PostgresLoader
+from crmkit.db.sql import is_db_error
+from crmkit.db.sqlite import SqliteLoader
 
 COLUMNS = (
     "i2 int2, i4 int4, i8 int8, f4 float4, f8 float8, b boolean, d date, ts timestamp, t text, v varchar(20), c char(3)"
@@ -63,14 +68,14 @@ def _rows(loader, table):
 
 def test_binary_copy_stores_exactly_what_csv_copy_stores(loader):
     data = frame()
-    assert _pg_binary_ready(data, loader.column_types("bin_t")) is not None  # the binary path is taken
+    assert pg_binary_ready(data, loader.column_types("bin_t")) is not None  # the binary path is taken
     loader.append("bin_t", data)
     # the same rows through the server's CSV parser, for comparison
-    from crmkit.migrate.load import _chunks, _csv
+    from crmkit.db.copy import chunks, csv_bytes
 
     cols = ", ".join(data.columns)
     with loader.conn.cursor() as cur, cur.copy(f"COPY csv_t ({cols}) FROM STDIN (FORMAT csv)") as copy:
-        for chunk in _chunks(data, _csv):
+        for chunk in chunks(data, csv_bytes):
             copy.write(chunk)
     binary, csv = _rows(loader, "bin_t"), _rows(loader, "csv_t")
     assert binary == csv
@@ -89,7 +94,7 @@ def test_binary_copy_many_chunks_keeps_every_row_in_order(loader):
 def test_types_without_a_binary_encoding_go_as_csv(loader):
     loader.execute("CREATE TEMPORARY TABLE num_t (amount numeric(12, 2), i4 int4)")
     data = pl.DataFrame({"amount": ["12.50", None], "i4": [1, 2]})
-    assert _pg_binary_ready(data, loader.column_types("num_t")) is None
+    assert pg_binary_ready(data, loader.column_types("num_t")) is None
     loader.append("num_t", data)
     assert loader.query("SELECT amount::text, i4 FROM num_t ORDER BY i4").rows() == [("12.50", 1), (None, 2)]
 
@@ -98,7 +103,7 @@ def test_an_integer_too_large_for_its_column_is_the_servers_error_not_a_wrong_va
     import psycopg
 
     data = pl.DataFrame({"i4": [2**40]})
-    assert _pg_binary_ready(data, loader.column_types("bin_t")) is None
+    assert pg_binary_ready(data, loader.column_types("bin_t")) is None
     with pytest.raises(psycopg.errors.NumericValueOutOfRange):
         loader.append("bin_t", data)
 
@@ -135,12 +140,12 @@ def test_bulk_mode_stores_exactly_what_the_psycopg_path_stores(loader):
 def test_bulk_mode_lets_the_server_cast_what_adbc_cannot_write(loader):
     """A string for a date or a numeric column, a float for a numeric one: cast by the server
     from text, as CSV would be; a value it cannot cast is its error, and nothing is written."""
-    from crmkit.migrate.load import _adbc_ready
+    from crmkit.db.copy import adbc_ready
 
     loader.execute("CREATE TABLE num_t (amount numeric(12, 2), d date, i4 int4, ts timestamptz)")
     types = loader.column_types("num_t")
     text = pl.DataFrame({"amount": ["12.50", None], "d": ["2024-02-29", None], "i4": [1, 2]})
-    assert _adbc_ready(text, types) is None
+    assert adbc_ready(text, types) is None
     loader.bulk_mode(True)
     loader.begin()
     loader.append("num_t", text)
@@ -271,7 +276,7 @@ def test_a_sqlite_load_does_not_import_pandas(tmp_path):
     """pyarrow.dataset imports pandas (0.6-0.9 s of a run's start-up here); the SQLite path needs neither."""
     code = (
         "import sys, polars as pl\n"
-        "from migrate.load import open_loader\n"
+        "from crmkit.db.loader import open_loader\n"
         f"t = open_loader('sqlite:///{tmp_path / 'p.db'}')\n"
         "t.execute('CREATE TABLE t (a INTEGER)'); t.append('t', pl.DataFrame({'a': [1, 2]}))\n"
         "assert t.scalar('SELECT sum(a) FROM t WHERE a > ?', (0,)) == 3\n"

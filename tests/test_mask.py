@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
-from crmkit.migrate.load import open_loader
+from crmkit.db.loader import open_loader
 from crmkit.training import pseudonym as P
 from crmkit.training.mask import dangling, read_all
 from tests.conftest import ROOT, cli

@@ -107,7 +107,7 @@ def test_optional_references_are_indexed_only_where_set(empty_url, way):
     for table, column in SPARSE_INDEXED:
         assert "IS NOT NULL" in _index_sql(url, f"ix_{table}_{column}").replace('"', ""), (table, column)
     assert "WHERE" not in _index_sql(url, "ix_opportunities_account_id")  # required: a plain index
-    from crmkit.migrate.load import open_loader
+    from crmkit.db.loader import open_loader
 
     loader = open_loader(url)
     try:

@@ -228,7 +228,7 @@ GRADERS: dict[str, Callable[[Any, dict[str, Any]], tuple[float, str]]] = {
 
 def grade(url: str, exercises: list[dict[str, Any]]) -> list[Grade]:
     """Grade the database at ``url`` against the exercises' answers."""
-    from crmkit.migrate.load import open_loader
+    from crmkit.db.loader import open_loader
 
     loader = open_loader(url)
     try:

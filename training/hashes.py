@@ -59,8 +59,8 @@ def table_kinds(table: str) -> dict[str, str]:
 
 def table_hashes(url: str, tables: list[str] | None = None) -> dict[str, str]:
     """A content hash per CRM table of the database at ``url`` (row order does not matter)."""
+    from crmkit.db.loader import open_loader
     from crmkit.db.sql import q
-    from crmkit.migrate.load import open_loader
 
     loader = open_loader(url)
     try:

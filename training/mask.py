@@ -367,8 +367,8 @@ def _id_map(loader: Any, t: dict[str, pl.DataFrame], salt: str) -> pl.DataFrame:
 
 def mask(source: str, target: str, rules_path: Path) -> MaskResult:
     """Copy ``source`` into the empty ``target`` with ``rules_path`` applied."""
+    from crmkit.db.loader import open_loader
     from crmkit.db.url import mask_url
-    from crmkit.migrate.load import open_loader
     from crmkit.schema.versions import connect, current
 
     rules = load_rules(rules_path)
@@ -408,7 +408,7 @@ def mask(source: str, target: str, rules_path: Path) -> MaskResult:
 
 
 def _write(target: str, t: dict[str, pl.DataFrame], id_map: pl.DataFrame) -> None:
-    from crmkit.migrate.load import open_loader
+    from crmkit.db.loader import open_loader
     from crmkit.schema.versions import ensure_schema
     from crmkit.training.output import _refuse_non_empty
 

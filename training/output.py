@@ -96,8 +96,8 @@ def _refuse_non_empty(loader: Any, url: str) -> None:
 
 def load_target(world: World, url: str, scenario_hash: str = "") -> int:
     """Load the world into the CRM database at ``url``; returns the run id it is recorded under."""
+    from crmkit.db.loader import open_loader
     from crmkit.db.url import mask_url
-    from crmkit.migrate.load import open_loader
     from crmkit.migrate.run import now
     from crmkit.schema.versions import ensure_schema
 

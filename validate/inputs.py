@@ -148,8 +148,8 @@ def typed(frame: pl.DataFrame, fields: list[TargetField]) -> pl.DataFrame:
 
 def read_target(url: str, entity: str) -> Input:
     """The entity's table in the CRM target, with each row's provenance (post-load validation)."""
+    from crmkit.db.loader import open_loader
     from crmkit.db.sql import q
-    from crmkit.migrate.load import open_loader
 
     url = expand_env(url, "--target")  # shown below with its password masked
     loader = open_loader(url)
