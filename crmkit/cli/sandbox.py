@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from crmkit.cli.options import json_option
-from crmkit.db.url import mask_url
+from crmkit.db.url import TARGET_DIALECTS, mask_url
 from crmkit.training import sandbox as sbx
 
 HOME = click.option(
@@ -48,7 +48,7 @@ def sandbox() -> None:
 @click.option("--seed", default=1, show_default=True, type=int, help="Random seed of the generated world.")
 @click.option("--department", default=None, help="Only this department's world (its code in the scenario).")
 @click.option("--trainees", default=1, show_default=True, type=click.IntRange(1, 200), help="How many sandboxes.")
-@click.option("--backend", default="sqlite", show_default=True, type=click.Choice(["sqlite", "postgresql"]))
+@click.option("--backend", default="sqlite", show_default=True, type=click.Choice(TARGET_DIALECTS))
 @SERVER
 @HOME
 @json_option

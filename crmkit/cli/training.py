@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from crmkit.cli.options import json_option
-from crmkit.db.url import mask_url
+from crmkit.db.url import MYSQL_DIALECTS, dialect_of, mask_url
 from crmkit.errors import CrmkitError
 
 SCENARIO = click.option(
@@ -118,7 +118,7 @@ def legacy(scenario: Path, seed: int, out: Path, legacy_db: str | None, as_json:
     from crmkit.training.generate import generate as make
     from crmkit.training.scenario import load_scenario
 
-    if legacy_db is not None and not legacy_db.startswith(("mysql", "mariadb")):
+    if legacy_db is not None and dialect_of(legacy_db) not in MYSQL_DIALECTS:
         raise UsageError(
             "--legacy-db takes a MariaDB/MySQL URL (mysql+pymysql://user@host/db); leave it out for a SQLite file"
         )

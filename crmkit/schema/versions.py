@@ -115,15 +115,15 @@ def connect(url: str) -> Engine:
     from sqlalchemy import create_engine
     from sqlalchemy import exc as sa_exc
 
-    from crmkit.db.url import mask_url
+    from crmkit.db.url import TARGET_DIALECTS, mask_url, unsupported_target
     from crmkit.errors import TargetError
 
     try:
         engine = create_engine(url)
     except Exception as exc:
         raise TargetError(f"target {mask_url(url)}: not a usable database URL ({str(exc).splitlines()[0]})") from None
-    if engine.dialect.name not in ("sqlite", "postgresql"):
-        raise TargetError(f"target {mask_url(url)}: only sqlite and postgresql targets are supported")
+    if engine.dialect.name not in TARGET_DIALECTS:
+        raise TargetError(unsupported_target(url))
     if engine.dialect.name == "sqlite":
         _transactional_ddl(engine)
     try:
