@@ -149,7 +149,7 @@ def typed(frame: pl.DataFrame, fields: list[TargetField]) -> pl.DataFrame:
 def read_target(url: str, entity: str) -> Input:
     """The entity's table in the CRM target, with each row's provenance (post-load validation)."""
     from crmkit.db.loader import open_loader
-    from crmkit.db.sql import q
+    from crmkit.db.sql import first_line, q
 
     url = expand_env(url, "--target")  # shown below with its password masked
     loader = open_loader(url)
@@ -157,9 +157,8 @@ def read_target(url: str, entity: str) -> Input:
     try:
         raw = loader.query(f"SELECT * FROM {q(entity)} ORDER BY id")
     except Exception as exc:
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TargetError(
-            f"target {mask_url(url)}: cannot read table {entity} ({msg}); "
+            f"target {mask_url(url)}: cannot read table {entity} ({first_line(exc)}); "
             f"is this a crmkit target? (crmkit db upgrade --target ...)"
         ) from None
     finally:

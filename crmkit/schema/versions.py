@@ -115,13 +115,14 @@ def connect(url: str) -> Engine:
     from sqlalchemy import create_engine
     from sqlalchemy import exc as sa_exc
 
+    from crmkit.db.sql import first_line
     from crmkit.db.url import TARGET_DIALECTS, mask_url, unsupported_target
     from crmkit.errors import TargetError
 
     try:
         engine = create_engine(url)
     except Exception as exc:
-        raise TargetError(f"target {mask_url(url)}: not a usable database URL ({str(exc).splitlines()[0]})") from None
+        raise TargetError(f"target {mask_url(url)}: not a usable database URL ({first_line(exc)})") from None
     if engine.dialect.name not in TARGET_DIALECTS:
         raise TargetError(unsupported_target(url))
     if engine.dialect.name == "sqlite":
@@ -130,7 +131,7 @@ def connect(url: str) -> Engine:
         with engine.connect():
             pass
     except sa_exc.DBAPIError as exc:
-        orig = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        orig = first_line(exc.orig) if exc.orig else str(exc)
         raise TargetError(f"cannot connect to target {mask_url(url)}: {orig}") from None
     return engine
 

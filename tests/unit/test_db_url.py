@@ -69,3 +69,22 @@ def test_legacy_db_takes_only_a_mysql_or_mariadb_url(tmp_path: Path) -> None:
     args = ["training", "legacy", "--scenario", str(scenario), "--seed", "1", "--out", str(tmp_path), "--legacy-db"]
     res = CliRunner().invoke(main, [*args, "sqlite:///legacy.db"])
     assert res.exit_code == 2 and "--legacy-db takes a MariaDB/MySQL URL" in res.output
+
+
+def test_first_line_of_a_driver_error_else_its_type() -> None:
+    from crmkit.db.sql import first_line
+
+    assert first_line(ValueError("  no such table: t\nLINE 1: SELECT ...\n")) == "no such table: t"
+    assert first_line(ValueError("  \n")) == "ValueError"
+
+
+def test_the_schema_says_one_line_for_an_unusable_url_and_a_target_it_cannot_open(tmp_path: Path) -> None:
+    from crmkit.schema.versions import connect
+
+    with pytest.raises(TargetError) as err:
+        connect("postgresql+nosuchdriver://u:secret@127.0.0.1/crm")
+    assert "not a usable database URL (" in str(err.value) and "\n" not in str(err.value)
+    assert "secret" not in str(err.value)
+    with pytest.raises(TargetError) as err:
+        connect(f"sqlite:///{tmp_path / 'missing' / 'crm.db'}")
+    assert str(err.value).startswith("cannot connect to target sqlite:///") and "\n" not in str(err.value)
