@@ -86,7 +86,11 @@ def file_suffixes(key: str | None = None, also: tuple[str, ...] = ()) -> str:
 
 
 def _models() -> list[type[SourceModel]]:
-    """Every registered model once: file kinds first, then the others (each by kind name)."""
+    """Every registered model once: file kinds first, then the others (each by kind name).
+
+    A fixed order, not the order of imports: it is the order of the expected tags in the
+    unknown-kind message (``'csv', 'tsv', 'xlsx', 'sql'``).
+    """
     names = sorted(SOURCES.names(), key=lambda n: not SOURCES.get(n).suffixes)
     return list(dict.fromkeys(SOURCES.get(n).model for n in names))
 

@@ -108,6 +108,7 @@ def test_a_registered_kind_is_a_dedupe_input(jsonl: Path) -> None:
 
 def test_messages_list_the_registered_kinds(jsonl: Path) -> None:
     from crmkit.dedupe.inputs import read_input
+    from crmkit.dedupe.rules import DedupeError
     from crmkit.errors import SourceError
     from crmkit.validate.inputs import read_file
 
@@ -116,7 +117,7 @@ def test_messages_list_the_registered_kinds(jsonl: Path) -> None:
         read_file(jsonl.with_suffix(".json"), "contacts")
     with pytest.raises(SourceError, match=r"--sheet applies to \.xlsx files only"):
         read_file(jsonl, "contacts", sheet="1")
-    with pytest.raises(Exception, match=r"use \.csv, \.jsonl, \.tsv, \.xlsx, \.parquet or URL#table"):
+    with pytest.raises(DedupeError, match=r"use \.csv, \.jsonl, \.tsv, \.xlsx, \.parquet or URL#table"):
         read_input(str(jsonl.with_suffix(".json")))
 
 
@@ -134,6 +135,15 @@ def test_one_suffix_table() -> None:
     ]
     assert SOURCES.names() == ["csv", "sql", "tsv", "xlsx"]
     assert SOURCES.get("tsv").model is CsvSource
+
+
+def test_dedupe_reads_every_suffix_validate_reads(tmp_path: Path) -> None:
+    """Before the one table, ``crmkit dedupe`` refused the ``.tab`` files ``crmkit validate`` read."""
+    from crmkit.dedupe.inputs import read_input
+
+    (tmp_path / "desk.tab").write_text("id\tname\n1\tLi\n", encoding="utf-8")
+    ex = read_input(str(tmp_path / "desk.tab"))
+    assert ex.columns == ["id", "name"] and ex.frame["name"].to_list() == ["Li"]
 
 
 def test_a_kind_registers_once_with_a_model_that_accepts_it() -> None:
