@@ -103,12 +103,15 @@ def test_the_rollout_report_renders_in_chromium(tmp_path):
 
     gate = GateResult("feedback", "pilot", "fail", "mean 3.1", "mean ≥ 3.5", "collect more answers")
     waves = [
-        WaveStatus("pilot", 0, "migrated", [1], "2026-01-01", counts={"销售部": {"accounts": 12, "contacts": 30}}),
+        WaveStatus(
+            "pilot", 0, "migrated", [1], "2026-01-01", counts={"销售部": {"accounts": 12, "contacts": 30, "leads": 5}}
+        ),
         WaveStatus("north", 1, "pending", [], None, gates=[gate]),
     ]
     page_path = write(Status("acme", "sqlite:///crm.db", waves, "north", [gate]), tmp_path / "rollout.html")
     dom = dump_dom(page_path, tmp_path)
     assert "pending (next)" in _svg(dom, "timeline")
     departments = _svg(dom, "departments")
-    assert "销售部" in departments and 'class="seg contacts"' in departments and ">42<" in departments
+    assert "销售部" in departments and 'class="seg contacts"' in departments and ">47<" in departments
+    assert 'class="seg leads"' in departments, "an entity beyond accounts, contacts and opportunities is drawn too"
     assert 'class="bad">fail<' in dom and "collect more answers" in dom
