@@ -16,7 +16,8 @@ from typing import Any
 
 import polars as pl
 
-from crmkit.migrate import transform as T
+from crmkit.migrate.transforms import build as build_transform
+from crmkit.migrate.transforms import nfkc_series
 
 ExprFn = Callable[[pl.Expr], pl.Expr]
 SeriesFn = Callable[[pl.Series], pl.Series]
@@ -32,7 +33,7 @@ class Norm:
     distinct: SeriesFn | None = None
 
 
-nfkc = T.nfkc_series  # NFKC only where a value is not plain ASCII
+nfkc = nfkc_series  # NFKC only where a value is not plain ASCII
 
 
 Factory = Callable[[Any], Norm]
@@ -157,7 +158,7 @@ def _region_codes(region: str) -> tuple[str, str | None]:
 def _date(args: Any) -> Norm:
     """Parse with each format in turn (and ISO, and ``excel_serial``)."""
     formats = [args] if isinstance(args, str) else list(args or ["%Y-%m-%d"])
-    step = T.build("date", formats)
+    step = build_transform("date", formats)
     assert step.apply is not None
     return Norm("date", step.apply)
 
@@ -165,7 +166,7 @@ def _date(args: Any) -> Norm:
 @register("number")
 def _number(args: Any) -> Norm:
     """``1,234.50`` → 1234.5 (``{number: {thousands: '.', decimal: ','}}`` for other conventions)."""
-    step = T.build("number", args)
+    step = build_transform("number", args)
     assert step.apply is not None
     return Norm("number", step.apply)
 

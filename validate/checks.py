@@ -22,7 +22,7 @@ from typing import Any
 
 import polars as pl
 
-#: the address shape the migration's ``email`` transform accepts (migrate/transform.py)
+#: the address shape the migration's ``email`` transform accepts (migrate/transforms/phones_emails.py)
 EMAIL = (
     r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"

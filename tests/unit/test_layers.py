@@ -129,12 +129,9 @@ KNOWN: set[str] = {
     "dedupe/inputs.py crmkit.dedupe imports crmkit.migrate.mapping.CsvSource (crmkit.migrate is not below it)",
     "dedupe/inputs.py crmkit.dedupe imports crmkit.migrate.mapping.SqlSource (crmkit.migrate is not below it)",
     "dedupe/inputs.py crmkit.dedupe imports crmkit.migrate.mapping.XlsxSource (crmkit.migrate is not below it)",
-    "dedupe/prepare.py crmkit.dedupe imports crmkit.migrate (crmkit.migrate is not below it)",
-    "dedupe/prepare.py crmkit.dedupe imports crmkit.migrate.transform (crmkit.migrate is not below it)",
     "dedupe/store.py crmkit.dedupe imports crmkit.migrate.load (crmkit.migrate is not below it)",
     "dedupe/store.py crmkit.dedupe imports crmkit.migrate.load.Loader (crmkit.migrate is not below it)",
     "dedupe/store.py crmkit.dedupe imports crmkit.migrate.load.open_loader (crmkit.migrate is not below it)",
-    "validate/inputs.py crmkit.validate imports crmkit.migrate (crmkit.migrate is not below it)",
     "validate/inputs.py crmkit.validate imports crmkit.migrate.extract (crmkit.migrate is not below it)",
     "validate/inputs.py crmkit.validate imports crmkit.migrate.extract.Extracted (crmkit.migrate is not below it)",
     "validate/inputs.py crmkit.validate imports crmkit.migrate.extract.ROW (crmkit.migrate is not below it)",
@@ -145,7 +142,6 @@ KNOWN: set[str] = {
     "validate/inputs.py crmkit.validate imports crmkit.migrate.mapping.CsvSource (crmkit.migrate is not below it)",
     "validate/inputs.py crmkit.validate imports crmkit.migrate.mapping.SqlSource (crmkit.migrate is not below it)",
     "validate/inputs.py crmkit.validate imports crmkit.migrate.mapping.XlsxSource (crmkit.migrate is not below it)",
-    "validate/inputs.py crmkit.validate imports crmkit.migrate.transform (crmkit.migrate is not below it)",
 }
 
 
