@@ -41,9 +41,10 @@ def render(text: str, tables: Mapping[str, str]) -> str:
     for name, body in tables.items():
         start = f"<!-- registry:{name} -->"
         pattern = re.compile(re.escape(start) + r"\n.*?" + re.escape(END), re.S)
-        if not pattern.search(text):
+        found = pattern.search(text)
+        if found is None:
             raise ValueError(f"no {start} ... {END} block: add the two markers where the table goes")
-        text = pattern.sub(lambda _m, b=body, s=start: f"{s}\n{b}\n{END}", text, count=1)
+        text = f"{text[: found.start()]}{start}\n{body}\n{END}{text[found.end() :]}"
     return text
 
 
