@@ -16,7 +16,7 @@ fails when a page differs from its registry.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +25,12 @@ from crmkit.registry import Registry
 END = "<!-- /registry -->"
 
 
-def table(registry: Registry[Any], heading: str = "name") -> str:
-    """The Markdown table of a registry's ``rows()``, sorted by name."""
+def table(registry: Registry[Any], heading: str = "name", keep: Callable[[str], bool] | None = None) -> str:
+    """The Markdown table of a registry's ``rows()``, sorted by name (only the names ``keep`` accepts)."""
     lines = [f"| {heading} | summary |", "|---|---|"]
     for name, summary in registry.rows():
+        if keep is not None and not keep(name):
+            continue
         lines.append(f"| `{name}` | {summary.replace('|', chr(92) + '|')} |")
     return "\n".join(lines)
 

@@ -42,3 +42,17 @@ def test_a_page_that_drifts_is_found_and_rewritten(tmp_path: Path) -> None:
 def test_a_page_without_its_markers_is_an_error() -> None:
     with pytest.raises(ValueError, match=r"no <!-- registry:widgets --> \.\.\. <!-- /registry --> block"):
         docgen.render("# Widgets\n", {"widgets": "| x |"})
+
+
+def test_a_projects_own_check_stays_out_of_the_docs() -> None:
+    from crmkit.validate.checks import CHECKS, register_check
+
+    @register_check("acme_only", "is not acme")
+    def acme(field: str, args: object) -> object:
+        """Acme's own."""
+
+    acme.__module__ = "acme_checks"
+    try:
+        assert "acme_only" not in pages()[ROOT / "docs" / "validation-reference.md"]["checks"]
+    finally:
+        CHECKS.remove("acme_only")
