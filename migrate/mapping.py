@@ -13,7 +13,7 @@ from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_
 
 from crmkit.config import Document, Strict, load_model
 from crmkit.errors import ConfigError, CrmkitError, MappingError
-from crmkit.migrate import transform as T
+from crmkit.migrate import transforms as T
 from crmkit.migrate.sources import AnySource, SourceModel
 from crmkit.schema.target import TargetEntity, entities
 from crmkit.validate.rules import ValidationRules, check_meaning
@@ -36,7 +36,7 @@ def _parse_steps(v: Any) -> list[StepSpec]:
     for item in items:
         if isinstance(item, str):
             name, args = item, None
-            if name in T.REGISTRY and name not in T.BARE:
+            if name in T.TRANSFORMS and not T.is_bare(name):
                 raise ValueError(f"transform '{name}' needs arguments, e.g. {{{name}: ...}}")
         elif isinstance(item, dict) and len(item) == 1:
             name, args = next(iter(item.items()))

@@ -21,8 +21,8 @@ from pydantic import ValidationError
 from crmkit.config import expand_env
 from crmkit.db.url import mask_url
 from crmkit.errors import SourceError, TargetError
-from crmkit.migrate import transform as T
 from crmkit.migrate.sources import ROW, SOURCES, Extracted, extract, file_suffixes, kind_for, make_source
+from crmkit.migrate.transforms import blank_to_null, cast_step
 from crmkit.schema.target import TargetField, entities
 from crmkit.validate.schema import KEY, KEY_FIELD, SOURCE, raw_col
 
@@ -123,11 +123,11 @@ def typed(frame: pl.DataFrame, fields: list[TargetField]) -> pl.DataFrame:
         if frame.schema[tf.name] != pl.String:
             exprs.append(col.cast(tf.dtype, strict=False))
             continue
-        text = T.blank_to_null().apply(col)  # type: ignore[misc]
+        text = blank_to_null().apply(col)  # type: ignore[misc]
         if tf.kind == "string":
             exprs.append(text.alias(tf.name))
             continue
-        step = T.cast_step(tf.kind, None)
+        step = cast_step(tf.kind, None)
         assert step.apply is not None
         value = step.apply(text)
         exprs += [
