@@ -60,6 +60,11 @@ class Registry(Generic[T]):
         text = summary or _first_line(getattr(item, "__doc__", None))
         self._entries[name] = Entry(name, item, text, frozenset(tags))
 
+    def remove(self, name: str) -> None:
+        """Take ``name`` out again (a test's or a plugin's own entry); an unknown name raises UnknownName."""
+        self.get(name)
+        del self._entries[name]
+
     def get(self, name: str) -> T:
         try:
             return self._entries[name].item

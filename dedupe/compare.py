@@ -16,8 +16,20 @@ import numpy as np
 import polars as pl
 
 from crmkit.dedupe.rules import Compare
+from crmkit.registry import Registry
 
 Sim = Callable[[pl.Series, pl.Series], np.ndarray]  # two String series of equal length -> float32 similarities
+#: a compare's similarities computed from the whole typed columns: (compare, frame, left rows, right rows)
+Columns = Callable[[Compare, pl.DataFrame, np.ndarray, np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Method:
+    """A similarity method: its default levels, and a ``sim`` over distinct value pairs or a ``columns`` function."""
+
+    levels: tuple[float, ...]
+    sim: Sim | None = None
+    columns: Columns | None = None
 
 
 @dataclass
@@ -68,17 +80,6 @@ def _chinese_name(a: pl.Series, b: pl.Series) -> np.ndarray:
     return np.maximum(jw, _rf("token_sort")(a.to_list(), b.to_list()))
 
 
-SIMS: dict[str, Sim] = {
-    "exact": _exact_sim,
-    "phone": _phone_sim,
-    "chinese_name": _chinese_name,
-    "jaro_winkler": _text("jaro_winkler"),
-    "levenshtein": _text("levenshtein"),
-    "token_set": _text("token_set"),
-    "email": _text("levenshtein"),
-}
-
-
 def _canonical(c: Compare, values: pl.Series) -> pl.Series:
     """What the compare itself normalises, whatever the field's own normalisers did."""
     s = values.cast(pl.String)
@@ -126,7 +127,9 @@ def _pair_sim(c: Compare, a: pl.Series, b: pl.Series, left: np.ndarray, right: n
     _, first, inverse = np.unique(pair_code, return_index=True, return_inverse=True)
     rep = todo[first]
     sa, sb = _canonical_at(c, a, left[rep]), _canonical_at(c, b, right[rep])
-    sims = SIMS[c.method](sa.fill_null(""), sb.fill_null(""))
+    sim = METHODS.get(c.method).sim
+    assert sim is not None, f"{c.method} compares whole columns"
+    sims = sim(sa.fill_null(""), sb.fill_null(""))
     out[todo] = sims[inverse]
     return out
 
@@ -170,12 +173,9 @@ def _number_sim(a: np.ndarray, b: np.ndarray, c: Compare) -> np.ndarray:
 
 def similarity(c: Compare, frame: pl.DataFrame, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """Similarities of one compare over the pairs (``left[i]``, ``right[i]`` are record indexes)."""
-    if c.method == "date":
-        col = frame[c.field]
-        return _date_sim(col.gather(left), col.gather(right), c.tolerance)
-    if c.method == "number":
-        num = frame[c.field].cast(pl.Float64, strict=False).fill_null(np.nan).to_numpy()
-        return _number_sim(num[left], num[right], c)
+    columns = METHODS.get(c.method).columns
+    if columns is not None:
+        return columns(c, frame, left, right)
     a = frame[c.field].cast(pl.String)
     sim = _pair_sim(c, a, a, left, right)
     if c.swap_with:
@@ -215,3 +215,48 @@ def compare(frame: pl.DataFrame, pairs: pl.DataFrame, compares: list[Compare]) -
         sims[c.name] = similarity(c, frame, left, right)
         levels[:, j] = to_levels(sims[c.name], c.levels)
     return Comparisons([c.name for c in compares], sims, levels)
+
+
+# --- the methods, by the name a compare's ``method:`` gives -----------------------------------
+
+
+def _date_columns(c: Compare, frame: pl.DataFrame, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    col = frame[c.field]
+    return _date_sim(col.gather(left), col.gather(right), c.tolerance)
+
+
+def _number_columns(c: Compare, frame: pl.DataFrame, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    num = frame[c.field].cast(pl.Float64, strict=False).fill_null(np.nan).to_numpy()
+    return _number_sim(num[left], num[right], c)
+
+
+METHODS: Registry[Method] = Registry("similarity method")
+METHODS.add("exact", Method((1.0,), sim=_exact_sim), summary="equal values 1, else 0")
+METHODS.add(
+    "jaro_winkler", Method((1.0, 0.92, 0.85), sim=_text("jaro_winkler")), summary="Jaro-Winkler similarity (rapidfuzz)"
+)
+METHODS.add(
+    "levenshtein", Method((1.0, 0.85, 0.7), sim=_text("levenshtein")), summary="normalised Levenshtein (rapidfuzz)"
+)
+METHODS.add(
+    "token_set",
+    Method((1.0, 0.9, 0.75), sim=_text("token_set")),
+    summary="token-set ratio: words in any order (rapidfuzz)",
+)
+METHODS.add("email", Method((1.0, 0.9), sim=_text("levenshtein")), summary="normalised e-mail addresses, Levenshtein")
+METHODS.add("phone", Method((1.0, 0.9), sim=_phone_sim), summary="same digits 1, same last 8 digits 0.9")
+METHODS.add(
+    "date",
+    Method((1.0, 0.9, 0.8), columns=_date_columns),
+    summary="equal 1, day and month swapped 0.9, two of year/month/day equal 0.8, within `tolerance` days 0.7",
+)
+METHODS.add(
+    "number",
+    Method((1.0, 0.9), columns=_number_columns),
+    summary="equal 1; within `tolerance` (or `tolerance × larger` with `relative: true`) 0.9",
+)
+METHODS.add(
+    "chinese_name",
+    Method((1.0, 0.9, 0.8), sim=_chinese_name),
+    summary="NFKC; with `pinyin: true` Chinese characters and Latin spellings compare through pinyin, syllables in any order",
+)

@@ -1,8 +1,9 @@
 """Inputs: files or database tables → one frame of records with ``__source`` and ``__key``.
 
-An input is a path (``.csv``, ``.tsv``, ``.txt``, ``.xlsx``, ``.parquet``) or a database
-URL with a table after ``#`` (``sqlite:///legacy.db#T_CUSTOMER``).  Files and tables are
-read by the migration's own readers (encoding detection, one-line errors).  Every record
+An input is a path (a suffix of a source kind, :func:`crmkit.migrate.sources.kind_for`:
+``.csv``, ``.txt``, ``.tsv``, ``.xlsx``, ...; or ``.parquet``) or a database URL with a table
+after ``#`` (``sqlite:///legacy.db#T_CUSTOMER``).  Files and tables are read by the
+migration's own readers (encoding detection, one-line errors).  Every record
 must have a key (the rules' ``key`` columns, else its row number), unique in its source.
 """
 
@@ -15,10 +16,7 @@ from pydantic import ValidationError
 
 from crmkit.dedupe.rules import DedupeError, Rules
 from crmkit.dedupe.survive import KEY, SOURCE
-from crmkit.migrate.extract import ROW, Extracted, extract
-from crmkit.migrate.mapping import CsvSource, SqlSource, XlsxSource
-
-TEXT_SUFFIXES = {".csv": "csv", ".txt": "csv", ".tsv": "tsv"}
+from crmkit.migrate.sources import ROW, Extracted, extract, file_suffixes, kind_for, make_source
 
 
 def read_input(spec: str, rules: Rules | None = None) -> Extracted:
@@ -28,31 +26,22 @@ def read_input(spec: str, rules: Rules | None = None) -> Extracted:
             raise DedupeError(f"{_mask(spec)}: name the table after '#', e.g. sqlite:///legacy.db#customers")
         url, table = spec.rsplit("#", 1)
         try:
-            src = SqlSource.model_validate({"kind": "sql", "url": url, "table": table})
+            src = make_source("sql", url=url, table=table)
         except Exception as exc:
             raise DedupeError(f"{_mask(url)}: {str(exc).splitlines()[-1].strip()}") from None
         return extract(table, src)
     path = Path(spec)
-    suffix = path.suffix.lower()
+    kind = kind_for(path)
     how = rules.sources.get(path.stem) if rules is not None else None
-    opts = {
-        k: v
-        for k, v in (how.model_dump(include={"encoding", "delimiter", "sheet", "header_row"}) if how else {}).items()
-        if v is not None
-    }
-    try:
-        if suffix in TEXT_SUFFIXES:
-            opts.pop("sheet", None)
-            csv = CsvSource.model_validate({"kind": TEXT_SUFFIXES[suffix], "path": path, **opts})
-            return extract(path.stem, csv)
-        if suffix == ".xlsx":
-            opts = {k: v for k, v in opts.items() if k in ("sheet", "header_row")}
-            return extract(path.stem, XlsxSource.model_validate({"kind": "xlsx", "path": path, **opts}))
-    except ValidationError as exc:
-        raise DedupeError(f"sources.{path.stem}: {exc.errors()[0]['msg'].removeprefix('Value error, ')}") from None
-    if suffix == ".parquet":
+    opts = how.model_dump(include={"encoding", "delimiter", "sheet", "header_row"}) if how else {}
+    if kind is not None:
+        try:  # each kind takes the options it has keys for (a CSV no sheet, a workbook no encoding)
+            return extract(path.stem, make_source(kind, path=path, **opts))
+        except ValidationError as exc:
+            raise DedupeError(f"sources.{path.stem}: {exc.errors()[0]['msg'].removeprefix('Value error, ')}") from None
+    if path.suffix.lower() == ".parquet":
         return _parquet(path)
-    raise DedupeError(f"{path}: unknown kind of input (use .csv, .tsv, .xlsx, .parquet or URL#table)")
+    raise DedupeError(f"{path}: unknown kind of input (use {file_suffixes(also=('.parquet', 'URL#table'))})")
 
 
 def _mask(url: str) -> str:

@@ -5,7 +5,8 @@ Each field is a chain of normalisers (``nfkc``, ``lower``, ``email``, ``{phone: 
 library (phone numbers, pinyin, metaphone) run once per *distinct* value.  Empty text
 becomes null: a missing value never agrees with anything.
 
-Normalisers register by name (:func:`register`), like the migration's transforms.
+Normalisers register by name in :data:`NORMALISERS` (``@NORMALISERS.register("name", summary=...)``),
+like the migration's transforms.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from typing import Any
 
 import polars as pl
 
-from crmkit.migrate import transform as T
+from crmkit.migrate.transforms import build as build_transform
+from crmkit.migrate.transforms import nfkc_series
+from crmkit.registry import Registry
 
 ExprFn = Callable[[pl.Expr], pl.Expr]
 SeriesFn = Callable[[pl.Series], pl.Series]
@@ -32,58 +35,77 @@ class Norm:
     distinct: SeriesFn | None = None
 
 
-nfkc = T.nfkc_series  # NFKC only where a value is not plain ASCII
+nfkc = nfkc_series  # NFKC only where a value is not plain ASCII
 
 
 Factory = Callable[[Any], Norm]
-REGISTRY: dict[str, Factory] = {}
-
-
-def register(name: str) -> Callable[[Factory], Factory]:
-    def deco(factory: Factory) -> Factory:
-        REGISTRY[name] = factory
-        return factory
-
-    return deco
+#: every normaliser by its YAML name
+NORMALISERS: Registry[Factory] = Registry("normaliser")
 
 
 def build(name: str, args: Any) -> Norm:
     """A normaliser from its YAML form; ValueError with a readable message when wrong."""
-    if name not in REGISTRY:
-        raise ValueError(f"unknown normaliser '{name}' (known: {', '.join(sorted(REGISTRY))})")
-    return REGISTRY[name](args)
+    return NORMALISERS.get(name)(args)
 
 
 def _s(e: pl.Expr) -> pl.Expr:
     return e.cast(pl.String)
 
 
-def _simple(name: str, fn: ExprFn) -> None:
-    REGISTRY[name] = lambda args: Norm(name, fn)
+def _simple(name: str, fn: ExprFn, summary: str) -> None:
+    NORMALISERS.add(name, lambda args: Norm(name, fn), summary=summary)
 
 
-_simple("strip", lambda e: _s(e).str.strip_chars())
-_simple("lower", lambda e: _s(e).str.to_lowercase())
-_simple("upper", lambda e: _s(e).str.to_uppercase())
-REGISTRY["nfkc"] = lambda args: Norm("nfkc", series=nfkc)
-_simple("collapse_spaces", lambda e: _s(e).str.replace_all(r"\s+", " ").str.strip_chars())
-_simple("ascii_fold", lambda e: _s(e).str.normalize("NFKD").str.replace_all(r"\p{Mn}", ""))
-_simple("alnum", lambda e: _s(e).str.replace_all(r"[^\p{L}\p{N}]", ""))
-_simple("letters", lambda e: _s(e).str.replace_all(r"[^\p{L}\s]", "").str.replace_all(r"\s+", " ").str.strip_chars())
-_simple("digits", lambda e: _s(e).str.replace_all(r"\D", ""))
-_simple("sorted_tokens", lambda e: _s(e).str.extract_all(r"\S+").list.sort().list.join(" "))
-REGISTRY["email"] = lambda args: Norm("email", series=lambda s: nfkc(s).str.to_lowercase().str.replace_all(r"\s", ""))
-_simple("soundex", lambda e: soundex(_s(e)))
+_simple("strip", lambda e: _s(e).str.strip_chars(), "Removes leading and trailing whitespace.")
+_simple("lower", lambda e: _s(e).str.to_lowercase(), "Lower case.")
+_simple("upper", lambda e: _s(e).str.to_uppercase(), "Upper case.")
+NORMALISERS.add(
+    "nfkc", lambda args: Norm("nfkc", series=nfkc), summary="Unicode NFKC: full-width `ＡＢＣ１２３` → `ABC123`."
+)
+_simple(
+    "collapse_spaces",
+    lambda e: _s(e).str.replace_all(r"\s+", " ").str.strip_chars(),
+    "Every run of whitespace becomes one space; the ends are trimmed.",
+)
+_simple(
+    "ascii_fold",
+    lambda e: _s(e).str.normalize("NFKD").str.replace_all(r"\p{Mn}", ""),
+    "Drops accents: `Müller` → `Muller`.",
+)
+_simple("alnum", lambda e: _s(e).str.replace_all(r"[^\p{L}\p{N}]", ""), "Keeps only letters and digits.")
+_simple(
+    "letters",
+    lambda e: _s(e).str.replace_all(r"[^\p{L}\s]", "").str.replace_all(r"\s+", " ").str.strip_chars(),
+    "Keeps only letters (words one space apart).",
+)
+_simple("digits", lambda e: _s(e).str.replace_all(r"\D", ""), "Keeps only digits.")
+_simple(
+    "sorted_tokens",
+    lambda e: _s(e).str.extract_all(r"\S+").list.sort().list.join(" "),
+    "Words in alphabetical order: `Wei Zhang` and `Zhang Wei` agree.",
+)
+NORMALISERS.add(
+    "email",
+    lambda args: Norm("email", series=lambda s: nfkc(s).str.to_lowercase().str.replace_all(r"\s", "")),
+    summary="NFKC, lower case, no spaces.",
+)
+_simple("soundex", lambda e: soundex(_s(e)), "American Soundex code (`Robert` → `R163`).")
 
 
-@register("null_if")
+@NORMALISERS.register(
+    "null_if",
+    summary="`{null_if: [values]}`: values that mean nothing (`-`, `N/A`, `无`) become empty, as in mappings.",
+)
 def _null_if(args: Any) -> Norm:
     """Values that mean 'nothing' (``-``, ``N/A``, ``无``) become null."""
     values = [str(v) for v in (args if isinstance(args, list) else [args])]
     return Norm("null_if", lambda e: pl.when(_s(e).is_in(values)).then(None).otherwise(_s(e)))
 
 
-@register("replace")
+@NORMALISERS.register(
+    "replace",
+    summary="`{replace: {pattern: REGEX, with: TEXT}}`: regular-expression replacement, as in mappings.",
+)
 def _replace(args: Any) -> Norm:
     if not isinstance(args, dict) or "pattern" not in args:
         raise ValueError("replace takes {pattern: REGEX, with: TEXT}")
@@ -97,14 +119,20 @@ def _replace(args: Any) -> Norm:
     return Norm("replace", lambda e: _s(e).str.replace_all(pattern, repl))
 
 
-@register("prefix")
+@NORMALISERS.register(
+    "prefix",
+    summary="`{prefix: N}`: the first N characters.",
+)
 def _prefix(args: Any) -> Norm:
     if not isinstance(args, int) or args < 1:
         raise ValueError("prefix takes a length, e.g. {prefix: 3}")
     return Norm("prefix", lambda e: _s(e).str.slice(0, args))
 
 
-@register("phone")
+@NORMALISERS.register(
+    "phone",
+    summary="`{phone: {region: CN}}`: international form `+8613800138000`; national numbers get the region's country code, its national prefix (`0`) dropped. Structural only (the migration's `phone` transform validates).",
+)
 def _phone(args: Any) -> Norm:
     """International form ``+8613800138000``: national numbers get ``region``'s country code.
 
@@ -153,24 +181,33 @@ def _region_codes(region: str) -> tuple[str, str | None]:
     return str(meta.country_code), meta.national_prefix
 
 
-@register("date")
+@NORMALISERS.register(
+    "date",
+    summary="`{date: [formats]}`: a date (the migration's formats, `excel_serial` included).",
+)
 def _date(args: Any) -> Norm:
     """Parse with each format in turn (and ISO, and ``excel_serial``)."""
     formats = [args] if isinstance(args, str) else list(args or ["%Y-%m-%d"])
-    step = T.build("date", formats)
+    step = build_transform("date", formats)
     assert step.apply is not None
     return Norm("date", step.apply)
 
 
-@register("number")
+@NORMALISERS.register(
+    "number",
+    summary="`1,234.50` → 1234.5 (`{number: {thousands: '.', decimal: ','}}` for other conventions).",
+)
 def _number(args: Any) -> Norm:
     """``1,234.50`` → 1234.5 (``{number: {thousands: '.', decimal: ','}}`` for other conventions)."""
-    step = T.build("number", args)
+    step = build_transform("number", args)
     assert step.apply is not None
     return Norm("number", step.apply)
 
 
-@register("pinyin")
+@NORMALISERS.register(
+    "pinyin",
+    summary="Chinese characters → toneless pinyin syllables (`张伟` → `zhang wei`), via pypinyin; Latin text lower-cased.",
+)
 def _pinyin(args: Any) -> Norm:
     """Chinese characters → toneless pinyin syllables (``张伟`` → ``zhang wei``); Latin text lower-cased."""
     if args not in (None, True):
@@ -188,7 +225,10 @@ def _pinyin(args: Any) -> Norm:
     return Norm("pinyin", distinct=distinct)
 
 
-@register("metaphone")
+@NORMALISERS.register(
+    "metaphone",
+    summary="Metaphone code of each word (jellyfish).",
+)
 def _metaphone(args: Any) -> Norm:
     """Metaphone code of each word (jellyfish)."""
 

@@ -153,28 +153,13 @@ class BlockPass(Strict):
 
 # --- comparisons --------------------------------------------------------------------------
 
-METHODS = ("exact", "jaro_winkler", "levenshtein", "token_set", "email", "phone", "date", "number", "chinese_name")
-_DEFAULT_LEVELS: dict[str, list[float]] = {
-    "exact": [1.0],
-    "email": [1.0, 0.9],
-    "phone": [1.0, 0.9],
-    "date": [1.0, 0.9, 0.8],
-    "number": [1.0, 0.9],
-    "jaro_winkler": [1.0, 0.92, 0.85],
-    "levenshtein": [1.0, 0.85, 0.7],
-    "token_set": [1.0, 0.9, 0.75],
-    "chinese_name": [1.0, 0.9, 0.8],
-}
-
 
 class Compare(Strict):
     """One comparison of a field between the two records of a pair."""
 
     name: str = ""
     field: str
-    method: Literal[
-        "exact", "jaro_winkler", "levenshtein", "token_set", "email", "phone", "date", "number", "chinese_name"
-    ]
+    method: str  # a name in crmkit.dedupe.compare.METHODS
     #: similarity thresholds, highest first: level k is similarity >= levels[k]; below the last is "disagree"
     levels: list[float] = []
     #: the pair also counts as agreeing when this field of one side matches ``field`` of the other (swapped names)
@@ -185,10 +170,20 @@ class Compare(Strict):
     m: list[float] | None = None  # Fellegi-Sunter: P(level | match), one per level + disagree
     u: list[float] | None = None  # P(level | non-match)
 
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, v: str) -> str:
+        from crmkit.dedupe.compare import METHODS
+
+        METHODS.get(v)  # unknown similarity method 'v' (known: ...)
+        return v
+
     @model_validator(mode="after")
     def _fill(self) -> Compare:
+        from crmkit.dedupe.compare import METHODS
+
         name = self.name or self.field
-        levels = self.levels or _DEFAULT_LEVELS[self.method]
+        levels = self.levels or list(METHODS.get(self.method).levels)
         if any(a <= b for a, b in zip(levels, levels[1:])) or not all(0 < x <= 1 for x in levels):
             raise ValueError("levels are similarities in (0, 1], highest first, e.g. [1.0, 0.92, 0.85]")
         for what in ("m", "u"):
@@ -282,8 +277,6 @@ class Cluster(Strict):
 
 # --- survivorship ---------------------------------------------------------------------------
 
-SURVIVE_RULES = ("source_priority", "most_recent", "most_complete", "longest", "most_frequent")
-
 
 class Survive(Strict):
     """Which record's value a golden record keeps for a field."""
@@ -300,10 +293,9 @@ class Survive(Strict):
     @field_validator("rule")
     @classmethod
     def _known(cls, v: str) -> str:
-        from crmkit.dedupe.survive import RULES
+        from crmkit.dedupe.survive import SURVIVORSHIP
 
-        if v not in RULES:
-            raise ValueError(f"unknown survivorship rule '{v}' (known: {', '.join(sorted(RULES))})")
+        SURVIVORSHIP.get(v)  # unknown survivorship rule 'v' (known: ...)
         return v
 
     @model_validator(mode="after")

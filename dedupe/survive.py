@@ -2,9 +2,9 @@
 
 A rule turns the records of a cluster that have a value into a sort key (lower wins);
 ties go to the source priority, then the most complete record, then input order.  Rules
-register by name (:func:`register`)::
+register by name in :data:`SURVIVORSHIP`::
 
-    @register("shortest")
+    @SURVIVORSHIP.register("shortest", summary="the shortest value")
     def shortest(field, spec, ctx):
         return pl.col(field).cast(pl.String).str.len_chars()
 
@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import polars as pl
+
+from crmkit.registry import Registry
 
 if TYPE_CHECKING:
     from crmkit.dedupe.rules import Survive, Survivorship
@@ -35,15 +37,8 @@ class Context:
 
 #: field name (None when picking the survivor record), rule spec, context → sort key (lower wins)
 Rule = Callable[[str | None, "Survive", Context], pl.Expr]
-RULES: dict[str, Rule] = {}
-
-
-def register(name: str) -> Callable[[Rule], Rule]:
-    def deco(fn: Rule) -> Rule:
-        RULES[name] = fn
-        return fn
-
-    return deco
+#: every survivorship rule by its YAML name (``survivorship: {default: NAME, fields: {F: NAME}}``)
+SURVIVORSHIP: Registry[Rule] = Registry("survivorship rule")
 
 
 def _source_rank(ctx: Context) -> pl.Expr:
@@ -58,17 +53,17 @@ def _completeness(ctx: Context) -> pl.Expr:
     return -pl.sum_horizontal([pl.col(f).is_not_null().cast(pl.Int32) for f in ctx.value_fields] or [pl.lit(0)])
 
 
-@register("source_priority")
+@SURVIVORSHIP.register("source_priority", summary="the record from the first source in `sources`")
 def _priority(field: str | None, spec: Survive, ctx: Context) -> pl.Expr:
     return _source_rank(ctx)
 
 
-@register("most_complete")
+@SURVIVORSHIP.register("most_complete", summary="the record with the most non-empty fields")
 def _complete(field: str | None, spec: Survive, ctx: Context) -> pl.Expr:
     return _completeness(ctx)
 
 
-@register("most_recent")
+@SURVIVORSHIP.register("most_recent", summary="the record with the latest `by:` column")
 def _recent(field: str | None, spec: Survive, ctx: Context) -> pl.Expr:
     assert spec.by is not None
     as_time = (
@@ -81,14 +76,14 @@ def _recent(field: str | None, spec: Survive, ctx: Context) -> pl.Expr:
     return -as_time.cast(pl.Int64)  # nulls sort last
 
 
-@register("longest")
+@SURVIVORSHIP.register("longest", summary="the longest value")
 def _longest(field: str | None, spec: Survive, ctx: Context) -> pl.Expr:
     if field is None:
         return _completeness(ctx)
     return -pl.col(field).cast(pl.String).str.len_chars().cast(pl.Int64)
 
 
-@register("most_frequent")
+@SURVIVORSHIP.register("most_frequent", summary="the value most records of the cluster have")
 def _frequent(field: str | None, spec: Survive, ctx: Context) -> pl.Expr:
     if field is None:
         return _completeness(ctx)
@@ -99,7 +94,7 @@ def _pick(frame: pl.DataFrame, field: str | None, spec: Survive, ctx: Context) -
     """One record per cluster: the winner under ``spec`` (ties: source priority, completeness, order)."""
     cand = frame if field is None else frame.filter(pl.col(field).is_not_null())
     keyed = cand.with_columns(
-        RULES[spec.rule](field, spec, ctx).alias("__k1"),
+        SURVIVORSHIP.get(spec.rule)(field, spec, ctx).alias("__k1"),
         _source_rank(ctx).alias("__k2"),
         _completeness(ctx).alias("__k3"),
     )

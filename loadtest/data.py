@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from crmkit.errors import CrmkitError
-from crmkit.loadtest.groups import PERSONA_ROLES
+from crmkit.loadtest.groups import PERSONAS
 from crmkit.schema.models import Account, Case, Contact, Opportunity, User
 
 TERMS_PER_SLOT = 40
@@ -105,7 +105,7 @@ def _terms(rng: random.Random, accounts: list[dict[str, Any]], contacts: list[di
 
 
 def _users(estate: Estate, persona: str) -> list[dict[str, Any]]:
-    role = PERSONA_ROLES[persona]
+    role = PERSONAS.get(persona).role
     users = [u for u in estate.users if u["role"] == role]
     if role != "service":
         users = [u for u in users if u["department_id"] is not None]

@@ -17,7 +17,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, fie
 
 from crmkit.config import Strict, load_model
 from crmkit.errors import ConfigError
-from crmkit.loadtest.groups import GROUPS, PERSONA_GROUPS, PERSONAS
+from crmkit.loadtest.groups import GROUPS, PERSONAS
 
 PROFILE_DIR = Path("configs") / "loadtest"
 #: the profiles shipped with crmkit (used when the working directory has no configs/loadtest)
@@ -182,10 +182,10 @@ class Profile(Strict):
     def _groups_sent(cls, value: dict[str, GroupThresholds], info: ValidationInfo) -> dict[str, GroupThresholds]:
         """A threshold on a group none of the personas calls could never be judged: an error."""
         personas = info.data.get("personas") or {}
-        made = {g for p in personas for g in PERSONA_GROUPS[p]} | {"all"}
+        made = {g for p in personas for g in PERSONAS.get(p).groups} | {"all"}
         for group in value:
             if group not in made:
-                who = ", ".join(p for p, gs in PERSONA_GROUPS.items() if group in gs)
+                who = ", ".join(p for p in PERSONAS if group in PERSONAS.get(p).groups)
                 raise ValueError(f"{group}: no persona of this profile sends {group} requests (add one of: {who})")
         return value
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from crmkit.migrate.extract import ROW
 from crmkit.migrate.fields import ERRORS, KEY, Shaped, reason_list, ref_col
+from crmkit.migrate.sources import ROW
 
 
 @dataclass

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import polars as pl
 
 from crmkit.errors import MappingError
-from crmkit.migrate import transform as T
-from crmkit.migrate.extract import ROW, Extracted
+from crmkit.migrate import transforms as T
 from crmkit.migrate.mapping import Feed, FieldSpec
+from crmkit.migrate.sources import ROW, Extracted
 from crmkit.schema.target import TargetEntity, TargetField
 
 KEY = "__key"

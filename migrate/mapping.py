@@ -10,93 +10,17 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
-from sqlalchemy.engine import make_url
 
 from crmkit.config import Document, Strict, load_model
 from crmkit.errors import ConfigError, CrmkitError, MappingError
-from crmkit.migrate import transform as T
+from crmkit.migrate import transforms as T
+from crmkit.migrate.sources import AnySource, SourceModel
 from crmkit.schema.target import TargetEntity, entities
 from crmkit.validate.rules import ValidationRules, check_meaning
 
-ENCODINGS_HINT = "utf-8, utf-8-sig, gb18030, gbk, big5, latin-1, cp1252"
-
-
-class _FileSource(Strict):
-    path: Path
-
-    @field_validator("path")
-    @classmethod
-    def _relative_to_mapping(cls, v: Path, info: ValidationInfo) -> Path:
-        base = (info.context or {}).get("base")
-        return v if v.is_absolute() or base is None else (base / v)
-
-
-class CsvSource(_FileSource):
-    """A delimited text file.  Every column is read as text."""
-
-    kind: Literal["csv", "tsv"]
-    delimiter: str | None = None
-    quote: str = '"'
-    encoding: str | None = None
-    header_row: int = Field(1, ge=1)
-
-    @field_validator("encoding")
-    @classmethod
-    def _known_encoding(cls, v: str | None) -> str | None:
-        import codecs
-
-        if v is not None:
-            try:
-                codecs.lookup(v)
-            except LookupError:
-                raise ValueError(f"unknown encoding '{v}' (try one of {ENCODINGS_HINT})") from None
-        return v
-
-    @property
-    def sep(self) -> str:
-        return self.delimiter or ("\t" if self.kind == "tsv" else ",")
-
-
-class XlsxSource(_FileSource):
-    """An Excel workbook sheet; the header may sit below title rows."""
-
-    kind: Literal["xlsx"]
-    sheet: str | int = 0
-    header_row: int = Field(1, ge=1)
-
-
-class SqlSource(Strict):
-    """A table or query of a database reached through a SQLAlchemy URL."""
-
-    kind: Literal["sql"]
-    url: str
-    table: str | None = None
-    query: str | None = None
-
-    @model_validator(mode="after")
-    def _table_or_query(self) -> SqlSource:
-        if (self.table is None) == (self.query is None):
-            raise ValueError("give exactly one of table or query")
-        return self
-
-    @field_validator("url")
-    @classmethod
-    def _no_literal_password(cls, v: str, info: ValidationInfo) -> str:
-        if "${" not in v:
-            try:
-                url = make_url(v)
-            except Exception:
-                raise ValueError("not a database URL (e.g. mysql+pymysql://user:${PW}@host/db)") from None
-            if url.password:
-                raise ValueError("the URL holds a password: put it in the environment and write ${VAR}")
-            if url.drivername.startswith("sqlite") and url.database and not Path(url.database).is_absolute():
-                base = (info.context or {}).get("base")
-                if base is not None:
-                    return str(url.set(database=str(base / url.database)))
-        return v
-
-
-Source = Annotated[CsvSource | XlsxSource | SqlSource, Field(discriminator="kind")]
+#: a source: the model of its ``kind`` among those registered in crmkit.migrate.sources
+_ANY_SOURCE = AnySource()
+Source = Annotated[SourceModel, _ANY_SOURCE]
 
 
 class StepSpec(Strict):
@@ -112,7 +36,7 @@ def _parse_steps(v: Any) -> list[StepSpec]:
     for item in items:
         if isinstance(item, str):
             name, args = item, None
-            if name in T.REGISTRY and name not in T.BARE:
+            if name in T.TRANSFORMS and not T.is_bare(name):
                 raise ValueError(f"transform '{name}' needs arguments, e.g. {{{name}: ...}}")
         elif isinstance(item, dict) and len(item) == 1:
             name, args = next(iter(item.items()))
@@ -264,6 +188,7 @@ class Mapping(Strict):
 def load_mapping(path: str | Path) -> Mapping:
     """Read and check a mapping file: schema, then meaning (entities, fields, refs)."""
     path = Path(path)
+    _ANY_SOURCE.refresh(Mapping)  # a source kind registered since the import is a kind mappings may use
     try:
         mapping, doc = load_model(path, Mapping)
     except ConfigError as exc:

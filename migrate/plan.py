@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from crmkit.migrate.extract import ROW
 from crmkit.migrate.fields import ERRORS, KEY, Shaped, ref_col
 from crmkit.migrate.mapping import load_mapping
 from crmkit.migrate.run import Prepared, prepare, ref_source
+from crmkit.migrate.sources import ROW
 from crmkit.schema.target import entities
 
 
@@ -51,7 +51,7 @@ def plan(mapping_path: str, target: str | None = None, sample_rows: int = 3) -> 
         if target
         else pl.DataFrame(schema={"entity": pl.String, "source_name": pl.String, "legacy_key": pl.String})
     )
-    sources = [
+    sources: list[dict[str, object]] = [
         {
             "name": n,
             "kind": mapping.sources[n].kind,

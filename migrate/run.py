@@ -28,9 +28,9 @@ from crmkit.db.url import mask_url
 from crmkit.errors import CrmkitError, MappingError, ReconcileError, TargetError
 from crmkit.migrate import audit, delta, faults, lock
 from crmkit.migrate.check import OUT_OF_SCOPE, KeyMap, check
-from crmkit.migrate.extract import ROW, Extracted, extract
 from crmkit.migrate.fields import ERRORS, KEY, WARNINGS, Shaped, ref_col, shape
 from crmkit.migrate.mapping import Feed, FieldSpec, Mapping, entity_order, load_mapping
+from crmkit.migrate.sources import ROW, Extracted, extract
 from crmkit.schema.target import entities
 from crmkit.schema.versions import ensure_schema
 

@@ -19,6 +19,7 @@ import polars as pl
 
 from crmkit.audit import now
 from crmkit.db.loader import open_loader
+from crmkit.registry import Registry
 from crmkit.rollout.plan import Plan, Wave
 
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
@@ -74,15 +75,8 @@ class Context:
 
 
 Gate = Callable[[Context, Any], GateResult]
-GATES: dict[str, Gate] = {}
-
-
-def gate(name: str) -> Callable[[Gate], Gate]:
-    def deco(fn: Gate) -> Gate:
-        GATES[name] = fn
-        return fn
-
-    return deco
+#: every gate kind by its key under a wave's ``gates:`` (crmkit.rollout.plan.Gates has one field each)
+GATES: Registry[Gate] = Registry("gate")
 
 
 def _file_age(path: Path) -> dt.timedelta:
@@ -112,7 +106,10 @@ def _needs_previous(ctx: Context, name: str) -> GateResult | None:
     return None
 
 
-@gate("reconciliation")
+@GATES.register(
+    "reconciliation",
+    summary="previous wave; keys `max_rejects` (`N` or `P%`, default `0`), `verify` (default `true`). Passes when the wave's runs succeeded, their rejects are within `max_rejects` of the rows in scope, and `crmkit migrate verify` (limited to the waves so far) finds no mismatch",
+)
 def reconciliation(ctx: Context, spec: Any) -> GateResult:
     if (early := _needs_previous(ctx, "reconciliation")) is not None:
         return early
@@ -180,7 +177,10 @@ def _verify(ctx: Context) -> int:
     return sum(verify(m, ctx.target, scope=scope).mismatches.height for m in ctx.plan.mappings)
 
 
-@gate("validation")
+@GATES.register(
+    "validation",
+    summary="previous wave; keys `rules` (a [validation rules](validation-reference.md) file), `entities`. Passes when every gate of the rules passes on the target's tables (post-load validation)",
+)
 def validation(ctx: Context, spec: Any) -> GateResult:
     if (early := _needs_previous(ctx, "validation")) is not None:
         return early
@@ -204,7 +204,10 @@ def validation(ctx: Context, spec: Any) -> GateResult:
     return GateResult("validation", ctx.previous.name, PASS, "all validation gates pass", required)
 
 
-@gate("dedupe_review")
+@GATES.register(
+    "dedupe_review",
+    summary="previous wave; keys `file` (a review queue CSV), `decision_column` (default `decision`). Passes when no pair in the review queue is undecided",
+)
 def dedupe_review(ctx: Context, spec: Any) -> GateResult:
     subject = ctx.previous.name if ctx.previous else ctx.wave.name
     required = "no undecided pair"
@@ -241,7 +244,10 @@ def dedupe_review(ctx: Context, spec: Any) -> GateResult:
     )
 
 
-@gate("loadtest")
+@GATES.register(
+    "loadtest",
+    summary="this wave; key `summary` (the `summary.json` of `crmkit loadtest run --report DIR`). Passes when the load test passed every threshold with at least the cumulative number of users",
+)
 def loadtest(ctx: Context, spec: Any) -> GateResult:
     users = ctx.plan.cumulative_users(ctx.wave.name)
     required = f"passed at ≥ {users} users (cumulative)"
@@ -266,7 +272,10 @@ def loadtest(ctx: Context, spec: Any) -> GateResult:
     )
 
 
-@gate("sandboxes")
+@GATES.register(
+    "sandboxes",
+    summary="this wave; keys `sandbox`, `min_trainees`, `home`. Passes when `crmkit sandbox create` made the sandbox with enough trainees",
+)
 def sandboxes(ctx: Context, spec: Any) -> GateResult:
     from crmkit.training import sandbox as sb
 
@@ -288,7 +297,10 @@ def sandboxes(ctx: Context, spec: Any) -> GateResult:
     )
 
 
-@gate("feedback")
+@GATES.register(
+    "feedback",
+    summary="previous wave; keys `file` (survey CSV), `column` (default `satisfaction`, scores 1–5), `min_mean`, `min_response_rate`. Passes when the mean score and answers ÷ the wave's `users` reach the thresholds",
+)
 def feedback(ctx: Context, spec: Any) -> GateResult:
     if (early := _needs_previous(ctx, "feedback")) is not None:
         return early
@@ -319,7 +331,10 @@ def feedback(ctx: Context, spec: Any) -> GateResult:
     )
 
 
-@gate("adoption")
+@GATES.register(
+    "adoption",
+    summary="previous wave; keys `min_share`, `within_days`. Passes when that share of the wave's users (users of its `departments`) wrote through the CRM API (`crmkit serve` audit log) within the days after the wave; inconclusive while the window is still open",
+)
 def adoption(ctx: Context, spec: Any) -> GateResult:
     if (early := _needs_previous(ctx, "adoption")) is not None:
         return early
@@ -401,8 +416,8 @@ def approvals(ctx: Context, given: dict[str, tuple[str, dt.datetime]]) -> list[G
 def evaluate(ctx: Context, given: dict[str, tuple[str, dt.datetime]]) -> list[GateResult]:
     """Every gate of the wave to advance to, in the plan's order, then its approvals."""
     results = []
-    for name in GATES:
+    for name in type(ctx.wave.gates).model_fields:
         spec = getattr(ctx.wave.gates, name, None)
         if spec is not None:
-            results.append(GATES[name](ctx, spec))
+            results.append(GATES.get(name)(ctx, spec))
     return results + approvals(ctx, given)

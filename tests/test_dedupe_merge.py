@@ -11,8 +11,7 @@ from sqlalchemy import create_engine, text
 
 from crmkit.dedupe.merge import merge_plan
 from crmkit.dedupe.rules import rules_from_dict
-from crmkit.dedupe.survive import RULES as SURVIVE_RULES
-from crmkit.dedupe.survive import register
+from crmkit.dedupe.survive import SURVIVORSHIP
 from tests.conftest import ROOT, cli
 
 ACCOUNTS_RULES = ROOT / "configs" / "dedupe" / "accounts.yaml"
@@ -88,7 +87,7 @@ def test_survivorship_rules_and_field_lineage():
 
 
 def test_a_custom_survivorship_rule_registers_by_name():
-    @register("shortest")
+    @SURVIVORSHIP.register("shortest", summary="the shortest value")
     def shortest(field, spec, ctx):  # type: ignore[no-untyped-def]
         return pl.col(field).cast(pl.String).str.len_chars()
 
@@ -97,7 +96,7 @@ def test_a_custom_survivorship_rule_registers_by_name():
         plan = merge_plan(RECORDS, rules_from_dict(spec), value_fields=["name", "address"])
         assert plan.golden["address"].to_list() == ["Beijing"]
     finally:
-        SURVIVE_RULES.pop("shortest")
+        SURVIVORSHIP.remove("shortest")
 
 
 def test_a_decision_keeps_records_apart_in_the_plan():

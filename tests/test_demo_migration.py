@@ -149,7 +149,7 @@ def test_report_is_self_contained_html_with_a_chart(sqlite_url, tmp_path):
     res = cli("migrate", "run", MAPPING, "--target", sqlite_url, "--report", str(tmp_path / "r"))
     assert res.exit_code == 0
     page = (tmp_path / "r" / "report.html").read_text(encoding="utf-8")
-    assert "<svg" in page and 'class="bar inserted"' in page and 'class="bar rejected"' in page
+    assert "<svg" in page and 'class="seg inserted"' in page and 'class="seg rejected"' in page
     assert "http://" not in page.split("<body>")[0] and "<script src" not in page
     summary = json.loads((tmp_path / "r" / "summary.json").read_text(encoding="utf-8"))
     assert summary["totals"]["rejected"] == 24

@@ -219,7 +219,7 @@ def test_every_command_is_documented(path):
 
 
 def test_every_transform_has_its_entry():
-    from crmkit.migrate.transform import REGISTRY
+    from crmkit.migrate.transforms import TRANSFORMS as REGISTRY
 
     text = REFERENCE.read_text(encoding="utf-8")
     documented = set(re.findall(r"^#### `(\w+)`", text, flags=re.M))
@@ -229,9 +229,10 @@ def test_every_transform_has_its_entry():
 
 def test_every_mapping_key_is_documented():
     from crmkit.migrate import mapping as M
+    from crmkit.migrate.sources import SOURCES
 
     text = REFERENCE.read_text(encoding="utf-8")
-    models = (M.Mapping, M.CsvSource, M.XlsxSource, M.SqlSource, M.Feed, M.FieldSpec)
+    models = (M.Mapping, *(SOURCES.get(kind).model for kind in SOURCES), M.Feed, M.FieldSpec)
     keys = {(info.alias or name) for model in models for name, info in model.model_fields.items()}
     missing = sorted(k for k in keys if f"`{k}`" not in text and f"`{k}:" not in text)
     assert missing == [], "mapping keys the reference does not describe"

@@ -1,6 +1,6 @@
 """The vectorised phone fast path agrees with ``phonenumbers`` wherever it answers.
 
-``migrate.phones._fast`` only ever *accepts* numbers; everything it leaves null falls
+``migrate.transforms.phones._fast`` only ever *accepts* numbers; everything it leaves null falls
 through to ``parse_one`` (``phonenumbers`` itself).  So two things must hold on any input:
 where the fast path answers, its answer is exactly ``parse_one``'s; and ``to_e164`` as a
 whole equals ``parse_one`` on every value.  Inputs: Faker numbers of six locales (fixed
@@ -18,7 +18,7 @@ import polars as pl
 import pytest
 from faker import Faker
 
-from crmkit.migrate import phones
+from crmkit.migrate.transforms import phones
 
 SEED = 20240601
 LOCALES = {"en_US": "US", "zh_CN": "CN", "de_DE": "DE", "en_GB": "GB", "fr_FR": "FR", "ja_JP": "JP"}

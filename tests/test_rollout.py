@@ -160,7 +160,7 @@ def test_pilot_then_two_waves_gated_on_evidence(estate, tmp_path):
     page = tmp_path / "rollout.html"
     assert cli("rollout", "report", str(plan), "--out", str(page)).exit_code == 0
     html = page.read_text(encoding="utf-8")
-    assert 'class="timeline"' in html and 'class="chart departments"' in html and "SALES_S" in html
+    assert 'class="chart timeline"' in html and 'class="chart departments"' in html and "SALES_S" in html
 
 
 def test_a_plan_with_a_mistake_is_one_line_and_exit_2(tmp_path, estate):

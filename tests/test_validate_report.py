@@ -8,45 +8,13 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REQUIRE, cli
+from tests.chromium import browse
+from tests.conftest import cli
 from tests.test_validate_rules import GOOD, write_csv
-
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        msg = "chromium is not installed (apt-get install -y chromium)"
-        if REQUIRE:
-            pytest.fail(f"{msg} and CRMKIT_REQUIRE_SERVICES=1")
-        pytest.skip(msg)
-    return path
-
-
-def browse(page: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    profile = tmp_path / "chromium-profile"
-    return subprocess.run(
-        [chromium(), *FLAGS, f"--user-data-dir={profile}", *args, page.as_uri()],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")

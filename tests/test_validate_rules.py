@@ -273,7 +273,7 @@ def test_a_rule_switched_off_does_not_run(tmp_path):
 def test_custom_check_registered_in_a_project_module(tmp_path, monkeypatch):
     (tmp_path / "acme_checks.py").write_text(
         "import polars as pl\n"
-        "from validate import register_check\n\n"
+        "from crmkit.validate import register_check\n\n"
         "@register_check('acme_vip_has_email', 'VIP contacts need an email address')\n"
         "def vip(field, args):\n"
         "    return ~pl.col('title').is_in(args['titles']) | pl.col(field).is_not_null()\n",

@@ -17,12 +17,15 @@ Custom checks register by name and are then usable from YAML (``custom: NAME``):
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
 import polars as pl
 
-#: the address shape the migration's ``email`` transform accepts (migrate/transform.py)
+from crmkit.registry import Registry
+
+#: the address shape the migration's ``email`` transform accepts (migrate/transforms/phones_emails.py)
 EMAIL = (
     r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
@@ -31,14 +34,27 @@ EMAIL = (
 E164 = r"^\+[1-9][0-9]{6,14}$"
 
 CheckFn = Callable[[str, Any], pl.Expr]
-CUSTOM: dict[str, tuple[CheckFn, str]] = {}
+
+
+@dataclass(frozen=True)
+class CustomCheck:
+    """A custom check: ``fn(field, args) -> pl.Expr`` (True where valid), and what a failing value is."""
+
+    fn: CheckFn
+    message: str
+
+
+#: every custom check by the name YAML gives it (``custom: NAME``)
+CHECKS: Registry[CustomCheck] = Registry("custom check")
 
 
 def register_check(name: str, message: str | None = None) -> Callable[[CheckFn], CheckFn]:
     """Register ``fn(field, args) -> pl.Expr`` (True where valid) as the custom check ``name``."""
 
     def deco(fn: CheckFn) -> CheckFn:
-        CUSTOM[name] = (fn, message or f"fails the check {name}")
+        text = message or f"fails the check {name}"
+        summary = (fn.__doc__ or "").strip().split("\n", 1)[0].strip() or text
+        CHECKS.add(name, CustomCheck(fn, text), summary=summary)
         return fn
 
     return deco

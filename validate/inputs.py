@@ -1,6 +1,6 @@
 """What ``crmkit validate`` reads: a file, a table of any database, or the CRM target itself.
 
-Files are read by the migration's own readers (:mod:`migrate.extract`), so encodings,
+Files are read by the migration's own readers (:mod:`crmkit.migrate.sources`), so encodings,
 header rows and row numbers behave exactly as in a migration.  A file or legacy table is
 validated *as* an entity when its columns are named like the entity's fields; other
 columns are listed as not checked.  Text is typed with the migration's casts; a value that
@@ -21,12 +21,10 @@ from pydantic import ValidationError
 from crmkit.config import expand_env
 from crmkit.db.url import mask_url
 from crmkit.errors import SourceError, TargetError
-from crmkit.migrate import transform as T
-from crmkit.migrate.extract import ROW, Extracted, extract
+from crmkit.migrate.sources import ROW, SOURCES, Extracted, extract, file_suffixes, kind_for, make_source
+from crmkit.migrate.transforms import blank_to_null, cast_step
 from crmkit.schema.target import TargetField, entities
 from crmkit.validate.schema import KEY, KEY_FIELD, SOURCE, raw_col
-
-FILE_KINDS = {".csv": "csv", ".txt": "csv", ".tsv": "tsv", ".tab": "tsv", ".xlsx": "xlsx", ".xlsm": "xlsx"}
 
 
 @dataclass
@@ -48,22 +46,17 @@ def is_url(text: str) -> bool:
 def read_file(
     path: Path, entity: str, sheet: str | None = None, encoding: str | None = None, key: list[str] | None = None
 ) -> Input:
-    """A CSV, TSV or XLSX file, typed as ``entity``."""
-    from crmkit.migrate.mapping import CsvSource, XlsxSource
-
-    kind = FILE_KINDS.get(path.suffix.lower())
+    """A file of any registered source kind (CSV, TSV, XLSX, ...), typed as ``entity``."""
+    kind = kind_for(path)
     if kind is None:
         raise SourceError(
             f"{path}: cannot tell the format from the extension '{path.suffix}': "
-            f"validate a .csv, .tsv or .xlsx file, or a database URL with --table"
+            f"validate a {file_suffixes()} file, or a database URL with --table"
         )
-    if kind != "xlsx" and sheet is not None:
-        raise SourceError(f"{path}: --sheet applies to .xlsx files only")
+    if sheet is not None and "sheet" not in SOURCES.get(kind).model.model_fields:
+        raise SourceError(f"{path}: --sheet applies to {file_suffixes('sheet')} files only")
     try:
-        if kind == "xlsx":
-            src: object = XlsxSource.model_validate({"kind": "xlsx", "path": path, "sheet": _sheet(sheet)})
-        else:
-            src = CsvSource.model_validate({"kind": kind, "path": path, "encoding": encoding})
+        src = make_source(kind, path=path, sheet=_sheet(sheet), encoding=encoding)
     except ValidationError as exc:
         raise SourceError(f"{path}: {_first_error(exc)}") from None
     return _typed_input(extract(path.name, src), entity, str(path), "file", key)
@@ -81,11 +74,9 @@ def _sheet(sheet: str | None) -> str | int:
 
 def read_table(url: str, table: str, entity: str, key: list[str] | None = None) -> Input:
     """A table of any database SQLAlchemy reaches (read as text, like a migration source)."""
-    from crmkit.migrate.mapping import SqlSource
-
     shown = mask_url(expand_env(url, "PATH_OR_URL"))
     try:
-        src = SqlSource.model_validate({"kind": "sql", "url": url, "table": table})
+        src = make_source("sql", url=url, table=table)
     except ValidationError as exc:
         raise SourceError(f"{shown}: {_first_error(exc)}") from None
     return _typed_input(extract(table, src), entity, f"{shown} table {table}", "table", key)
@@ -132,11 +123,11 @@ def typed(frame: pl.DataFrame, fields: list[TargetField]) -> pl.DataFrame:
         if frame.schema[tf.name] != pl.String:
             exprs.append(col.cast(tf.dtype, strict=False))
             continue
-        text = T.blank_to_null().apply(col)  # type: ignore[misc]
+        text = blank_to_null().apply(col)  # type: ignore[misc]
         if tf.kind == "string":
             exprs.append(text.alias(tf.name))
             continue
-        step = T.cast_step(tf.kind, None)
+        step = cast_step(tf.kind, None)
         assert step.apply is not None
         value = step.apply(text)
         exprs += [

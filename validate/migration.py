@@ -8,13 +8,13 @@ the page :meth:`PreloadValidation.write_report` writes.
 
 from __future__ import annotations
 
-import html
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
+from crmkit.report import Html, escape, page, table
 from crmkit.validate.engine import ERRORS, WARNINGS
 from crmkit.validate.gates import Checked, GateResult, evaluate_gates
 from crmkit.validate.inputs import Input
@@ -73,38 +73,33 @@ class PreloadValidation:
         (out / "validation.json").write_text(
             json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
         )
-        page = out / "index.html"
-        page.write_text(self._index(), encoding="utf-8")
-        return page
+        path = out / "index.html"
+        path.write_text(self._index(), encoding="utf-8")
+        return path
 
     def _index(self) -> str:
-        e = html.escape
-        gates = "".join(
-            f"<tr><td>{e(g.name)}</td><td>{e(g.required)}</td><td>{e(g.detail)}</td>"
-            f"<td>{'passed' if g.passed else 'FAILED'}{' (inconclusive)' if g.inconclusive else ''}"
-            f"</td></tr>"
+        gates = [
+            [
+                g.name,
+                g.required,
+                g.detail,
+                f"{'passed' if g.passed else 'FAILED'}{' (inconclusive)' if g.inconclusive else ''}",
+            ]
             for g in self.gates
-        )
-        feeds = "".join(
-            f"<tr><td>{e(f.entity)}</td><td>{e(f.source)}</td><td>{f.result.checked.height}</td>"
-            f"<td>{f.result.rows_with(ERRORS)}</td><td>{f.result.rows_with(WARNINGS)}</td>"
-            f'<td><a href="{e(f.slug)}/report.html">report</a></td></tr>'
+        ]
+        feeds = [
+            [f.entity, f.source, f.result.checked.height, f.result.rows_with(ERRORS), f.result.rows_with(WARNINGS)]
+            + [Html(f'<a href="{escape(f.slug)}/report.html">report</a>')]
             for f in self.feeds
+        ]
+        return page(
+            f"Validation before loading: {'passed' if self.passed else 'failed'}",
+            [
+                "<h2>Gates</h2>\n" + table(["gate", "required", "measured", "result"], gates, name="gates"),
+                "<h2>Feeds</h2>\n"
+                + table(["entity", "source", "rows", "with an error", "with a warning", ""], feeds, name="feeds"),
+            ],
         )
-        status = "passed" if self.passed else "failed"
-        return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Validation before loading</title>
-<style>body{{font-family:system-ui,sans-serif;margin:2rem;color:#222}} table{{border-collapse:collapse;margin:1rem 0}}
-td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}} th{{background:#f3f3f3}}</style></head><body>
-<h1>Validation before loading: {status}</h1>
-<h2>Gates</h2>
-<table><thead><tr><th>gate</th><th>required</th><th>measured</th><th>result</th></tr></thead>
-<tbody>{gates}</tbody></table>
-<h2>Feeds</h2>
-<table><thead><tr><th>entity</th><th>source</th><th>rows</th><th>with an error</th><th>with a warning</th><th></th></tr>
-</thead><tbody>{feeds}</tbody></table>
-</body></html>
-"""
 
 
 def validate_feeds(rules: ValidationRules | None, feeds: list[tuple[str, str, pl.DataFrame]]) -> PreloadValidation:

@@ -80,10 +80,10 @@ class CheckSpec(Strict):
     @field_validator("custom")
     @classmethod
     def _custom_known(cls, v: str | None) -> str | None:
-        from crmkit.validate.checks import CUSTOM
+        from crmkit.validate.checks import CHECKS
 
-        if v is not None and v not in CUSTOM:
-            known = ", ".join(sorted(CUSTOM)) or "none"
+        if v is not None and v not in CHECKS:
+            known = ", ".join(CHECKS.names()) or "none"
             raise ValueError(
                 f"unknown custom check '{v}' (registered: {known}); register it with "
                 f"@validate.register_check('{v}') in a module listed under imports:"

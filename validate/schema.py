@@ -440,7 +440,8 @@ def project_rule(entity: str, spec: CheckSpec, today: dt.date) -> Rule:
         valid, text = C.format_valid(spec.format, col)
     else:
         assert spec.custom is not None
-        fn, text = C.CUSTOM[spec.custom]
+        check = C.CHECKS.get(spec.custom)
+        fn, text = check.fn, check.message
         valid = fn(spec.field, spec.args)
     return Rule(
         spec.rule_name,

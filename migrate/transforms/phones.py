@@ -20,6 +20,7 @@ what ``phonenumbers`` does.
 from __future__ import annotations
 
 from functools import cache
+from typing import Any
 
 import phonenumbers
 import polars as pl
@@ -90,7 +91,9 @@ def _fast(work: pl.DataFrame, region: str) -> pl.Series:
     assert meta is not None  # fast_path_region() said so
     cc = str(meta.country_code)
     general = meta.general_desc
-    typed_descs = [d for t in _TYPES_FIRST if getattr(d := getattr(meta, t, None), "national_number_pattern", None)]
+    typed_descs: list[Any] = [
+        d for t in _TYPES_FIRST if getattr(d := getattr(meta, t, None), "national_number_pattern", None)
+    ]
     if not getattr(general, "national_number_pattern", None) or not typed_descs:
         return pl.repeat(None, work.height, dtype=pl.String, eager=True).alias("e164")
     nsn, valid = _national_significant(work, meta)
@@ -156,7 +159,7 @@ def _national_significant(work: pl.DataFrame, meta: PhoneMetadata) -> tuple[pl.S
 
 def clean(expr: pl.Expr) -> pl.Expr:
     """Full-width to half-width and separators removed: what the fast path reads."""
-    from crmkit.migrate.transform import nfkc
+    from crmkit.migrate.transforms.base import nfkc
 
     return nfkc(expr).str.replace_all(_SEPARATORS, "")
 
@@ -198,8 +201,8 @@ def to_e164(frame: pl.DataFrame, value: str, region: str | None, region_column: 
             work = work.with_columns(work["e164"].scatter(mine.arg_true(), answers))
     slow = work.filter(pl.col("e164").is_null()).select("raw", "region").unique()
     if slow.height:
-        answers = [parse_one(raw, reg) for raw, reg in slow.iter_rows()]
-        slow = slow.with_columns(pl.Series("slow", answers, dtype=pl.String))
+        slow_answers = [parse_one(raw, reg) for raw, reg in slow.iter_rows()]
+        slow = slow.with_columns(pl.Series("slow", slow_answers, dtype=pl.String))
         work = work.join(slow, on=["raw", "region"], how="left", nulls_equal=True, maintain_order="left").with_columns(
             pl.coalesce("e164", "slow").alias("e164")
         )

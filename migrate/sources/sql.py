@@ -1,0 +1,91 @@
+"""``kind: sql``: a table or query of any database SQLAlchemy reaches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import polars as pl
+from pydantic import ValidationInfo, field_validator, model_validator
+from sqlalchemy.engine import make_url
+
+from crmkit.config import expand_env
+from crmkit.db.url import mask_url
+from crmkit.errors import SourceError
+from crmkit.migrate.sources.base import ROW, Extracted, SourceModel, as_text, first_line, register_kind
+
+
+class SqlSource(SourceModel):
+    """A table or query of a database reached through a SQLAlchemy URL."""
+
+    kind: Literal["sql"]
+    url: str
+    table: str | None = None
+    query: str | None = None
+
+    @model_validator(mode="after")
+    def _table_or_query(self) -> SqlSource:
+        if (self.table is None) == (self.query is None):
+            raise ValueError("give exactly one of table or query")
+        return self
+
+    @field_validator("url")
+    @classmethod
+    def _no_literal_password(cls, v: str, info: ValidationInfo) -> str:
+        if "${" not in v:
+            try:
+                url = make_url(v)
+            except Exception:
+                raise ValueError("not a database URL (e.g. mysql+pymysql://user:${PW}@host/db)") from None
+            if url.password:
+                raise ValueError("the URL holds a password: put it in the environment and write ${VAR}")
+            if url.drivername.startswith("sqlite") and url.database and not Path(url.database).is_absolute():
+                base = (info.context or {}).get("base")
+                if base is not None:
+                    return str(url.set(database=str(base / url.database)))
+        return v
+
+
+def read_sql(name: str, src: SqlSource) -> Extracted:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy import exc as sa_exc
+
+    url = expand_env(src.url, f"source {name}: url")
+    shown = mask_url(url)
+    try:
+        engine = create_engine(url)
+    except Exception as exc:
+        raise SourceError(f"source {name}: bad database URL {shown}: {first_line(exc)}") from None
+    try:
+        with engine.connect() as conn:
+            if src.table is not None:
+                quoted = ".".join(engine.dialect.identifier_preparer.quote(p) for p in src.table.split("."))
+                query = f"SELECT * FROM {quoted}"
+            else:
+                query = src.query or ""
+            frame = pl.read_database(text(query), conn, infer_schema_length=None)
+    except sa_exc.OperationalError as exc:
+        raise SourceError(f"source {name}: cannot connect to {shown}: {_driver_message(exc)}") from None
+    except (sa_exc.ProgrammingError, sa_exc.DatabaseError) as exc:
+        raise SourceError(f"source {name} ({shown}): {_driver_message(exc)}") from None
+    except ModuleNotFoundError as exc:
+        raise SourceError(f"source {name}: no driver for {shown} ({exc.name} is not installed)") from None
+    finally:
+        engine.dispose()
+    frame = frame.with_columns(as_text(frame))
+    frame = frame.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
+    return Extracted(name, frame)
+
+
+def _driver_message(exc: Exception) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    msg = str(orig.args[-1] if getattr(orig, "args", None) else orig)
+    return first_line(msg)
+
+
+register_kind(
+    "sql",
+    SqlSource,
+    read_sql,
+    summary="a table or query of a database reached through a SQLAlchemy URL; values become text",
+)
