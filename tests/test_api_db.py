@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, select, text, update
 
 from crmkit.api import app as api_app
 from crmkit.api import auth, queries, reports
@@ -209,10 +209,10 @@ def test_a_failed_write_is_rolled_back_before_its_connection_is_reused(engine):
         try:
             with pytest.raises(ZeroDivisionError):
                 async with db.session(write=True) as s:
-                    await s.run(queries.update(res.table).values(tier="Z"), {})
+                    await s.run(update(res.table).values(tier="Z"), {})
                     raise ZeroDivisionError
             async with db.session() as s:
-                return await s.first(queries.select(res.table.c.id).where(res.table.c.tier == "Z").limit(1), {})
+                return await s.first(select(res.table.c.id).where(res.table.c.tier == "Z").limit(1), {})
         finally:
             await db.close()
 
