@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select, text, update
+from sqlalchemy import Engine, literal_column, select, text, update
 
 from crmkit.api import app as api_app
 from crmkit.api import auth, queries, reports
@@ -218,3 +218,28 @@ def test_a_failed_write_is_rolled_back_before_its_connection_is_reused(engine):
 
     for db in (PgDatabase(engine, 1), SyncPgDatabase(engine, 1)):
         assert asyncio.run(fail_then_read(db)) is None
+
+
+def test_a_connection_the_server_cut_is_replaced_after_one_failed_request(engine):
+    """The request that meets it fails (the API answers 503); the pool discards it, the next request works."""
+    import psycopg
+
+    pid_stmt = select(literal_column("pg_backend_pid()").label("pid"))
+
+    async def cut_then_retry(db: Any) -> Any:
+        await db.open()
+        try:
+            async with db.session() as s:
+                pid = (await s.first(pid_stmt, {}))["pid"]
+            with engine.connect() as conn:
+                conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            with pytest.raises(psycopg.OperationalError):
+                async with db.session() as s:
+                    await s.first(pid_stmt, {})
+            async with db.session() as s:
+                return (await s.first(pid_stmt, {}))["pid"] != pid
+        finally:
+            await db.close()
+
+    for db in (PgDatabase(engine, 1), SyncPgDatabase(engine, 1)):
+        assert asyncio.run(cut_then_retry(db)) is True
