@@ -1,7 +1,8 @@
 """``python -m crmkit.api --port N [--workers N]``: uvicorn over the target in ``CRMKIT_API_TARGET``, no checks.
 
-For processes crmkit starts itself (the load-test runner, after the checks ``crmkit serve``
-would do); people use ``crmkit serve``.
+For a process started with the target in its environment, after the checks ``crmkit serve``
+would do (crmkit's own, such as the load-test runner's, start uvicorn directly:
+``crmkit.api.server.background_api``); people use ``crmkit serve``.
 """
 
 from __future__ import annotations
