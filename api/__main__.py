@@ -1,15 +1,16 @@
 """``python -m crmkit.api --port N [--workers N]``: uvicorn over the target in ``CRMKIT_API_TARGET``, no checks.
 
-For processes crmkit starts itself (the load-test runner, after the checks ``crmkit serve``
-would do); people use ``crmkit serve``.
+For a process started with the target in its environment, after the checks ``crmkit serve``
+would do (crmkit's own, such as the load-test runner's, start uvicorn directly:
+``crmkit.api.server.background_api``); people use ``crmkit serve``.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 
 from crmkit.api.server import TARGET_ENV, is_loopback, run_uvicorn
+from crmkit.settings import Settings
 
 
 def main() -> None:
@@ -18,9 +19,10 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
-    if TARGET_ENV not in os.environ or not is_loopback(args.host):
+    target = Settings.from_env().api_target
+    if target is None or not is_loopback(args.host):
         parser.error(f"needs {TARGET_ENV} and a loopback --host; people use `crmkit serve`")
-    run_uvicorn(os.environ[TARGET_ENV], args.host, args.port, args.workers)
+    run_uvicorn(target, args.host, args.port, args.workers)
 
 
 if __name__ == "__main__":

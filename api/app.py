@@ -1,15 +1,15 @@
 """The FastAPI application: routes for each resource, the pipeline report, audit, health, metrics.
 
-``create_app(target)`` builds an app over one target database; ``app_from_env()`` is the
-factory uvicorn workers call (the target URL comes from ``CRMKIT_API_TARGET``, so that it
-never appears on a command line).
+``create_app(target, ...)`` builds an app over one target database with the settings it is
+given; ``app_from_env()`` is the factory uvicorn workers call: it reads the process's
+:class:`~crmkit.settings.Settings` (the target URL comes from ``CRMKIT_API_TARGET``, set in
+the worker's environment by ``crmkit serve``, so that it never appears on a command line).
 """
 
 # No `from __future__ import annotations` here: FastAPI reads the endpoint annotations,
 # and the per-resource endpoints below close over their models.
 
 import asyncio
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from sqlalchemy import Engine, literal_column, select
 
 from crmkit.api import auth, queries, reports
-from crmkit.api.db import POOL_SIZE, Database, database, make_engine, run_to_end
+from crmkit.api.db import DEFAULT_POOL_SIZE, Database, database, make_engine, run_to_end
 from crmkit.api.metrics import CONTENT_TYPE, Metrics, MetricsMiddleware
 from crmkit.api.policy import ApiError, Forbidden, Principal
 from crmkit.api.resources import (
@@ -38,9 +38,8 @@ from crmkit.api.resources import (
     Resource,
     text_type,
 )
+from crmkit.settings import Settings
 
-TARGET_ENV = "CRMKIT_API_TARGET"
-TOKEN_CACHE_ENV = "CRMKIT_API_TOKEN_CACHE"
 DEFAULT_TOKEN_CACHE = 5.0
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 RecordId = Annotated[int, Path(ge=1, le=MAX_ID, description="The record's id.")]
@@ -177,8 +176,8 @@ class Health(BaseModel):
 def page_model(out: type[BaseModel]) -> type[BaseModel]:
     return create_model(
         f"{out.__name__}Page",
-        items=(list[out], ...),
-        limit=(int, ...),  # type: ignore[valid-type]
+        items=(list[out], ...),  # type: ignore[valid-type]
+        limit=(int, ...),
         offset=(int, ...),
         next_offset=(Optional[int], None),  # noqa: UP045 (a runtime type)
     )
@@ -202,7 +201,7 @@ async def principal(
 
 async def in_db(request: Request, func: Callable[..., Awaitable[Any]], *args: Any) -> Any:
     """The coroutine ``func(database, *args)``: on the event loop if the database is asynchronous
-    (PostgreSQL), else run to its end in one of the app's POOL_SIZE database threads (SQLite).
+    (PostgreSQL), else run to its end in one of the app's database threads (one per pooled connection).
 
     A plain executor rather than anyio's worker threads: less CPU per hand-off (measured).
     """
@@ -334,25 +333,33 @@ async def _api_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def create_app(
-    target: str | None = None, engine: Engine | None = None, token_cache_seconds: float = DEFAULT_TOKEN_CACHE
+    target: str | None = None,
+    engine: Engine | None = None,
+    token_cache_seconds: float = DEFAULT_TOKEN_CACHE,
+    pool_size: int = DEFAULT_POOL_SIZE,
+    pg_async: bool = True,
+    metrics_dir: str | None = None,
 ) -> FastAPI:
     """The API over ``target`` (a database URL), or over an engine the caller owns.
 
     ``token_cache_seconds``: how long a token, once checked, is trusted without asking the
     database again (revocations take effect within this time; 0 checks every request).
+    ``pool_size``: database connections (and so requests at once) of this process.
+    ``pg_async``: False runs PostgreSQL requests in worker threads instead of on the event loop.
+    ``metrics_dir``: prometheus_client's multiprocess directory, when several workers add up
+    their metrics (the same as the worker's ``PROMETHEUS_MULTIPROC_DIR``).
     """
+    if target is None and engine is None:
+        raise ValueError("create_app needs a target database URL or an engine")
     owned = engine is None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # every database call runs in a worker thread: as many threads as pooled connections
-        anyio.to_thread.current_default_thread_limiter().total_tokens = POOL_SIZE
-        app.state.executor = ThreadPoolExecutor(POOL_SIZE, thread_name_prefix="crmkit-db")
-        if owned:
-            app.state.engine = make_engine(target or os.environ[TARGET_ENV])
-        else:
-            app.state.engine = engine
-        app.state.database = database(app.state.engine)
+        anyio.to_thread.current_default_thread_limiter().total_tokens = pool_size
+        app.state.executor = ThreadPoolExecutor(pool_size, thread_name_prefix="crmkit-db")
+        app.state.engine = make_engine(target, pool_size) if owned and target is not None else engine
+        app.state.database = database(app.state.engine, pool_size, pg_async)
         await app.state.database.open()
         try:
             yield
@@ -369,7 +376,7 @@ def create_app(
         description="Accounts, contacts, opportunities, cases and activities of the target CRM, "
         "scoped by role and department. Every write is audited.",
     )
-    app.state.metrics = Metrics()
+    app.state.metrics = Metrics(metrics_dir)
     app.state.tokens = auth.TokenCache(token_cache_seconds)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_exception_handler(ApiError, _api_error)
@@ -381,10 +388,19 @@ def create_app(
     return app
 
 
-def app_from_env() -> FastAPI:
-    """Factory for uvicorn workers: the target comes from CRMKIT_API_TARGET."""
-    if TARGET_ENV not in os.environ:
-        raise RuntimeError(f"{TARGET_ENV} is not set: start the API with `crmkit serve --target URL`")
+def app_from_env(settings: Settings | None = None) -> FastAPI:
+    """Factory for uvicorn workers: the app over the process's settings (``Settings.from_env()``).
+
+    The target comes from ``CRMKIT_API_TARGET``; the pool size, async PostgreSQL and token
+    cache from ``CRMKIT_API_POOL``, ``CRMKIT_API_PG_ASYNC`` and ``CRMKIT_API_TOKEN_CACHE``.
+    """
+    settings = Settings.from_env() if settings is None else settings
+    if settings.api_target is None:
+        raise RuntimeError("CRMKIT_API_TARGET is not set: start the API with `crmkit serve --target URL`")
     return create_app(
-        os.environ[TARGET_ENV], token_cache_seconds=float(os.environ.get(TOKEN_CACHE_ENV, DEFAULT_TOKEN_CACHE))
+        settings.api_target,
+        token_cache_seconds=settings.api_token_cache_s,
+        pool_size=settings.api_pool,
+        pg_async=settings.api_pg_async,
+        metrics_dir=settings.metrics_dir,
     )

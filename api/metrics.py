@@ -1,13 +1,13 @@
 """``/metrics`` in Prometheus text format: requests and latencies per route template.
 
 With several uvicorn workers the figures of all of them are added up through
-prometheus_client's multiprocess mode: ``crmkit serve`` points ``PROMETHEUS_MULTIPROC_DIR``
-at a fresh directory before the workers start.
+prometheus_client's multiprocess mode: ``crmkit serve`` starts the workers with
+``PROMETHEUS_MULTIPROC_DIR`` pointing at a fresh directory in their environment (prometheus_client
+reads it when it is imported), and the app is given the same directory (``Metrics(directory)``).
 """
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
@@ -21,7 +21,9 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 class Metrics:
     """The API's counters and histograms, in a registry of its own."""
 
-    def __init__(self) -> None:
+    def __init__(self, multiprocess_dir: str | None = None) -> None:
+        #: where all workers' figures are (prometheus_client's multiprocess mode), or None: this process's
+        self.multiprocess_dir = multiprocess_dir
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "crmkit_api_requests", "HTTP requests answered.", ("method", "route", "status"), registry=self.registry
@@ -49,9 +51,9 @@ class Metrics:
         histogram.observe(seconds)
 
     def render(self) -> bytes:
-        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        if self.multiprocess_dir:
             registry = CollectorRegistry()
-            MultiProcessCollector(registry)
+            MultiProcessCollector(registry, path=self.multiprocess_dir)
             return generate_latest(registry)
         return generate_latest(self.registry)
 

@@ -2,7 +2,9 @@
 
 ``serve()`` refuses a bind address off this machine unless asked (``allow_remote``), a port
 already taken, and a target without the CRM schema; it brings the schema up to this
-crmkit's head (the API's tables are revision 0003), then hands over to uvicorn.
+crmkit's head (the API's tables are revision 0003), then hands over to uvicorn, in a process
+of its own whose environment carries the target (never a command line, nor this process's
+``os.environ``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -26,6 +29,9 @@ from urllib.parse import urlsplit
 from crmkit.errors import CrmkitError, TargetError
 
 TARGET_ENV = "CRMKIT_API_TARGET"
+METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+#: what uvicorn runs in each worker: the app over the worker's Settings.from_env()
+APP_FACTORY = "crmkit.api.app:app_from_env"
 
 
 class ServeError(CrmkitError):
@@ -131,28 +137,84 @@ def serve(
     run_uvicorn(target, host, port, workers, log_level, access_log)
 
 
+def uvicorn_command(
+    host: str, port: int, workers: int, log_level: str = "warning", access_log: bool = False
+) -> list[str]:
+    """The command of a uvicorn process serving the API (the target goes in its environment: :func:`api_env`)."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        APP_FACTORY,
+        "--factory",
+        "--host",
+        host.strip("[]"),
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--log-level",
+        log_level,
+        "--access-log" if access_log else "--no-access-log",
+        "--timeout-graceful-shutdown",
+        "5",
+    ]
+
+
+def api_env(target: str, metrics_dir: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of an API process: this one's, ``extra``, the target and where the workers add up
+    their metrics (prometheus_client reads ``PROMETHEUS_MULTIPROC_DIR`` when a worker imports it)."""
+    return {**os.environ, **(extra or {}), TARGET_ENV: target, METRICS_ENV: metrics_dir}
+
+
+@contextmanager
+def metrics_dir() -> Iterator[str]:
+    """A fresh directory for the workers' metrics, removed at the end."""
+    path = tempfile.mkdtemp(prefix="crmkit-metrics-")
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def run_uvicorn(
     target: str, host: str, port: int, workers: int, log_level: str = "warning", access_log: bool = False
 ) -> None:
-    """uvicorn with ``workers`` processes over ``target`` (no checks); the workers' metrics add up."""
-    metrics_dir = tempfile.mkdtemp(prefix="crmkit-metrics-")
-    os.environ[TARGET_ENV] = target
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
-    try:
-        import uvicorn
+    """uvicorn with ``workers`` processes over ``target`` (no checks) until it ends; the workers' metrics add up.
 
-        uvicorn.run(
-            "crmkit.api.app:app_from_env",
-            factory=True,
-            host=host.strip("[]"),
-            port=port,
-            workers=workers,
-            log_level=log_level,
-            access_log=access_log,
-            timeout_graceful_shutdown=5,
-        )
+    uvicorn runs in a process of its own, whose environment (never the command line) carries the
+    target; SIGINT, SIGTERM and SIGHUP to this process stop it gracefully.
+    """
+    with metrics_dir() as metrics:
+        cmd = uvicorn_command(host, port, workers, log_level, access_log)
+        proc = subprocess.Popen(cmd, env=api_env(target, metrics), start_new_session=True)
+        try:
+            with _forwarding_signals(proc):
+                code = proc.wait()
+        finally:
+            stop_processes([proc])
+    if code > 0:
+        raise ServeError(f"uvicorn stopped with exit code {code}: see its messages above")
+
+
+@contextmanager
+def _forwarding_signals(proc: subprocess.Popen[Any]) -> Iterator[None]:
+    """Pass the signals that stop this process on to ``proc`` (in a session of its own, it gets no Ctrl-C)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def forward(signum: int, _frame: Any) -> None:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM if signum == signal.SIGHUP else signum)
+
+    stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, forward) for sig in stops}
+    try:
+        yield
     finally:
-        shutil.rmtree(metrics_dir, ignore_errors=True)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @contextmanager
@@ -166,20 +228,22 @@ def background_api(
     """The API over ``target`` in a process of its own on a free loopback port; yields its URL.
 
     No checks (the caller has done what ``serve`` would); the URL of the target goes through
-    the environment, never the command line.  The process is stopped when the block ends.
+    the process's environment, never the command line.  The process is stopped when the block ends.
     """
     port = free_port()
-    child_env = {**os.environ, **(env or {}), TARGET_ENV: target}
     log: IO[str] = open(log_path, "w+", encoding="utf-8") if log_path else tempfile.TemporaryFile("w+")
-    cmd = [sys.executable, "-m", "crmkit.api", "--port", str(port), "--workers", str(workers)]
-    proc = subprocess.Popen(cmd, env=child_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, proc, log, timeout)
-        yield url
-    finally:
-        stop_processes([proc])
-        log.close()
+    with metrics_dir() as metrics:
+        cmd = uvicorn_command("127.0.0.1", port, workers)
+        proc = subprocess.Popen(
+            cmd, env=api_env(target, metrics, env), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            _wait_healthy(url, proc, log, timeout)
+            yield url
+        finally:
+            stop_processes([proc])
+            log.close()
 
 
 def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: IO[str], timeout: float) -> None:

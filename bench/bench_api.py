@@ -357,7 +357,7 @@ def mixed(host: str, target: str, users: int, duration: int, workers: int, work:
 
 
 def api_process(url: str) -> int:
-    """The pid of the ``python -m crmkit.api`` process listening at ``url``."""
+    """The pid of the API process (uvicorn, started by background_api) listening at ``url``."""
     import psutil
 
     port = url.rsplit(":", 1)[1]

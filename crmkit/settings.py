@@ -25,6 +25,9 @@ VARIABLES: dict[str, str] = {
     "CRMKIT_BULK_ROWS": "rows from which a load drops and rebuilds indexes (default 200000)",
     "CRMKIT_HOME": "folder of the sandbox registry (default .crmkit)",
     "CRMKIT_SANDBOX_PG_URL": "PostgreSQL server URL for sandboxes (may hold a password)",
+    "CRMKIT_LOADTEST_PLAN": "set by crmkit loadtest run in its Locust process's environment: the plan file",
+    "CRMKIT_LOADTEST_OUT": "set by crmkit loadtest run in its Locust process's environment: where the figures go",
+    "PROMETHEUS_MULTIPROC_DIR": "set by crmkit serve in its API workers' environment: where they add up their metrics",
 }
 
 
@@ -61,6 +64,9 @@ class Settings:
     bulk_rows: int = 200_000
     home: Path = field(default_factory=lambda: Path(".crmkit"))
     sandbox_server: str | None = None
+    metrics_dir: str | None = None
+    loadtest_plan: str | None = None
+    loadtest_out: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -74,4 +80,7 @@ class Settings:
             bulk_rows=_int(env, "CRMKIT_BULK_ROWS", 200_000),
             home=Path(env.get("CRMKIT_HOME") or ".crmkit"),
             sandbox_server=env.get("CRMKIT_SANDBOX_PG_URL") or None,
+            metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
+            loadtest_plan=env.get("CRMKIT_LOADTEST_PLAN") or None,
+            loadtest_out=env.get("CRMKIT_LOADTEST_OUT") or None,
         )

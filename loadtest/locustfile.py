@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import os
 import random
 import time
 from collections import defaultdict
@@ -28,14 +27,17 @@ from locust.stats import PERCENTILES_TO_REPORT, StatsCSV, calculate_response_tim
 
 from crmkit.loadtest.groups import GROUPS, group_of
 from crmkit.loadtest.thresholds import first_breach
+from crmkit.settings import Settings
 
 PLAN_ENV = "CRMKIT_LOADTEST_PLAN"
 OUT_ENV = "CRMKIT_LOADTEST_OUT"
 log = logging.getLogger("crmkit.loadtest")
+#: this Locust process's settings (the runner puts the plan and output paths in its environment)
+SETTINGS = Settings.from_env()
 
 
 def _read_plan() -> dict[str, Any] | None:
-    path = os.environ.get(PLAN_ENV)
+    path = SETTINGS.loadtest_plan
     if not path:
         return None
     with open(path, encoding="utf-8") as fh:
@@ -375,7 +377,7 @@ def _on_test_stop(environment: Any, **_kw: Any) -> None:
 
 @events.quitting.add_listener
 def _on_quitting(environment: Any, **_kw: Any) -> None:
-    out = os.environ.get(OUT_ENV)
+    out = SETTINGS.loadtest_out
     if isinstance(environment.runner, WorkerRunner) or not out or PLAN is None:
         return
     _run["stopped"] = _run["stopped"] or time.time()

@@ -16,7 +16,7 @@ from crmkit.errors import CrmkitError
 from crmkit.migrate import audit
 from crmkit.migrate.run import Options, RunResult
 from crmkit.migrate.run import run as run_mapping
-from crmkit.rollout.gates import INCONCLUSIVE, Context, GateResult, WaveState, evaluate
+from crmkit.rollout.gates import DEFAULT_SANDBOX_HOME, INCONCLUSIVE, Context, GateResult, WaveState, evaluate
 from crmkit.rollout.plan import Plan, load_plan
 from crmkit.schema.versions import ensure_schema
 
@@ -107,11 +107,13 @@ def _connected(target: str) -> Iterator[Loader]:
         loader.close()
 
 
-def _context(plan: Plan, i: int, states: dict[str, WaveState], target: str) -> Context:
-    return Context(plan, plan.waves[i], plan.waves[i - 1] if i else None, states, target)
+def _context(plan: Plan, i: int, states: dict[str, WaveState], target: str, sandbox_home: Path) -> Context:
+    return Context(plan, plan.waves[i], plan.waves[i - 1] if i else None, states, target, sandbox_home)
 
 
-def status(plan_path: str | Path) -> Status:
+def status(plan_path: str | Path, sandbox_home: Path = DEFAULT_SANDBOX_HOME) -> Status:
+    """The waves of the plan and the gates of the next one (``sandbox_home``: where the sandboxes gate looks,
+    unless the plan names a home)."""
     plan, target = _open(plan_path)
     with _connected(target) as loader:
         states = _states(loader, plan)
@@ -130,7 +132,7 @@ def status(plan_path: str | Path) -> Status:
     ]
     blocked: list[GateResult] = []
     if i is not None:
-        waves[i].gates = evaluate(_context(plan, i, states, target), given)
+        waves[i].gates = evaluate(_context(plan, i, states, target, sandbox_home), given)
         blocked = [g for g in waves[i].gates if not g.passed]
     with _connected(target) as loader:
         _department_counts(loader, waves)
@@ -173,7 +175,13 @@ class Advanced:
     gates: list[GateResult]
 
 
-def advance(plan_path: str | Path, *, dry_run: bool = False, operator: str | None = None) -> Advanced:
+def advance(
+    plan_path: str | Path,
+    *,
+    dry_run: bool = False,
+    operator: str | None = None,
+    sandbox_home: Path = DEFAULT_SANDBOX_HOME,
+) -> Advanced:
     """Migrate the next wave if its gates pass; refuse, naming the gates, otherwise."""
     plan, target = _open(plan_path)
     who = operator_name(operator)
@@ -184,7 +192,7 @@ def advance(plan_path: str | Path, *, dry_run: bool = False, operator: str | Non
             raise RolloutRefused(f"every wave of plan {plan.name} is migrated; nothing to advance")
         wave = plan.waves[i]
         given = _approvals(loader, plan, wave.name)
-    gates = evaluate(_context(plan, i, states, target), given)
+    gates = evaluate(_context(plan, i, states, target, sandbox_home), given)
     blocking = [g for g in gates if not g.passed]
     if blocking:
         with _connected(target) as loader:

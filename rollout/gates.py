@@ -42,6 +42,10 @@ class GateResult:
         return self.__dict__.copy()
 
 
+#: folder of the sandbox registry when neither the plan nor the caller names one (as crmkit.settings)
+DEFAULT_SANDBOX_HOME = Path(".crmkit")
+
+
 @dataclass
 class WaveState:
     """What the target records of a wave."""
@@ -59,6 +63,8 @@ class Context:
     previous: Wave | None
     states: dict[str, WaveState]
     target: str
+    #: folder of the sandbox registry (the CLI's CRMKIT_HOME), where a plan names none
+    sandbox_home: Path = DEFAULT_SANDBOX_HOME
 
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> pl.DataFrame:
         """One query on a short-lived connection: gates call code (verify, validate) that opens its
@@ -279,7 +285,7 @@ def loadtest(ctx: Context, spec: Any) -> GateResult:
 def sandboxes(ctx: Context, spec: Any) -> GateResult:
     from crmkit.training import sandbox as sb
 
-    home = spec.home or Path(os.environ.get(sb.HOME_ENV, ".crmkit"))
+    home = spec.home or ctx.sandbox_home
     required = f"sandbox {spec.sandbox} with ≥ {spec.min_trainees} trainees"
     hint = f"crmkit sandbox create {spec.sandbox} --scenario ... --trainees {spec.min_trainees} --home {home}"
     try:

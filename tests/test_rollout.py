@@ -174,3 +174,31 @@ def test_a_plan_with_a_mistake_is_one_line_and_exit_2(tmp_path, estate):
     res = cli("rollout", "status", str(plan))
     assert res.exit_code == 2 and "plan.yaml:" in res.stderr and "min_rate" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_the_sandboxes_gate_looks_in_crmkit_home_when_the_plan_names_no_home(estate, tmp_path):
+    home = tmp_path / "home"
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(
+        f"""version: 1
+name: homes
+target: "sqlite:///{tmp_path / "crm.db"}"
+mappings: [{estate / "mapping.yaml"}]
+waves:
+  - name: pilot
+    scope: {scope("SALES_N")}
+    departments: [SALES_N]
+    users: 5
+    gates:
+      sandboxes: {{sandbox: pilot, min_trainees: 1}}
+""",
+        encoding="utf-8",
+    )
+    env = {"CRMKIT_HOME": str(home)}
+    res = cli("rollout", "status", str(plan), "--json", env=env)
+    gate = json.loads(res.output)["waves"][0]["gates"][0]
+    assert res.exit_code == 1 and gate["status"] == "inconclusive" and f"--home {home}" in gate["hint"]
+    scenario = str(ROOT / "configs" / "training" / "sales-en.yaml")
+    assert cli("sandbox", "create", "pilot", "--scenario", scenario, env=env).exit_code == 0
+    res = cli("rollout", "status", str(plan), "--json", env=env)
+    assert res.exit_code == 0 and json.loads(res.output)["waves"][0]["gates"][0]["status"] == "pass"

@@ -177,3 +177,17 @@ def test_existing_name_is_refused(tmp_path):
     res = cli("sandbox", "create", "dup", "--scenario", SCENARIO, "--home", home)
     assert res.exit_code == 2 and "exists already" in res.stderr
     assert (tmp_path / "home" / "sandboxes" / "dup" / "t01.db").exists()
+
+
+def test_home_and_server_come_from_the_environment_through_the_cli(tmp_path):
+    home = tmp_path / "home"
+    env = {"CRMKIT_HOME": str(home)}
+    assert cli("sandbox", "create", "envy", "--scenario", SCENARIO, env=env).exit_code == 0
+    assert (home / "sandboxes" / "envy" / "sandbox.json").exists()
+    res = cli("sandbox", "list", "--json", env=env)
+    assert res.exit_code == 0 and "envy" in res.output
+    create_pg = ("sandbox", "create", "pg", "--scenario", SCENARIO, "--backend", "postgresql")
+    res = cli(*create_pg, env={**env, "CRMKIT_SANDBOX_PG_URL": ""})
+    assert res.exit_code == 2 and "give --server URL or set CRMKIT_SANDBOX_PG_URL" in res.stderr
+    res = cli(*create_pg, env={**env, "CRMKIT_SANDBOX_PG_URL": "sqlite:///x.db"})
+    assert res.exit_code == 2 and "--server must be a PostgreSQL URL" in res.stderr

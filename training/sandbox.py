@@ -1,13 +1,14 @@
 """Training sandboxes: one isolated CRM database per trainee, reset to the seeded state in seconds.
 
-A registry lives under a home directory (``--home``, env ``CRMKIT_HOME``, default
-``.crmkit/``): ``sandboxes/<name>/sandbox.json`` records the scenario, seed, department,
+A registry lives under a home directory (the caller's: the CLI's ``--home``, env
+``CRMKIT_HOME``, default ``.crmkit/``): ``sandboxes/<name>/sandbox.json`` records the scenario, seed, department,
 trainees, backend, the seeded table hashes and the exercises with their answers.
 
 * SQLite: the world is generated once into ``template.db``; each trainee gets a copy
   (``t01.db``...).  Reset copies the template over the trainee's file.
 * PostgreSQL: the world is generated into a template database
-  ``crmkit_sb_<name>_template`` on the server (``--server``, env ``CRMKIT_SANDBOX_PG_URL``);
+  ``crmkit_sb_<name>_template`` on the server (the caller's ``server``: the CLI's ``--server``,
+  env ``CRMKIT_SANDBOX_PG_URL``);
   each trainee database is ``CREATE DATABASE ... TEMPLATE`` of it.  Reset drops and
   recreates the trainee's database from the template.
 
@@ -35,10 +36,6 @@ from crmkit.training.errors import SandboxError
 HOME_ENV = "CRMKIT_HOME"
 PG_ENV = "CRMKIT_SANDBOX_PG_URL"
 NAME = re.compile(r"^[a-z0-9][a-z0-9_]{0,29}$")
-
-
-def home_dir(home: str | Path | None) -> Path:
-    return Path(home or os.environ.get(HOME_ENV) or ".crmkit")
 
 
 @dataclass
@@ -69,7 +66,7 @@ class Sandbox:
 
 
 def _server(url: str | None) -> URL:
-    text = url or os.environ.get(PG_ENV)
+    text = url
     if not text:
         raise SandboxError(
             f"PostgreSQL sandboxes need a server: give --server URL or set {PG_ENV} "
@@ -87,8 +84,8 @@ def _server(url: str | None) -> URL:
 
 
 def _srv(sb: Sandbox, server: str | None) -> URL:
-    """The sandbox's server: --server, else the environment (may carry a password), else the stored one."""
-    return _server(server or os.environ.get(PG_ENV) or sb.server)
+    """The sandbox's server: the one given (--server or the environment; may carry a password), else the stored one."""
+    return _server(server or sb.server)
 
 
 def _admin(server: URL) -> Any:
@@ -96,7 +93,7 @@ def _admin(server: URL) -> Any:
 
     from crmkit.db.url import mask_url
 
-    params = {
+    params: dict[str, Any] = {
         k: v
         for k, v in {
             "host": server.host,

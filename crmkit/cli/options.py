@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+
+from crmkit.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -21,6 +24,16 @@ def target_option(fn: F) -> F:
         metavar="URL",
         help="Target database URL (env CRMKIT_TARGET). Put passwords in the environment, not on the command line.",
     )(fn)
+
+
+def sandbox_home(_ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path:
+    """Callback of a --home option: the folder given, else the settings' (CRMKIT_HOME, default .crmkit)."""
+    return value if value is not None else Settings.from_env().home
+
+
+def sandbox_server(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """Callback of a sandbox --server option: the URL given, else the settings' (CRMKIT_SANDBOX_PG_URL)."""
+    return value or Settings.from_env().sandbox_server
 
 
 def json_option(fn: F) -> F:

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from crmkit.cli.options import json_option, operator_option
 from crmkit.rollout import engine, report
+from crmkit.settings import Settings
 
 PLAN = click.argument("plan", type=click.Path(dir_okay=False, path_type=Path))
 _COLOUR = {
@@ -52,7 +53,7 @@ def status(plan: Path, as_json: bool) -> None:
     Example:
       crmkit rollout status configs/rollout/acme.yaml --json
     """
-    st = engine.status(plan)
+    st = engine.status(plan, sandbox_home=Settings.from_env().home)
     if as_json:
         click.echo(json.dumps(st.to_json(), ensure_ascii=False, indent=2))
         sys.exit(0 if st.ready or st.next_wave is None else 1)
@@ -97,7 +98,7 @@ def advance(plan: Path, dry_run: bool, operator: str | None, as_json: bool) -> N
       crmkit rollout advance configs/rollout/acme.yaml --dry-run
       crmkit rollout advance configs/rollout/acme.yaml --operator alice
     """
-    done = engine.advance(plan, dry_run=dry_run, operator=operator)
+    done = engine.advance(plan, dry_run=dry_run, operator=operator, sandbox_home=Settings.from_env().home)
     if as_json:
         click.echo(
             json.dumps(
@@ -163,5 +164,5 @@ def report_cmd(plan: Path, out: Path) -> None:
     Example:
       crmkit rollout report configs/rollout/acme.yaml --out build/rollout.html
     """
-    page = report.write(engine.status(plan), out)
+    page = report.write(engine.status(plan, sandbox_home=Settings.from_env().home), out)
     click.echo(f"report: {page}")

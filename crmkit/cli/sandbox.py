@@ -10,7 +10,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from crmkit.cli.options import json_option
+from crmkit.cli.options import json_option, sandbox_home, sandbox_server
 from crmkit.db.url import TARGET_DIALECTS, mask_url
 from crmkit.training import sandbox as sbx
 
@@ -18,10 +18,15 @@ HOME = click.option(
     "--home",
     default=None,
     type=click.Path(file_okay=False, path_type=Path),
+    callback=sandbox_home,
     help=f"Where the sandbox registry lives (env {sbx.HOME_ENV}; default .crmkit/).",
 )
 SERVER = click.option(
-    "--server", default=None, metavar="URL", help=f"PostgreSQL server for postgresql sandboxes (env {sbx.PG_ENV})."
+    "--server",
+    default=None,
+    metavar="URL",
+    callback=sandbox_server,
+    help=f"PostgreSQL server for postgresql sandboxes (env {sbx.PG_ENV}).",
 )
 
 
@@ -60,7 +65,7 @@ def create(
     trainees: int,
     backend: str,
     server: str | None,
-    home: Path | None,
+    home: Path,
     as_json: bool,
 ) -> None:
     """Create sandbox NAME: generate the scenario's world once, copy it for every trainee.
@@ -71,9 +76,8 @@ def create(
       crmkit sandbox create pilot_pg --scenario configs/training/sales-en.yaml --backend postgresql \\
           --server postgresql+psycopg://postgres@127.0.0.1:5432/postgres
     """
-    h = sbx.home_dir(home)
-    sb = sbx.create(h, sbx.CreateOptions(name, scenario, seed, department, trainees, backend, server))
-    urls = [(t, mask_url(u)) for t, u in sbx.trainee_urls(h, sb, server)]
+    sb = sbx.create(home, sbx.CreateOptions(name, scenario, seed, department, trainees, backend, server))
+    urls = [(t, mask_url(u)) for t, u in sbx.trainee_urls(home, sb, server)]
     if as_json:
         click.echo(
             json.dumps(
@@ -101,14 +105,14 @@ def create(
 @sandbox.command(name="list")
 @HOME
 @json_option
-def list_(home: Path | None, as_json: bool) -> None:
+def list_(home: Path, as_json: bool) -> None:
     """List the sandboxes in the registry.
 
     \b
     Example:
       crmkit sandbox list --home .crmkit
     """
-    boxes = sbx.list_sandboxes(sbx.home_dir(home))
+    boxes = sbx.list_sandboxes(home)
     if as_json:
         click.echo(
             json.dumps(
@@ -145,18 +149,17 @@ def list_(home: Path | None, as_json: bool) -> None:
 @click.option("--verify", is_flag=True, help="Then check every table against the seeded state (exit 1 if not).")
 @SERVER
 @HOME
-def reset(name: str, trainee: str | None, verify: bool, server: str | None, home: Path | None) -> None:
+def reset(name: str, trainee: str | None, verify: bool, server: str | None, home: Path) -> None:
     """Put sandbox NAME (or one trainee's) back to its seeded state.
 
     \b
     Example:
       crmkit sandbox reset pilot --trainee t03 --verify
     """
-    h = sbx.home_dir(home)
-    for t, seconds in sbx.reset(h, name, trainee, server).items():
+    for t, seconds in sbx.reset(home, name, trainee, server).items():
         click.echo(f"{name}/{t}: reset in {seconds:.2f} s")
     if verify:
-        bad = {t: tables for t, tables in sbx.verify(h, name, trainee, server).items() if tables}
+        bad = {t: tables for t, tables in sbx.verify(home, name, trainee, server).items() if tables}
         for t, tables in bad.items():
             click.echo(f"{name}/{t}: differs from the seeded state in {', '.join(tables)}", err=True)
         if bad:
@@ -168,12 +171,12 @@ def reset(name: str, trainee: str | None, verify: bool, server: str | None, home
 @click.argument("name")
 @SERVER
 @HOME
-def drop(name: str, server: str | None, home: Path | None) -> None:
+def drop(name: str, server: str | None, home: Path) -> None:
     """Delete sandbox NAME: its trainee databases, its template and its registry entry.
 
     \b
     Example:
       crmkit sandbox drop pilot
     """
-    sb = sbx.drop(sbx.home_dir(home), name, server)
+    sb = sbx.drop(home, name, server)
     click.echo(f"dropped sandbox {sb.name} ({len(sb.trainees)} trainee databases and the template)")

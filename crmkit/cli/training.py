@@ -10,7 +10,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from crmkit.cli.options import json_option
+from crmkit.cli.options import json_option, sandbox_home, sandbox_server
 from crmkit.db.url import MYSQL_DIALECTS, dialect_of, mask_url
 from crmkit.errors import CrmkitError
 
@@ -198,16 +198,21 @@ def mask(source: str, target: str, rules: Path, as_json: bool) -> None:
 @click.argument("sandbox_name", metavar="SANDBOX")
 @click.option("--trainee", default=None, help="Only this trainee (default: every trainee).")
 @click.option(
-    "--server", default=None, metavar="URL", help="PostgreSQL server of the sandbox (env CRMKIT_SANDBOX_PG_URL)."
+    "--server",
+    default=None,
+    metavar="URL",
+    callback=sandbox_server,
+    help="PostgreSQL server of the sandbox (env CRMKIT_SANDBOX_PG_URL).",
 )
 @click.option(
     "--home",
     default=None,
     type=click.Path(file_okay=False, path_type=Path),
+    callback=sandbox_home,
     help="Sandbox registry (env CRMKIT_HOME; default .crmkit/).",
 )
 @json_option
-def check(sandbox_name: str, trainee: str | None, server: str | None, home: Path | None, as_json: bool) -> None:
+def check(sandbox_name: str, trainee: str | None, server: str | None, home: Path, as_json: bool) -> None:
     """Grade the exercises in a sandbox and print a score sheet.
 
     \b
@@ -216,13 +221,12 @@ def check(sandbox_name: str, trainee: str | None, server: str | None, home: Path
       crmkit training check pilot --trainee t03 --json
     """
     from crmkit.training.exercises import grade
-    from crmkit.training.sandbox import _trainees, home_dir, load
+    from crmkit.training.sandbox import _trainees, load
 
-    h = home_dir(home)
-    sb = load(h, sandbox_name)
+    sb = load(home, sandbox_name)
     if not sb.exercises:
         raise UsageError(f"sandbox '{sandbox_name}' has no exercises: its scenario declares none (exercises:)")
-    sheets = {t: grade(sb.url(h, t, server), sb.exercises) for t in _trainees(sb, trainee)}
+    sheets = {t: grade(sb.url(home, t, server), sb.exercises) for t in _trainees(sb, trainee)}
     total = sum(e["points"] for e in sb.exercises)
     if as_json:
         click.echo(
