@@ -21,10 +21,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from crmkit.schema.vocabulary import OPEN_STAGES
 from crmkit.training.errors import ScenarioError
 from crmkit.training.scenario import Exercise
-
-OPEN_STAGES = ("prospecting", "qualification", "proposal", "negotiation")
 
 
 def _dept_id(world: Any, code: str | None) -> int | None:

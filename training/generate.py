@@ -22,8 +22,9 @@ import polars as pl
 
 from crmkit.schema.models import ENTITY_MODELS
 from crmkit.schema.target import entities
+from crmkit.schema.vocabulary import ROLES
 from crmkit.training.errors import ScenarioError
-from crmkit.training.scenario import ROLES, Scenario
+from crmkit.training.scenario import Scenario
 from crmkit.training.vocab import PHONES, Vocab, vocab
 
 DAY_US = 86_400_000_000
