@@ -121,12 +121,18 @@ def test_the_apis_request_models_take_the_schemas_values():
 
 
 def test_the_training_tables_of_values_cover_the_schemas_values():
-    from crmkit.training import legacy, scenario
+    from crmkit.training import builder, legacy, scenario
 
     assert set(scenario.Users.model_fields) == set(V.ROLES)
     assert set(legacy.ROLE_CODES) == set(V.ROLES)
     priority = scenario.Exercise.model_fields["priority"].annotation
     assert set(typing.get_args(typing.get_args(priority)[0])) == set(V.PRIORITIES)
+    assert set(builder.ROLE_ORDER) == set(V.ROLES) and set(builder.OWNER_ROLES) <= set(V.ROLES)
+    assert set(builder.PROBABILITY) == set(V.STAGES)
+    assert set(builder.STAGE_AGE) == set(V.OPEN_STAGES)
+    assert set(builder.SLA_HOURS) == set(builder.PRIORITY_MIX) == set(V.PRIORITIES)
+    assert set(builder.LEAD_STATUS_MIX) == set(V.LEAD_STATUSES)
+    assert set(builder.ACTIVITY_MIX) == set(V.ACTIVITY_TYPES)
     for codes in legacy.CODES.values():
         assert set(codes["stage"]) == set(V.STAGES)
         assert set(codes["case_status"]) == set(V.CASE_STATUSES)
