@@ -168,8 +168,8 @@ class Health(BaseModel):
 def page_model(out: type[BaseModel]) -> type[BaseModel]:
     return create_model(
         f"{out.__name__}Page",
-        items=(list[out], ...),
-        limit=(int, ...),  # type: ignore[valid-type]
+        items=(list[out], ...),  # type: ignore[valid-type]
+        limit=(int, ...),
         offset=(int, ...),
         next_offset=(Optional[int], None),  # noqa: UP045 (a runtime type)
     )
