@@ -16,10 +16,11 @@ only lists of allowed values in the code; the functions read the models' columns
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Column
-from sqlalchemy.sql.base import ReadOnlyColumnCollection
+if TYPE_CHECKING:  # for annotations only
+    from sqlalchemy import Column
+    from sqlalchemy.sql.base import ReadOnlyColumnCollection
 
 ROLES = ("admin", "manager", "sales", "service")
 LEAD_STATUSES = ("new", "working", "qualified", "lost", "converted")
