@@ -27,17 +27,8 @@ from crmkit.api import auth, queries, reports
 from crmkit.api.db import DEFAULT_POOL_SIZE, Database, database, make_engine, run_to_end
 from crmkit.api.metrics import CONTENT_TYPE, Metrics, MetricsMiddleware
 from crmkit.api.policy import ApiError, Forbidden, Principal
-from crmkit.api.resources import (
-    ACTIVITY_TYPES,
-    CASE_STATUSES,
-    MAX_ID,
-    PRIORITIES,
-    RESOURCES,
-    STAGES,
-    OutDateTime,
-    Resource,
-    text_type,
-)
+from crmkit.api.resources import MAX_ID, RESOURCES, OutDateTime, Resource, text_type
+from crmkit.schema.vocabulary import ACTIVITY_TYPES, CASE_STATUSES, PRIORITIES, STAGES
 from crmkit.settings import Settings
 
 DEFAULT_TOKEN_CACHE = 5.0

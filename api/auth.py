@@ -17,10 +17,11 @@ from typing import cast
 from sqlalchemy import Engine, Table, and_, bindparam, insert, or_, select, update
 
 from crmkit.api.db import Database, reading, run_to_end, writing
-from crmkit.api.policy import ROLES, Principal, Unauthorized
+from crmkit.api.policy import Principal, Unauthorized
 from crmkit.errors import CrmkitError
 from crmkit.schema.api_models import ApiToken
 from crmkit.schema.models import User
+from crmkit.schema.vocabulary import ROLES
 
 TOKENS = cast(Table, ApiToken.__table__)
 USERS = cast(Table, User.__table__)

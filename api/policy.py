@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 Scope = Literal["all", "department"]
-ROLES = ("admin", "manager", "sales", "service")
 RESOURCES = ("accounts", "contacts", "opportunities", "cases", "activities")
 
 _DEPT: dict[str, Scope] = {r: "department" for r in RESOURCES}

@@ -11,7 +11,8 @@ from sqlalchemy import bindparam, func, select
 from crmkit.api.db import Database
 from crmkit.api.policy import Principal, Scope
 from crmkit.api.queries import _db_errors, dept_param, in_department
-from crmkit.api.resources import RESOURCES, STAGES, USERS
+from crmkit.api.resources import RESOURCES, USERS
+from crmkit.schema.vocabulary import STAGES
 
 
 async def pipeline(database: Database, who: Principal, department_id: int | None = None) -> dict[str, Any]:

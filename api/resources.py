@@ -18,15 +18,12 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from sqlalchemy import Boolean, Column, Date, DateTime, Integer, Numeric, String, Table, Text
 
 from crmkit.schema.models import Account, Activity, Case, Contact, Opportunity, User
+from crmkit.schema.vocabulary import enum_values
 
 MAX_ID = 2**31 - 1
 MAX_TEXT = 20_000
 NO_NUL = r"^[^\x00]*$"
 
-STAGES = ("prospecting", "qualification", "proposal", "negotiation", "closed_won", "closed_lost")
-CASE_STATUSES = ("new", "open", "pending", "closed")
-PRIORITIES = ("low", "medium", "high", "urgent")
-ACTIVITY_TYPES = ("call", "meeting", "email", "note", "task")
 
 #: columns a client never writes: identity and migration provenance
 READ_ONLY = frozenset({"id", "source_name", "legacy_key", "row_hash", "run_id"})
@@ -37,12 +34,6 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "accounts": {"active": True},
     "contacts": {"active": True},
     "cases": {"status": "new", "priority": "medium"},
-}
-VOCABULARIES: dict[tuple[str, str], tuple[str, ...]] = {
-    ("opportunities", "stage"): STAGES,
-    ("cases", "status"): CASE_STATUSES,
-    ("cases", "priority"): PRIORITIES,
-    ("activities", "type"): ACTIVITY_TYPES,
 }
 
 
@@ -69,7 +60,7 @@ def text_type(max_length: int) -> Any:
 
 
 def _python_type(resource: str, col: Column[Any]) -> Any:
-    vocab = VOCABULARIES.get((resource, col.name))
+    vocab = enum_values(resource, col.name)
     if vocab:
         return Literal[vocab]  # type: ignore[valid-type]
     t = col.type

@@ -5,7 +5,7 @@ The stages, each a function over frames (docs/dedupe-reference.md):
 :mod:`dedupe.compare` (similarities, levels) → :mod:`dedupe.score` (Fellegi-Sunter / rules)
 → :mod:`dedupe.cluster` (components with a chaining guard) → :mod:`dedupe.survive` and
 :mod:`dedupe.merge` (golden records, lineage) → :mod:`dedupe.store` (the target: merge,
-unmerge, decisions).  :func:`dedupe_inputs` is what ``crmkit dedupe INPUT...`` runs.
+decisions) and :mod:`dedupe.unmerge`.  :func:`dedupe_inputs` is what ``crmkit dedupe INPUT...`` runs.
 """
 
 from __future__ import annotations

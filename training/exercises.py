@@ -21,10 +21,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from crmkit.schema.vocabulary import OPEN_STAGES
 from crmkit.training.errors import ScenarioError
 from crmkit.training.scenario import Exercise
-
-OPEN_STAGES = ("prospecting", "qualification", "proposal", "negotiation")
 
 
 def _dept_id(world: Any, code: str | None) -> int | None:
@@ -68,7 +67,7 @@ def largest_open_pipeline(world: Any, e: Exercise) -> dict[str, Any]:
 
 
 def merge_duplicate_contact(world: Any, e: Exercise) -> dict[str, Any]:
-    from crmkit.training.generate import rng_for
+    from crmkit.training.columns import rng_for
 
     c = world.tables["contacts"]
     pool = _in_dept(c, _dept_id(world, e.department)).filter(pl.col("account_id").is_not_null() & pl.col("active"))

@@ -14,7 +14,7 @@ import hashlib
 import polars as pl
 import polars_hash as plh
 
-from crmkit.schema.models import ENTITY_MODELS
+from crmkit.schema.models import ENTITY_MODELS, table_of
 from crmkit.schema.target import _kind
 
 _NULL = "\x00"
@@ -54,7 +54,7 @@ def frame_hash(frame: pl.DataFrame, kinds: dict[str, str]) -> str:
 
 def table_kinds(table: str) -> dict[str, str]:
     model = ENTITY_MODELS[table]
-    return {c.name: _kind(c) for c in model.__table__.columns}  # type: ignore[attr-defined]
+    return {c.name: _kind(c) for c in table_of(model).columns}
 
 
 def table_hashes(url: str, tables: list[str] | None = None) -> dict[str, str]:

@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from crmkit.training.generate import World, rng_for
+from crmkit.training.columns import rng_for
+from crmkit.training.generate import World
 
 RNG = np.random.Generator
 HOUSE_DATE = {"en_US": "%m/%d/%Y", "zh_CN": "%Y-%m-%d", "de_DE": "%d.%m.%Y"}
@@ -440,7 +441,7 @@ class Injector:
     ) -> pl.DataFrame:
         if not rows.shape[0]:
             return out
-        k = rows.shape[0]
+        k: int = rows.shape[0]
         dup = clean[rows]
         variant = r.integers(0, 3 if src.swap else 2, k)  # 0 typo, 1 phone written differently, 2 swapped
         name = src.name_col or src.key

@@ -1,12 +1,12 @@
 """``crmkit training mask``: a copy of a production CRM with personal data masked.
 
-Rules (docs/training-masking.md) say, per table and column, how each value is masked.
-Every column known to hold personal data must have a rule (``keep`` to copy it as it is,
-deliberately), so a new column is never copied unmasked by accident.  Pseudonyms are
-HMAC-SHA256 of the value keyed by a salt read only from the environment
-(:mod:`training.pseudonym`): the same value becomes the same fake in every table.  Dates
-move by a per-person shift (the contact's, for its cases and activities too), so
-intervals such as a case's time to resolution stay true.  Free text is scrubbed of the
+Rules (docs/training-masking.md) say, per table and column, how each value is masked. Every
+column the schema flags personal (:mod:`crmkit.schema.vocabulary`) must have a rule
+(``keep`` to copy it as it is, deliberately), so a new column is never copied unmasked by
+accident.  Pseudonyms are HMAC-SHA256 of the value keyed by a salt read only from the
+environment (:mod:`training.pseudonym`): the same value becomes the same fake in every
+table.  Dates move by a per-person shift (the contact's, for its cases and activities too),
+so intervals such as a case's time to resolution stay true.  Free text is scrubbed of the
 e-mail addresses and phone numbers it contains and of every masked name.
 
 An optional subset keeps one department and/or a sample of accounts, with every row
@@ -28,8 +28,9 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from crmkit.config import Strict, expand_env, load_model
 from crmkit.errors import ConfigError
-from crmkit.schema.models import ENTITY_MODELS
+from crmkit.schema.models import ENTITY_MODELS, table_of
 from crmkit.schema.target import entities
+from crmkit.schema.vocabulary import personal_data
 from crmkit.training import pseudonym as P
 from crmkit.training.errors import MaskError
 
@@ -47,16 +48,6 @@ Kind = Literal[
     "clear",
     "keep",
 ]
-#: columns that hold personal or identifying data: each needs a rule
-PERSONAL = {
-    "users": ["name", "email"],
-    "accounts": ["name", "phone", "email", "address", "website"],
-    "contacts": ["first_name", "last_name", "full_name", "email", "phone", "mobile", "address", "birth_date", "notes"],
-    "leads": ["full_name", "company", "email", "phone"],
-    "opportunities": ["name"],
-    "activities": ["subject", "body"],
-    "cases": ["subject", "description"],
-}
 STRING_KINDS = {"first_name", "last_name", "full_name", "company", "address", "email", "phone", "scrub"}
 
 
@@ -111,8 +102,8 @@ class Rules(Strict):
                     raise ValueError(f"columns.{table}.{col}: shift_date needs a date column, {col} is {f.kind}")
                 if kind in STRING_KINDS and f.kind != "string":
                     raise ValueError(f"columns.{table}.{col}: {kind} needs a text column, {col} is {f.kind}")
-        for table, cols in PERSONAL.items():
-            for col in cols:
+        for table, personal in personal_data().items():
+            for col in personal:
                 if col not in self.columns.get(table, {}):
                     raise ValueError(
                         f"{table}.{col} holds personal data and has no rule: add it under "
@@ -133,7 +124,7 @@ def _typed(frame: pl.DataFrame, table: str) -> pl.DataFrame:
     from crmkit.schema.target import _kind
 
     exprs = []
-    for c in ENTITY_MODELS[table].__table__.columns:  # type: ignore[attr-defined]
+    for c in table_of(ENTITY_MODELS[table]).columns:
         kind, col, dtype = _kind(c), pl.col(c.name), frame.schema[c.name]
         if kind == "date" and dtype != pl.Date:
             exprs.append(col.cast(pl.String).str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False))
@@ -163,7 +154,7 @@ def read_all(loader: Any) -> dict[str, pl.DataFrame]:
 
     out = {}
     for table, model in ENTITY_MODELS.items():
-        cols = [c.name for c in model.__table__.columns]  # type: ignore[attr-defined]
+        cols = [c.name for c in table_of(model).columns]
         out[table] = _typed(loader.query(f"SELECT {', '.join(q(c) for c in cols)} FROM {q(table)}"), table)
     return out
 
@@ -227,7 +218,7 @@ def dangling(t: dict[str, pl.DataFrame]) -> list[str]:
     """References that do not resolve inside the frames (none, for a correct subset)."""
     out = []
     for table, model in ENTITY_MODELS.items():
-        for c in model.__table__.columns:  # type: ignore[attr-defined]
+        for c in table_of(model).columns:
             fk = next(iter(c.foreign_keys), None)
             if fk is None:
                 continue
@@ -298,7 +289,7 @@ class Masker:
 
 
 def _parent(table: str, col: str) -> str:
-    c = ENTITY_MODELS[table].__table__.columns[col]  # type: ignore[attr-defined]
+    c = table_of(ENTITY_MODELS[table]).columns[col]
     fk = next(iter(c.foreign_keys), None)
     return fk.column.table.name if fk is not None else table
 

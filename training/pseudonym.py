@@ -11,6 +11,7 @@ indexing, formats rebuilt with polars string operations.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import polars as pl
 import polars_hash  # noqa: F401  (registers the .chash namespace)
@@ -43,7 +44,7 @@ def pick(values: pl.Series, salt: str, role: str, vocab: pl.Series) -> pl.Series
     return pl.select(pl.when(values.is_null()).then(None).otherwise(out)).to_series().alias(values.name)
 
 
-def distinct_map(values: pl.Series, fn: callable[[pl.Series], pl.Series]) -> pl.Series:  # type: ignore[valid-type]
+def distinct_map(values: pl.Series, fn: Callable[[pl.Series], pl.Series]) -> pl.Series:
     """Apply ``fn`` to the distinct non-null values only, then join back in order."""
     frame = pl.DataFrame({"v": values})
     uniq = frame.select(pl.col("v").drop_nulls().unique(maintain_order=True))

@@ -93,7 +93,7 @@ def _admin(server: URL) -> Any:
 
     from crmkit.db.url import mask_url
 
-    params: dict[str, Any] = {
+    params: dict[str, Any] = {  # psycopg.connect keyword arguments: text and a port number
         k: v
         for k, v in {
             "host": server.host,

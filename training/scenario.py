@@ -10,10 +10,9 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from crmkit.config import Strict, load_model
+from crmkit.schema.vocabulary import STAGES
 from crmkit.training.vocab import LOCALES
 
-STAGES = ("prospecting", "qualification", "proposal", "negotiation", "closed_won", "closed_lost")
-ROLES = ("admin", "manager", "sales", "service")
 #: fields a scenario may ask to be unique (others are drawn freely)
 UNIQUE_FIELDS = (
     "users.name",

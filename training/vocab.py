@@ -101,7 +101,7 @@ _SUFFIXES = {
 }
 
 #: activity subjects, case subjects, lead sources, opportunity products: {a} is an account name
-TEXT = {
+TEXT: dict[str, dict[str, str | list[str]]] = {
     "en_US": {
         "call": ["Call with {p}", "Follow-up call with {p}", "Intro call: {p}"],
         "meeting": ["Meeting at {a}", "Quarterly review with {a}", "Demo for {a}"],
@@ -325,7 +325,7 @@ class Vocab:
         return TLD[self.locale]
 
     @property
-    def text(self) -> dict[str, object]:
+    def text(self) -> dict[str, str | list[str]]:
         return TEXT[self.locale]
 
     @property

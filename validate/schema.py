@@ -25,34 +25,13 @@ from typing import Any
 import polars as pl
 
 from crmkit.schema.target import TargetField, entities
+from crmkit.schema.vocabulary import enums, personal_columns
 from crmkit.validate import checks as C
 from crmkit.validate.rules import CheckSpec, EntityRules, ValidationRules, coerce_value
 
 ROW, KEY, SOURCE = "__row", "__key", "__source"
 KEY_FIELD = "legacy_key"  # how the legacy key is named in reasons and reports
 
-#: columns holding personal data, per entity, unless the rules say otherwise
-PERSONAL: dict[str, tuple[str, ...]] = {
-    "users": ("name", "email"),
-    "contacts": ("first_name", "last_name", "full_name", "email", "phone", "mobile", "address", "birth_date"),
-    "leads": ("full_name", "email", "phone"),
-}
-
-ENUMS: dict[tuple[str, str], tuple[str, ...]] = {
-    ("users", "role"): ("admin", "manager", "sales", "service"),
-    ("leads", "status"): ("new", "working", "qualified", "lost", "converted"),
-    ("opportunities", "stage"): (
-        "prospecting",
-        "qualification",
-        "proposal",
-        "negotiation",
-        "closed_won",
-        "closed_lost",
-    ),
-    ("activities", "type"): ("call", "meeting", "email", "note", "task"),
-    ("cases", "status"): ("new", "open", "pending", "closed"),
-    ("cases", "priority"): ("low", "medium", "high", "urgent"),
-}
 PHONE_FIELDS = ("phone", "mobile")
 EARLIEST_BIRTH_DATE = dt.date(1900, 1, 1)
 TYPE_TEXT = {
@@ -174,7 +153,7 @@ def _formats(entity: str, fields: dict[str, TargetField]) -> list[Rule]:
 
 def _enums(entity: str) -> list[Rule]:
     out = []
-    for (e, f), values in ENUMS.items():
+    for (e, f), values in enums().items():
         if e == entity:
             out.append(
                 Rule(
@@ -486,4 +465,4 @@ def personal_fields(entity: str, rules: ValidationRules | None) -> set[str]:
     er = rules.entities.get(entity) if rules else None
     if er is not None and er.personal_data is not None:
         return set(er.personal_data)
-    return set(PERSONAL.get(entity, ()))
+    return set(personal_columns(entity))

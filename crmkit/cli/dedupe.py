@@ -195,7 +195,7 @@ def unmerge(
       crmkit dedupe unmerge --target sqlite:///crm.db --entity accounts --golden 42
       crmkit dedupe unmerge --target sqlite:///crm.db --entity contacts --key service_desk:S017
     """
-    from crmkit.dedupe.store import unmerge as undo
+    from crmkit.dedupe.unmerge import unmerge as undo
     from crmkit.errors import CrmkitError
 
     if (golden_id is None) == (key is None):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from typing import cast
 
 from sqlalchemy import (
     BigInteger,
@@ -27,9 +28,22 @@ from sqlalchemy import (
     MetaData,
     Numeric,
     String,
+    Table,
     Text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from crmkit.schema.vocabulary import (
+    ACTIVITY_TYPES,
+    CASE_STATUSES,
+    LEAD_STATUSES,
+    PRIORITIES,
+    ROLES,
+    STAGES,
+    enum,
+    personal,
+    public,
+)
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -44,12 +58,18 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
+def table_of(model: type[Base]) -> Table:
+    """A model's table, typed as one (SQLAlchemy types ``__table__`` as any FROM clause)."""
+    return cast(Table, model.__table__)
+
+
 class Provenance:
     """Columns every migrated entity row carries."""
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    source_name: Mapped[str | None] = mapped_column(String(100))
-    legacy_key: Mapped[str | None] = mapped_column(String(200))
+    source_name: Mapped[str | None] = mapped_column(String(100), info=public())
+    # public: a key, not a person's data; the training mask re-keys it anyway (an HMAC)
+    legacy_key: Mapped[str | None] = mapped_column(String(200), info=public())
     row_hash: Mapped[int | None] = mapped_column(BigInteger)
     run_id: Mapped[int | None] = mapped_column(Integer)
 
@@ -61,19 +81,19 @@ def _fk(table: str) -> Mapped[int | None]:
 
 class Department(Provenance, Base):
     __tablename__ = "departments"
-    code: Mapped[str] = mapped_column(String(50))
-    name: Mapped[str] = mapped_column(String(200))
-    region: Mapped[str | None] = mapped_column(String(100))
+    code: Mapped[str] = mapped_column(String(50), info=public())
+    name: Mapped[str] = mapped_column(String(200), info=public())
+    region: Mapped[str | None] = mapped_column(String(100), info=public())
 
 
 class User(Provenance, Base):
     """A CRM user: owner of accounts, opportunities, cases."""
 
     __tablename__ = "users"
-    name: Mapped[str] = mapped_column(String(200))
-    email: Mapped[str | None] = mapped_column(String(320))
+    name: Mapped[str] = mapped_column(String(200), info=personal())
+    email: Mapped[str | None] = mapped_column(String(320), info=personal())
     department_id: Mapped[int | None] = _fk("departments")
-    role: Mapped[str] = mapped_column(String(20), default="sales")  # admin|manager|sales|service
+    role: Mapped[str] = mapped_column(String(20), default="sales", info=enum(ROLES))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
@@ -81,16 +101,16 @@ class Account(Provenance, Base):
     """An organisation the company sells to or serves."""
 
     __tablename__ = "accounts"
-    name: Mapped[str] = mapped_column(String(300))
-    industry: Mapped[str | None] = mapped_column(String(100))
-    website: Mapped[str | None] = mapped_column(String(300))
-    phone: Mapped[str | None] = mapped_column(String(32))
-    email: Mapped[str | None] = mapped_column(String(320))
-    address: Mapped[str | None] = mapped_column(String(500))
-    city: Mapped[str | None] = mapped_column(String(100))
-    country: Mapped[str | None] = mapped_column(String(2))
-    segment: Mapped[str | None] = mapped_column(String(50))
-    tier: Mapped[str | None] = mapped_column(String(20))
+    name: Mapped[str] = mapped_column(String(300), info=personal())
+    industry: Mapped[str | None] = mapped_column(String(100), info=public())
+    website: Mapped[str | None] = mapped_column(String(300), info=personal())
+    phone: Mapped[str | None] = mapped_column(String(32), info=personal())
+    email: Mapped[str | None] = mapped_column(String(320), info=personal())
+    address: Mapped[str | None] = mapped_column(String(500), info=personal())
+    city: Mapped[str | None] = mapped_column(String(100), info=public())
+    country: Mapped[str | None] = mapped_column(String(2), info=public())
+    segment: Mapped[str | None] = mapped_column(String(50), info=public())
+    tier: Mapped[str | None] = mapped_column(String(20), info=public())
     owner_id: Mapped[int | None] = _fk("users")
     department_id: Mapped[int | None] = _fk("departments")
     created_at: Mapped[dt.date | None] = mapped_column(Date)
@@ -102,33 +122,33 @@ class Contact(Provenance, Base):
 
     __tablename__ = "contacts"
     account_id: Mapped[int | None] = _fk("accounts")
-    first_name: Mapped[str | None] = mapped_column(String(100))
-    last_name: Mapped[str | None] = mapped_column(String(100))
-    full_name: Mapped[str] = mapped_column(String(200))
-    email: Mapped[str | None] = mapped_column(String(320))
-    phone: Mapped[str | None] = mapped_column(String(32))
-    mobile: Mapped[str | None] = mapped_column(String(32))
-    title: Mapped[str | None] = mapped_column(String(100))
-    address: Mapped[str | None] = mapped_column(String(500))
-    city: Mapped[str | None] = mapped_column(String(100))
-    country: Mapped[str | None] = mapped_column(String(2))
-    birth_date: Mapped[dt.date | None] = mapped_column(Date)
+    first_name: Mapped[str | None] = mapped_column(String(100), info=personal())
+    last_name: Mapped[str | None] = mapped_column(String(100), info=personal())
+    full_name: Mapped[str] = mapped_column(String(200), info=personal())
+    email: Mapped[str | None] = mapped_column(String(320), info=personal())
+    phone: Mapped[str | None] = mapped_column(String(32), info=personal())
+    mobile: Mapped[str | None] = mapped_column(String(32), info=personal())
+    title: Mapped[str | None] = mapped_column(String(100), info=public())
+    address: Mapped[str | None] = mapped_column(String(500), info=personal())
+    city: Mapped[str | None] = mapped_column(String(100), info=public())
+    country: Mapped[str | None] = mapped_column(String(2), info=public())
+    birth_date: Mapped[dt.date | None] = mapped_column(Date, info=personal())
     consent_to_contact: Mapped[bool | None] = mapped_column(Boolean)
     owner_id: Mapped[int | None] = _fk("users")
     department_id: Mapped[int | None] = _fk("departments")
-    notes: Mapped[str | None] = mapped_column(Text)
+    notes: Mapped[str | None] = mapped_column(Text, info=personal())
     created_at: Mapped[dt.date | None] = mapped_column(Date)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
 class Lead(Provenance, Base):
     __tablename__ = "leads"
-    full_name: Mapped[str] = mapped_column(String(200))
-    company: Mapped[str | None] = mapped_column(String(300))
-    email: Mapped[str | None] = mapped_column(String(320))
-    phone: Mapped[str | None] = mapped_column(String(32))
-    lead_source: Mapped[str | None] = mapped_column(String(100))
-    status: Mapped[str] = mapped_column(String(20), default="new")  # new|working|qualified|lost|converted
+    full_name: Mapped[str] = mapped_column(String(200), info=personal())
+    company: Mapped[str | None] = mapped_column(String(300), info=personal())
+    email: Mapped[str | None] = mapped_column(String(320), info=personal())
+    phone: Mapped[str | None] = mapped_column(String(32), info=personal())
+    lead_source: Mapped[str | None] = mapped_column(String(100), info=public())
+    status: Mapped[str] = mapped_column(String(20), default="new", info=enum(LEAD_STATUSES))
     owner_id: Mapped[int | None] = _fk("users")
     department_id: Mapped[int | None] = _fk("departments")
     created_at: Mapped[dt.date | None] = mapped_column(Date)
@@ -137,11 +157,10 @@ class Lead(Provenance, Base):
 class Opportunity(Provenance, Base):
     __tablename__ = "opportunities"
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
-    name: Mapped[str] = mapped_column(String(300))
-    # prospecting|qualification|proposal|negotiation|closed_won|closed_lost
-    stage: Mapped[str] = mapped_column(String(30))
+    name: Mapped[str] = mapped_column(String(300), info=personal())
+    stage: Mapped[str] = mapped_column(String(30), info=enum(STAGES))
     amount: Mapped[Decimal | None] = mapped_column(Numeric(18, 2))
-    currency: Mapped[str | None] = mapped_column(String(3))
+    currency: Mapped[str | None] = mapped_column(String(3), info=public())
     close_date: Mapped[dt.date | None] = mapped_column(Date)
     probability: Mapped[int | None] = mapped_column(Integer)
     owner_id: Mapped[int | None] = _fk("users")
@@ -151,9 +170,9 @@ class Opportunity(Provenance, Base):
 
 class Activity(Provenance, Base):
     __tablename__ = "activities"
-    type: Mapped[str] = mapped_column(String(20))  # call|meeting|email|note|task
-    subject: Mapped[str] = mapped_column(String(300))
-    body: Mapped[str | None] = mapped_column(Text)
+    type: Mapped[str] = mapped_column(String(20), info=enum(ACTIVITY_TYPES))
+    subject: Mapped[str] = mapped_column(String(300), info=personal())
+    body: Mapped[str | None] = mapped_column(Text, info=personal())
     occurred_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     done: Mapped[bool | None] = mapped_column(Boolean)
     account_id: Mapped[int | None] = _fk("accounts")
@@ -168,10 +187,10 @@ class Case(Provenance, Base):
     __tablename__ = "cases"
     account_id: Mapped[int | None] = _fk("accounts")
     contact_id: Mapped[int | None] = _fk("contacts")
-    subject: Mapped[str] = mapped_column(String(300))
-    description: Mapped[str | None] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(20))  # new|open|pending|closed
-    priority: Mapped[str] = mapped_column(String(10))  # low|medium|high|urgent
+    subject: Mapped[str] = mapped_column(String(300), info=personal())
+    description: Mapped[str | None] = mapped_column(Text, info=personal())
+    status: Mapped[str] = mapped_column(String(20), info=enum(CASE_STATUSES))
+    priority: Mapped[str] = mapped_column(String(10), info=enum(PRIORITIES))
     opened_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     sla_due_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
@@ -183,8 +202,8 @@ class Tag(Provenance, Base):
     """A customer classification label."""
 
     __tablename__ = "tags"
-    name: Mapped[str] = mapped_column(String(100))
-    category: Mapped[str | None] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(100), info=public())
+    category: Mapped[str | None] = mapped_column(String(100), info=public())
 
 
 class Tagging(Provenance, Base):
@@ -255,7 +274,7 @@ PROVENANCE_COLUMNS = ("id", "source_name", "legacy_key", "row_hash", "run_id")
 #: department builds nothing for them (schema revision 0007)
 SPARSE_INDEXED: list[tuple[str, str]] = []
 for _model in ENTITY_MODELS.values():
-    for _col in _model.__table__.columns:  # type: ignore[attr-defined]
+    for _col in table_of(_model).columns:
         if _col.info.get("sparse_index"):
             Index(
                 f"ix_{_model.__tablename__}_{_col.name}",
@@ -310,9 +329,9 @@ class Audit(Base):
 
 def _before_image_table(model: type[Base]) -> None:
     """``crmkit_before_<entity>``: the rows a run updated, as they were before it (for rollback)."""
-    from sqlalchemy import Column, Table
+    from sqlalchemy import Column
 
-    src = model.__table__  # type: ignore[attr-defined]
+    src = table_of(model)
     cols = [Column("before_run_id", Integer, nullable=False), Column("target_id", Integer, nullable=False)]
     cols += [Column(c.name, c.type, nullable=True) for c in src.columns if c.name != "id"]
     Table(

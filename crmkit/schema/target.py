@@ -7,9 +7,9 @@ from functools import cache
 
 import polars as pl
 from sqlalchemy import Boolean, Date, DateTime, Integer, Numeric, String
-from sqlalchemy.sql.schema import Column
+from sqlalchemy.sql.schema import Column, ScalarElementColumnDefault
 
-from crmkit.schema.models import ENTITY_MODELS, PROVENANCE_COLUMNS
+from crmkit.schema.models import ENTITY_MODELS, PROVENANCE_COLUMNS, table_of
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ def _kind(col: Column[object]) -> str:
 
 def _field(col: Column[object]) -> TargetField:
     fk = next(iter(col.foreign_keys), None)
-    default = col.default.arg if col.default is not None and col.default.is_scalar else None
+    default = col.default.arg if isinstance(col.default, ScalarElementColumnDefault) else None
     return TargetField(
         name=col.name,
         kind=_kind(col),
@@ -81,7 +81,7 @@ def entities() -> dict[str, TargetEntity]:
     """Every CRM entity, parents first, with the fields a mapping may fill."""
     out = {}
     for name, model in ENTITY_MODELS.items():
-        cols = model.__table__.columns  # type: ignore[attr-defined]
+        cols = table_of(model).columns
         fields = {c.name: _field(c) for c in cols if c.name not in PROVENANCE_COLUMNS}
         out[name] = TargetEntity(name, fields)
     return out
