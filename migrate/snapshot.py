@@ -13,8 +13,8 @@ import hashlib
 import polars as pl
 
 from crmkit.db.sql import q
-from crmkit.migrate import delta
 from crmkit.migrate.load import open_loader
+from crmkit.migrate.pipeline import delta
 from crmkit.schema.models import ENTITY_MODELS
 
 _SKIP = {"id"}

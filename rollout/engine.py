@@ -12,10 +12,10 @@ from pathlib import Path
 from crmkit.audit import now, operator_name
 from crmkit.db.url import mask_url
 from crmkit.errors import CrmkitError
-from crmkit.migrate import audit
 from crmkit.migrate.load import Loader, open_loader
-from crmkit.migrate.run import Options, RunResult
-from crmkit.migrate.run import run as run_mapping
+from crmkit.migrate.pipeline.result import Options, RunResult
+from crmkit.migrate.pipeline.run import run as run_mapping
+from crmkit.migrate.safety.store import RunStore
 from crmkit.rollout.gates import INCONCLUSIVE, Context, GateResult, WaveState, evaluate
 from crmkit.rollout.plan import Plan, load_plan
 from crmkit.schema.versions import ensure_schema
@@ -173,8 +173,11 @@ class Advanced:
     gates: list[GateResult]
 
 
-def advance(plan_path: str | Path, *, dry_run: bool = False, operator: str | None = None) -> Advanced:
-    """Migrate the next wave if its gates pass; refuse, naming the gates, otherwise."""
+def advance(
+    plan_path: str | Path, *, dry_run: bool = False, operator: str | None = None, bulk_rows: int = 200_000
+) -> Advanced:
+    """Migrate the next wave if its gates pass; refuse, naming the gates, otherwise.  ``bulk_rows``:
+    see :class:`Options` (the CLI passes Settings.bulk_rows)."""
     plan, target = _open(plan_path)
     who = operator_name(operator)
     with _connected(target) as loader:
@@ -188,8 +191,7 @@ def advance(plan_path: str | Path, *, dry_run: bool = False, operator: str | Non
     blocking = [g for g in gates if not g.passed]
     if blocking:
         with _connected(target) as loader:
-            audit.record(
-                loader,
+            RunStore(loader).audit(
                 action="rollout_advance",
                 operator=who,
                 target=mask_url(target),
@@ -199,7 +201,15 @@ def advance(plan_path: str | Path, *, dry_run: bool = False, operator: str | Non
         raise RolloutRefused(_refusal(plan, wave.name, blocking))
     runs = [
         run_mapping(
-            m, Options(target=target, dry_run=dry_run, operator=who, scope=wave.scope or None, max_rejects="100%")
+            m,
+            Options(
+                target=target,
+                dry_run=dry_run,
+                operator=who,
+                scope=wave.scope or None,
+                max_rejects="100%",
+                bulk_rows=bulk_rows,
+            ),
         )
         for m in plan.mappings
     ]
@@ -228,8 +238,7 @@ def _record_wave(plan: Plan, target: str, wave: str, position: int, run_ids: lis
             (plan.name, wave, position, json.dumps(run_ids), at),
         )
         loader.commit()
-        audit.record(
-            loader,
+        RunStore(loader).audit(
             action="rollout_advance",
             operator=who,
             target=mask_url(target),
@@ -254,8 +263,7 @@ def approve(plan_path: str | Path, wave: str, approval: str, by: str) -> None:
             (plan.name, wave, approval, by, now().isoformat(sep=" ", timespec="seconds")),
         )
         loader.commit()
-        audit.record(
-            loader,
+        RunStore(loader).audit(
             action="rollout_approve",
             operator=by,
             target=mask_url(target),
@@ -266,7 +274,7 @@ def approve(plan_path: str | Path, wave: str, approval: str, by: str) -> None:
 
 def rollback_wave(plan_path: str | Path, wave: str, operator: str | None = None) -> list[int]:
     """Undo a wave's migration runs (newest first).  Only the last migrated wave can be rolled back."""
-    from crmkit.migrate.rollback import rollback
+    from crmkit.migrate.safety.rollback import rollback
 
     plan, target = _open(plan_path)
     with _connected(target) as loader:
@@ -292,8 +300,7 @@ def rollback_wave(plan_path: str | Path, wave: str, operator: str | None = None)
             (now().isoformat(sep=" ", timespec="seconds"), plan.name, wave),
         )
         loader.commit()
-        audit.record(
-            loader,
+        RunStore(loader).audit(
             action="rollout_rollback",
             operator=operator_name(operator),
             target=mask_url(target),

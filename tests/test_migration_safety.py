@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
@@ -191,7 +190,6 @@ def test_verify_finds_a_row_changed_and_a_row_deleted_by_hand(estate, target, tm
 
 
 def _spawn(mapping: Path, target: str, faults: str, *extra: str) -> subprocess.Popen:
-    env = {**os.environ, "CRMKIT_FAULTS": faults}
     return subprocess.Popen(
         [
             sys.executable,
@@ -204,9 +202,10 @@ def _spawn(mapping: Path, target: str, faults: str, *extra: str) -> subprocess.P
             target,
             "--batch-size",
             "7",
+            "--faults",
+            faults,
             *extra,
         ],
-        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )

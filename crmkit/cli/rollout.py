@@ -12,6 +12,7 @@ from rich.table import Table
 
 from crmkit.cli.options import json_option, operator_option
 from crmkit.rollout import engine, report
+from crmkit.settings import Settings
 
 PLAN = click.argument("plan", type=click.Path(dir_okay=False, path_type=Path))
 _COLOUR = {
@@ -97,7 +98,7 @@ def advance(plan: Path, dry_run: bool, operator: str | None, as_json: bool) -> N
       crmkit rollout advance configs/rollout/acme.yaml --dry-run
       crmkit rollout advance configs/rollout/acme.yaml --operator alice
     """
-    done = engine.advance(plan, dry_run=dry_run, operator=operator)
+    done = engine.advance(plan, dry_run=dry_run, operator=operator, bulk_rows=Settings.from_env().bulk_rows)
     if as_json:
         click.echo(
             json.dumps(
