@@ -78,7 +78,8 @@ def seed(url: str, accounts: int, seed_: int = 11) -> dict[str, int]:
     """The example estate (departments, users, some records) plus generated records."""
     from sqlalchemy import Table, create_engine, insert, select, text
 
-    from crmkit.migrate.run import Options, run
+    from crmkit.migrate.pipeline.result import Options
+    from crmkit.migrate.pipeline.run import run
     from crmkit.schema.models import Account, Case, Contact, Opportunity, User
 
     result = run(ROOT / "migrate" / "mappings" / "acme-legacy.yaml", Options(target=url))

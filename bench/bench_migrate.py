@@ -6,7 +6,7 @@ references, writes a mapping for them, and per repetition measures:
 
 * ``crmkit migrate run`` end to end (the real CLI, a process of its own) into a fresh
   SQLite file and into a fresh PostgreSQL database;
-* the same run through the library (``migrate.run.run``) with every stage timed, to get
+* the same run through the library (``migrate.pipeline.run.run``) with every stage timed, to get
   the load stage on its own;
 * the floors: ``sqlite3 DB .mode csv .import`` of the same CSV into a fresh file, and
   PostgreSQL ``COPY ... FROM STDIN (FORMAT csv, HEADER)`` into a fresh table of text columns.
@@ -675,7 +675,7 @@ def cli_run(ds: Dataset, target: str) -> float:
 
 
 class StageClock:
-    """Times the pipeline's stages by wrapping the functions ``migrate.run`` calls.
+    """Times the pipeline's stages by wrapping the functions ``migrate.pipeline`` calls.
 
     Nothing in ``migrate/`` changes: the wrappers are installed for one run and removed.
     Top-level stages (``mapping``, ``extract``, ``transform:E``, ``sources_hash``,
@@ -722,35 +722,44 @@ class StageClock:
 
 @contextmanager
 def stage_clock() -> Iterator[StageClock]:
-    import crmkit.migrate.delta
-    import crmkit.migrate.run
+    import crmkit.migrate.pipeline.bulk
+    import crmkit.migrate.pipeline.delta
+    import crmkit.migrate.pipeline.feed
+    import crmkit.migrate.pipeline.prepare
+    import crmkit.migrate.pipeline.run
+    import crmkit.migrate.pipeline.write
     from crmkit.db.background import Background
     from crmkit.db.loader import Loader
     from crmkit.db.postgres import PostgresLoader
     from crmkit.db.sqlite import SqliteLoader
 
-    migrate = crmkit.migrate
-    clock, r = StageClock(), migrate.run
+    pipeline = crmkit.migrate.pipeline
+    clock, r, prep, writer = StageClock(), pipeline.run, pipeline.prepare, pipeline.write.Writer
 
     def fixed(name: str) -> Callable[[tuple[Any, ...]], str]:
         return lambda args: name
 
-    for attr, name in (("load_mapping", "mapping"), ("extract", "extract"), ("ensure_schema", "schema")):
-        clock.wrap(r, attr, fixed(name))
-    clock.wrap(r, "shape", lambda a: f"transform:{a[1].name}")
-    clock.wrap(r, "check", lambda a: f"check:{a[0].entity}")
-    clock.wrap(r.Prepared, "sources_hash", fixed("sources_hash"))
+    for owner, attr, name in (
+        (r, "load_mapping", "mapping"),
+        (prep, "extract", "extract"),
+        (r, "ensure_schema", "schema"),
+    ):
+        clock.wrap(owner, attr, fixed(name))
+    clock.wrap(prep, "shape", lambda a: f"transform:{a[1].name}")
+    clock.wrap(pipeline.feed, "check", lambda a: f"check:{a[0].entity}")
+    clock.wrap(prep.Prepared, "sources_hash", fixed("sources_hash"))
     for attr in ("with_row_hash", "existing", "classify"):
-        clock.wrap(migrate.delta, attr, fixed("delta"))
-    clock.wrap(r._Runner, "_vanished", fixed("delta"))
-    for attr in ("_insert", "_update", "_reject"):
-        clock.wrap(r._Runner, attr, lambda a: f"load:{a[1].entity}")
-    clock.wrap(r._Runner, "_reject", fixed("rejects"))  # nested: the part of load that writes rejects
+        clock.wrap(pipeline.delta, attr, fixed("delta"))
+    clock.wrap(writer, "vanished", fixed("delta"))
+    for attr in ("insert", "update", "reject"):
+        clock.wrap(writer, attr, lambda a: f"load:{a[1].entity}")
+    clock.wrap(pipeline.bulk, "insert", lambda a: f"load:{a[1].entity}")  # around Writer.insert: timed once
+    clock.wrap(writer, "reject", fixed("rejects"))  # nested: the part of load that writes rejects
     for cls in (Loader, PostgresLoader):  # bulk mode: drop, then rebuild indexes
         for attr in ("drop_indexes", "create_indexes"):
             clock.wrap(cls, attr, fixed("indexes"))
     clock.wrap(Background, "close", fixed("background wait"))
-    clock.wrap(r._Runner, "_reconcile", fixed("reconcile"))
+    clock.wrap(r, "reconcile", fixed("reconcile"))
     for cls in (SqliteLoader, PostgresLoader):
         clock.wrap(cls, "append", lambda a: f"append:{a[1]}")
         clock.wrap(cls, "next_ids", fixed("ids"))
@@ -762,8 +771,9 @@ def stage_clock() -> Iterator[StageClock]:
 
 
 def library_run(ds: Dataset, target: str) -> dict[str, float]:
-    """``migrate.run.run`` in this process with every stage timed; ``total`` is the whole call."""
-    from crmkit.migrate.run import Options, run
+    """``migrate.pipeline.run.run`` in this process with every stage timed; ``total`` is the whole call."""
+    from crmkit.migrate.pipeline.result import Options
+    from crmkit.migrate.pipeline.run import run
 
     with stage_clock() as clock:
         t0 = time.perf_counter()
@@ -801,7 +811,7 @@ class Figures:
 
 def measure(cfg: Config, ds: Dataset) -> Figures:
     """Each repetition runs every measure once, interleaved, so noise falls on all alike."""
-    import crmkit.migrate.run  # noqa: F401  (import cost is not the pipeline's)
+    import crmkit.migrate.pipeline.run  # noqa: F401  (import cost is not the pipeline's)
 
     figs, work = Figures(), cfg.out / "work"
     work.mkdir(parents=True, exist_ok=True)
@@ -1030,7 +1040,8 @@ def profile(cfg: Config, ds: Dataset) -> None:
         from pyinstrument.renderers import ConsoleRenderer
     except ModuleNotFoundError:
         raise BenchError("--profile needs pyinstrument: pip install -e '.[bench]'") from None
-    from crmkit.migrate.run import Options, run
+    from crmkit.migrate.pipeline.result import Options
+    from crmkit.migrate.pipeline.run import run
 
     target = _fresh_sqlite(cfg.out / "work", "profile")
     profiler = Profiler(interval=0.005)

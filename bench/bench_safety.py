@@ -31,7 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import bench_migrate
 
-from crmkit.migrate.run import Options, run
+from crmkit.migrate.pipeline.result import Options
+from crmkit.migrate.pipeline.run import run
 
 CHANGED_SHARE = 0.2
 

@@ -15,7 +15,7 @@ import polars as pl
 
 from crmkit.migrate.fields import ERRORS, KEY, Shaped, ref_col
 from crmkit.migrate.mapping import load_mapping
-from crmkit.migrate.run import Prepared, prepare, ref_source
+from crmkit.migrate.pipeline.prepare import Prepared, prepare, ref_source
 from crmkit.migrate.sources import ROW
 from crmkit.schema.target import entities
 

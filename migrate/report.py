@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from crmkit.report import escape, page, stacked_bar_chart, table
 
 if TYPE_CHECKING:
-    from crmkit.migrate.run import RunResult
+    from crmkit.migrate.pipeline.result import RunResult
 
 OUTCOMES = ("inserted", "updated", "unchanged", "merged", "filtered", "rejected")
 COLOURS = {

@@ -14,7 +14,7 @@ import polars as pl
 
 from crmkit.db.loader import open_loader
 from crmkit.db.sql import q
-from crmkit.migrate import delta
+from crmkit.migrate.pipeline import delta
 from crmkit.schema.models import ENTITY_MODELS
 
 _SKIP = {"id"}

@@ -13,9 +13,9 @@ from crmkit.audit import now, operator_name
 from crmkit.db.loader import Loader, open_loader
 from crmkit.db.url import mask_url
 from crmkit.errors import CrmkitError
-from crmkit.migrate import audit
-from crmkit.migrate.run import Options, RunResult
-from crmkit.migrate.run import run as run_mapping
+from crmkit.migrate.pipeline.result import Options, RunResult
+from crmkit.migrate.pipeline.run import run as run_mapping
+from crmkit.migrate.safety.store import RunStore
 from crmkit.rollout.gates import DEFAULT_SANDBOX_HOME, INCONCLUSIVE, Context, GateResult, WaveState, evaluate
 from crmkit.rollout.plan import Plan, load_plan
 from crmkit.schema.versions import ensure_schema
@@ -181,8 +181,10 @@ def advance(
     dry_run: bool = False,
     operator: str | None = None,
     sandbox_home: Path = DEFAULT_SANDBOX_HOME,
+    bulk_rows: int = 200_000,
 ) -> Advanced:
-    """Migrate the next wave if its gates pass; refuse, naming the gates, otherwise."""
+    """Migrate the next wave if its gates pass; refuse, naming the gates, otherwise.  ``bulk_rows``:
+    see :class:`Options` (the CLI passes Settings.bulk_rows and Settings.home)."""
     plan, target = _open(plan_path)
     who = operator_name(operator)
     with _connected(target) as loader:
@@ -196,8 +198,7 @@ def advance(
     blocking = [g for g in gates if not g.passed]
     if blocking:
         with _connected(target) as loader:
-            audit.record(
-                loader,
+            RunStore(loader).audit(
                 action="rollout_advance",
                 operator=who,
                 target=mask_url(target),
@@ -207,7 +208,15 @@ def advance(
         raise RolloutRefused(_refusal(plan, wave.name, blocking))
     runs = [
         run_mapping(
-            m, Options(target=target, dry_run=dry_run, operator=who, scope=wave.scope or None, max_rejects="100%")
+            m,
+            Options(
+                target=target,
+                dry_run=dry_run,
+                operator=who,
+                scope=wave.scope or None,
+                max_rejects="100%",
+                bulk_rows=bulk_rows,
+            ),
         )
         for m in plan.mappings
     ]
@@ -236,8 +245,7 @@ def _record_wave(plan: Plan, target: str, wave: str, position: int, run_ids: lis
             (plan.name, wave, position, json.dumps(run_ids), at),
         )
         loader.commit()
-        audit.record(
-            loader,
+        RunStore(loader).audit(
             action="rollout_advance",
             operator=who,
             target=mask_url(target),
@@ -262,8 +270,7 @@ def approve(plan_path: str | Path, wave: str, approval: str, by: str) -> None:
             (plan.name, wave, approval, by, now().isoformat(sep=" ", timespec="seconds")),
         )
         loader.commit()
-        audit.record(
-            loader,
+        RunStore(loader).audit(
             action="rollout_approve",
             operator=by,
             target=mask_url(target),
@@ -274,7 +281,7 @@ def approve(plan_path: str | Path, wave: str, approval: str, by: str) -> None:
 
 def rollback_wave(plan_path: str | Path, wave: str, operator: str | None = None) -> list[int]:
     """Undo a wave's migration runs (newest first).  Only the last migrated wave can be rolled back."""
-    from crmkit.migrate.rollback import rollback
+    from crmkit.migrate.safety.rollback import rollback
 
     plan, target = _open(plan_path)
     with _connected(target) as loader:
@@ -300,8 +307,7 @@ def rollback_wave(plan_path: str | Path, wave: str, operator: str | None = None)
             (now().isoformat(sep=" ", timespec="seconds"), plan.name, wave),
         )
         loader.commit()
-        audit.record(
-            loader,
+        RunStore(loader).audit(
             action="rollout_rollback",
             operator=operator_name(operator),
             target=mask_url(target),

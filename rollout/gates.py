@@ -75,6 +75,16 @@ class Context:
         finally:
             loader.close()
 
+    def runs(self, run_ids: list[int]) -> pl.DataFrame:
+        """id, status, counts_json of the given migration runs (on a short-lived connection)."""
+        from crmkit.migrate.safety.store import RunStore
+
+        loader = open_loader(self.target)
+        try:
+            return RunStore(loader).run_outcomes(run_ids)
+        finally:
+            loader.close()
+
     @property
     def previous_state(self) -> WaveState | None:
         return self.states.get(self.previous.name) if self.previous else None
@@ -121,14 +131,7 @@ def reconciliation(ctx: Context, spec: Any) -> GateResult:
         return early
     assert ctx.previous is not None and ctx.previous_state is not None
     state = ctx.previous_state
-    runs = (
-        ctx.query(
-            f"SELECT id, status, counts_json FROM crmkit_runs WHERE id IN ({', '.join('?' * len(state.run_ids))})",
-            tuple(state.run_ids),
-        )
-        if state.run_ids
-        else pl.DataFrame()
-    )
+    runs = ctx.runs(state.run_ids)
     rejected = extracted = 0
     bad_status = []
     for rid, status, counts in runs.iter_rows() if runs.height else []:
@@ -138,7 +141,7 @@ def reconciliation(ctx: Context, spec: Any) -> GateResult:
             rejected += int(c.get("rejected", 0))
             extracted += int(c.get("extracted", 0)) - int(c.get("filtered", 0))
     share = f"{rejected}/{extracted} rejected ({100 * rejected / extracted if extracted else 0:.1f}%)"
-    from crmkit.migrate.run import over_threshold
+    from crmkit.migrate.pipeline.result import over_threshold
 
     required = f"rejects ≤ {spec.max_rejects}, runs succeeded" + (", verify clean" if spec.verify else "")
     if bad_status:
@@ -176,7 +179,7 @@ def reconciliation(ctx: Context, spec: Any) -> GateResult:
 
 
 def _verify(ctx: Context) -> int:
-    from crmkit.migrate.verify import verify
+    from crmkit.migrate.safety.verify import verify
 
     assert ctx.previous is not None
     scope = ctx.plan.cumulative_scope(ctx.previous.name)

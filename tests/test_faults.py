@@ -2,7 +2,7 @@
 
 After every fault and its resume, the hash of every target table must equal that of a clean,
 uninterrupted run of the same mapping.  Points are chosen with a fixed seed from
-``migrate.faults.POINTS`` (inside and between batches, between the rows and the id map,
+``migrate.safety.hooks.POINTS`` (passed with the hidden ``--faults`` option) (inside and between batches, between the rows and the id map,
 before and after commits), plus kills at random moments from outside the process.
 """
 
@@ -41,9 +41,7 @@ POINT_RANGE = {
 
 
 def crmkit(mapping, target, *extra, faults=None, wait=True):
-    env = {k: v for k, v in os.environ.items() if k != "CRMKIT_FAULTS"}
-    if faults:
-        env["CRMKIT_FAULTS"] = faults
+    env = dict(os.environ)
     cmd = [
         sys.executable,
         "-m",
@@ -55,6 +53,7 @@ def crmkit(mapping, target, *extra, faults=None, wait=True):
         target,
         "--batch-size",
         BATCH,
+        *(["--faults", faults] if faults else []),
         *extra,
     ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

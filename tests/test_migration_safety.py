@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
@@ -191,7 +190,6 @@ def test_verify_finds_a_row_changed_and_a_row_deleted_by_hand(estate, target, tm
 
 
 def _spawn(mapping: Path, target: str, faults: str, *extra: str) -> subprocess.Popen:
-    env = {**os.environ, "CRMKIT_FAULTS": faults}
     return subprocess.Popen(
         [
             sys.executable,
@@ -204,9 +202,10 @@ def _spawn(mapping: Path, target: str, faults: str, *extra: str) -> subprocess.P
             target,
             "--batch-size",
             "7",
+            "--faults",
+            faults,
             *extra,
         ],
-        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -259,3 +258,40 @@ def test_audit_records_operator_outcome_and_masked_target(estate, pg_url):
     assert [e["outcome"] for e in mine] == ["succeeded", "started"]
     assert all("***" in e["target"] for e in mine)
     assert "s3cret" not in hist.output
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_hooks_installed_in_process_see_every_point_and_a_run_they_stop_resumes_clean(estate, tmp_path):
+    """In-process hooks (no environment, no subprocess): a run stopped at the third committed insert
+    batch is marked failed, and its resume ends equal to a clean run; a bulk run passes the bulk points."""
+    from crmkit.migrate.pipeline.result import Options
+    from crmkit.migrate.pipeline.run import run
+    from crmkit.migrate.safety.hooks import RunHooks
+
+    class Recording(RunHooks):
+        def __init__(self, stop_at: int | None = None) -> None:
+            self.seen: list[str] = []
+            self.stop_at = stop_at
+
+        def point(self, name, loader=None):  # type: ignore[no-untyped-def]
+            self.seen.append(name)
+            if name == "insert.after_commit" and self.seen.count(name) == self.stop_at:
+                raise _Interrupt(name)
+
+    clean = f"sqlite:///{tmp_path / 'clean.db'}"
+    bulk = Recording()
+    assert run(estate, Options(target=clean, batch_size=7, max_rejects="100%", bulk_rows=1, hooks=bulk)).exit_code == 0
+    assert {"run.open", "run.opened", "indexes.drop", "insert.after_commit", "indexes.create", "run.close"} <= set(
+        bulk.seen
+    )
+    target = f"sqlite:///{tmp_path / 'stopped.db'}"
+    with pytest.raises(_Interrupt):
+        run(estate, Options(target=target, batch_size=7, max_rejects="100%", hooks=Recording(stop_at=3)))
+    with closing(sqlite3.connect(tmp_path / "stopped.db")) as db:
+        assert db.execute("SELECT status FROM crmkit_runs").fetchall() == [("failed",)]
+    resumed = run(estate, Options(target=target, batch_size=7, max_rejects="100%", resume=True))
+    assert resumed.resumed and resumed.status == "succeeded"
+    assert table_hashes(target) == table_hashes(clean)

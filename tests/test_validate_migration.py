@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from crmkit.migrate.mapping import load_mapping
-from crmkit.migrate.run import prepare
+from crmkit.migrate.pipeline.prepare import prepare
 from crmkit.validate import ValidationRules
 from crmkit.validate.migration import merge_into_pipeline, validate_feeds
 from tests.conftest import MAPPINGS

@@ -96,9 +96,10 @@ def _refuse_non_empty(loader: Any, url: str) -> None:
 
 def load_target(world: World, url: str, scenario_hash: str = "") -> int:
     """Load the world into the CRM database at ``url``; returns the run id it is recorded under."""
+    from crmkit.audit import now
     from crmkit.db.loader import open_loader
     from crmkit.db.url import mask_url
-    from crmkit.migrate.run import now
+    from crmkit.migrate.safety.store import RunStore
     from crmkit.schema.versions import ensure_schema
 
     ensure_schema(url)
@@ -108,22 +109,16 @@ def load_target(world: World, url: str, scenario_hash: str = "") -> int:
         loader.begin()
         try:
             started = now().isoformat(sep=" ", timespec="seconds")
-            run_id = int(
-                loader.scalar(
-                    "INSERT INTO crmkit_runs (kind, mapping_name, mapping_hash, target, operator, started_at, "
-                    "finished_at, status, counts_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                    (
-                        "generate",
-                        f"scenario:{world.scenario.name}",
-                        scenario_hash,
-                        mask_url(url),
-                        "crmkit training",
-                        started,
-                        started,
-                        "succeeded",
-                        json.dumps({**world.counts(), "seed": world.seed}),
-                    ),
-                )
+            run_id = RunStore(loader).open_run(
+                kind="generate",
+                mapping_name=f"scenario:{world.scenario.name}",
+                mapping_hash=scenario_hash,
+                target=mask_url(url),
+                operator="crmkit training",
+                started_at=started,
+                finished_at=started,
+                status="succeeded",
+                counts={**world.counts(), "seed": world.seed},
             )
             for entity, frame in world.tables.items():
                 loader.append(entity, frame)

@@ -16,12 +16,14 @@ from rich.table import Table
 from crmkit.cli.options import json_option, operator_option, target_option
 from crmkit.db.url import mask_url
 from crmkit.migrate import report
-from crmkit.migrate.history import history as run_history
+from crmkit.migrate.pipeline.result import Options, Progress, RunResult
+from crmkit.migrate.pipeline.run import run as run_mapping
 from crmkit.migrate.plan import plan as make_plan
-from crmkit.migrate.rollback import rollback as rollback_run
-from crmkit.migrate.run import Options, Progress, RunResult
-from crmkit.migrate.run import run as run_mapping
-from crmkit.migrate.verify import verify as verify_mapping
+from crmkit.migrate.safety.history import history as run_history
+from crmkit.migrate.safety.hooks import parse_faults
+from crmkit.migrate.safety.rollback import rollback as rollback_run
+from crmkit.migrate.safety.verify import verify as verify_mapping
+from crmkit.settings import Settings
 
 MAPPING = click.argument("mapping", type=click.Path(dir_okay=False, path_type=Path))
 
@@ -151,6 +153,7 @@ def _progress(enabled: bool) -> Iterator[Progress | None]:
     help="With --resume: if the mapping or sources changed, abandon the old run and start over.",
 )
 @click.option("--force", is_flag=True, help="Load even when a validation gate of the mapping fails.")
+@click.option("--faults", default="", hidden=True, help="Fault injection for the safety tests: ACTION@POINT#N,...")
 @json_option
 def run(
     mapping: Path,
@@ -163,6 +166,7 @@ def run(
     resume: str | None,
     restart: bool,
     force: bool,
+    faults: str,
     as_json: bool,
 ) -> None:
     """Run MAPPING into TARGET: extract, transform, check, load, reconcile.
@@ -185,6 +189,7 @@ def run(
     if resume not in (None, "last") and not str(resume).isdigit():
         raise click.UsageError(f"--resume takes a run id (a number), not {resume!r}")
     resume_opt: bool | int = False if resume is None else (True if resume == "last" else int(resume))
+    hooks = parse_faults(faults)
     with _progress(sys.stdout.isatty() and not as_json) as progress:
         result = run_mapping(
             mapping,
@@ -198,6 +203,8 @@ def run(
                 resume=resume_opt,
                 restart=restart,
                 force=force,
+                bulk_rows=Settings.from_env().bulk_rows,
+                hooks=hooks,
             ),
         )
     page = report.write_report(result, report_dir) if report_dir else None

@@ -98,7 +98,10 @@ def advance(plan: Path, dry_run: bool, operator: str | None, as_json: bool) -> N
       crmkit rollout advance configs/rollout/acme.yaml --dry-run
       crmkit rollout advance configs/rollout/acme.yaml --operator alice
     """
-    done = engine.advance(plan, dry_run=dry_run, operator=operator, sandbox_home=Settings.from_env().home)
+    settings = Settings.from_env()
+    done = engine.advance(
+        plan, dry_run=dry_run, operator=operator, sandbox_home=settings.home, bulk_rows=settings.bulk_rows
+    )
     if as_json:
         click.echo(
             json.dumps(

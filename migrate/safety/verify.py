@@ -20,11 +20,12 @@ from crmkit.audit import operator_name
 from crmkit.db.loader import Loader, open_loader
 from crmkit.db.sql import q
 from crmkit.db.url import mask_url
-from crmkit.migrate import audit, delta
-from crmkit.migrate.check import OUT_OF_SCOPE, KeyMap, check
 from crmkit.migrate.fields import ERRORS, KEY, Shaped
 from crmkit.migrate.mapping import load_mapping
-from crmkit.migrate.run import prepare, ref_source
+from crmkit.migrate.pipeline import delta
+from crmkit.migrate.pipeline.check import OUT_OF_SCOPE, KeyMap, check
+from crmkit.migrate.pipeline.prepare import Prepared, prepare, ref_source
+from crmkit.migrate.safety.store import RunStore
 from crmkit.schema.target import TargetField
 from crmkit.schema.versions import ensure_schema
 
@@ -77,8 +78,7 @@ def verify(
             for shaped in feeds:
                 parts.append(_feed(loader, prepared, shaped, result))
         result.mismatches = pl.concat(parts) if parts else result.mismatches
-        audit.record(
-            loader,
+        RunStore(loader).audit(
             action="verify",
             operator=operator_name(operator),
             target=result.target,
@@ -105,13 +105,13 @@ def _keymap(loader: Loader, entity: str, source: str) -> KeyMap:
     )
 
 
-def _feed(loader: Loader, prepared, shaped: Shaped, result: VerifyResult) -> pl.DataFrame:  # type: ignore[no-untyped-def]
+def _feed(loader: Loader, prepared: Prepared, shaped: Shaped, result: VerifyResult) -> pl.DataFrame:
     parents = {}
     for fname, spec in shaped.refs.items():
         assert spec.ref is not None
         parents[fname] = _keymap(loader, spec.ref, ref_source(prepared.mapping, spec, fname))
     for fname, spec in shaped.refs.items():  # rows whose parent the filter left out are not expected
-        parent_feeds = prepared.shaped.get(spec.ref, [])
+        parent_feeds = prepared.shaped.get(spec.ref or "", [])
         src = parents[fname].source
         left = [s.left_out for s in parent_feeds if s.source == src]
         if left:

@@ -9,9 +9,8 @@ from __future__ import annotations
 import os
 import socket
 
-from crmkit.audit import now
-from crmkit.db.loader import Loader
 from crmkit.errors import CrmkitError
+from crmkit.migrate.safety.store import RunStore
 
 
 class LockedError(CrmkitError):
@@ -28,24 +27,21 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def acquire(loader: Loader, mapping_name: str) -> None:
+def acquire(store: RunStore, mapping_name: str) -> None:
     """Take the lock for ``mapping_name`` or raise LockedError naming its holder."""
     host, pid = socket.gethostname(), os.getpid()
+    loader = store.loader
     loader.begin()
     try:
-        held = loader.query("SELECT run_id, host, pid FROM crmkit_locks WHERE mapping_name = ?", (mapping_name,))
-        if held.height:
-            run_id, h_host, h_pid = held.row(0)
+        held = store.lock_holder(mapping_name)
+        if held is not None:
+            run_id, h_host, h_pid = held
             if h_host != host or (_alive(int(h_pid)) and int(h_pid) != pid):
                 raise LockedError(
                     f"mapping {mapping_name} is already running against this target (run {run_id}, "
                     f"pid {h_pid} on {h_host}); wait for it, or resume it with --resume once it has died"
                 )
-            loader.execute("DELETE FROM crmkit_locks WHERE mapping_name = ?", (mapping_name,))
-        loader.execute(
-            "INSERT INTO crmkit_locks (mapping_name, run_id, host, pid, acquired_at) VALUES (?, ?, ?, ?, ?)",
-            (mapping_name, 0, host, pid, now().isoformat(sep=" ", timespec="seconds")),
-        )
+        store.take_lock(mapping_name, host, pid, replace=held is not None)
         loader.commit()
     except LockedError:
         loader.rollback()
@@ -55,15 +51,11 @@ def acquire(loader: Loader, mapping_name: str) -> None:
         raise LockedError(f"mapping {mapping_name} is being started by another process: {exc}") from None
 
 
-def set_run(loader: Loader, mapping_name: str, run_id: int) -> None:
-    loader.execute("UPDATE crmkit_locks SET run_id = ? WHERE mapping_name = ?", (run_id, mapping_name))
-
-
-def release(loader: Loader, mapping_name: str) -> None:
+def release(store: RunStore, mapping_name: str) -> None:
     """Drop our lock (best effort: a dead connection leaves it for takeover)."""
     try:
-        loader.begin()
-        loader.execute("DELETE FROM crmkit_locks WHERE mapping_name = ? AND pid = ?", (mapping_name, os.getpid()))
-        loader.commit()
+        store.loader.begin()
+        store.drop_lock(mapping_name, os.getpid())
+        store.loader.commit()
     except Exception:
         pass

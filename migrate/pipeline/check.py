@@ -111,7 +111,7 @@ def _resolve(frame: pl.DataFrame, fname: str, parent: KeyMap, required: bool) ->
             .drop("__rk_out")
         )
     where = f"{parent.entity} (source {parent.source})"
-    reason = (
+    reason: pl.Expr = (
         pl.when(missing & pl.col("__rk_rej").fill_null(False))
         .then(pl.concat_str([pl.lit(f"{fname}: '"), pl.col(ref), pl.lit(f"' of {where} was rejected in this run")]))
         .when(missing)

@@ -17,7 +17,8 @@ from crmkit.db.loader import Loader, open_loader
 from crmkit.db.sql import q
 from crmkit.db.url import mask_url
 from crmkit.errors import CrmkitError
-from crmkit.migrate import audit, delta
+from crmkit.migrate.pipeline import delta
+from crmkit.migrate.safety.store import RunStore
 from crmkit.schema.models import ENTITY_MODELS
 from crmkit.schema.versions import ensure_schema
 
@@ -50,8 +51,7 @@ def rollback(target: str, run_id: int, *, cascade: bool = False, operator: str |
             loader.rollback()
             raise
         for rid in order:
-            audit.record(
-                loader,
+            RunStore(loader).audit(
                 action="rollback",
                 operator=who,
                 target=shown,
@@ -64,13 +64,9 @@ def rollback(target: str, run_id: int, *, cascade: bool = False, operator: str |
         loader.close()
 
 
-def _runs(loader: Loader) -> pl.DataFrame:
-    return loader.query("SELECT id, mapping_name, status FROM crmkit_runs WHERE kind = 'run' ORDER BY id")
-
-
 def _plan(loader: Loader, run_id: int, cascade: bool) -> list[int]:
     """The runs to undo, newest first; refuses when later runs depend on ``run_id`` and not cascading."""
-    runs = _runs(loader)
+    runs = RunStore(loader).migration_runs()
     row = runs.filter(pl.col("id") == run_id)
     if row.height == 0:
         raise RollbackRefused(f"no migration run {run_id} in this target (see crmkit migrate history)")
@@ -159,4 +155,4 @@ def _undo(loader: Loader, run_id: int, result: RollbackResult) -> None:
         )
         loader.execute(f"DELETE FROM {before} WHERE before_run_id = ?", (run_id,))
         result.restored[entity] = result.restored.get(entity, 0) + int(n)
-    loader.execute("UPDATE crmkit_runs SET status = 'rolled_back' WHERE id = ?", (run_id,))
+    RunStore(loader).set_status(run_id, "rolled_back")

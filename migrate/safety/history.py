@@ -5,9 +5,10 @@ from __future__ import annotations
 import polars as pl
 
 from crmkit.db.loader import open_loader
+from crmkit.migrate.safety.store import AUDIT_COLUMNS, RunStore
 from crmkit.schema import versions
 
-COLUMNS = ["at", "action", "run_id", "mapping_name", "outcome", "operator", "target", "detail"]
+COLUMNS = AUDIT_COLUMNS
 
 
 def history(target: str, limit: int = 50) -> pl.DataFrame:
@@ -20,7 +21,7 @@ def history(target: str, limit: int = 50) -> pl.DataFrame:
     versions.ensure_schema(target)
     loader = open_loader(target)
     try:
-        frame = loader.query(f"SELECT {', '.join(COLUMNS)} FROM crmkit_audit ORDER BY id DESC LIMIT ?", (limit,))
+        frame = RunStore(loader).audit_entries(limit)
     finally:
         loader.close()
     if frame.height == 0:
