@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tomllib
 import zipfile
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,32 +39,68 @@ def test_every_package_folder_is_listed_and_mapped() -> None:
         assert (folder.joinpath(*package.split(".")[2:])).is_dir(), f"{package} has no folder"
 
 
-def test_the_wheel_holds_only_crmkit(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "-q",
-            "-w",
-            str(tmp_path),
-            str(ROOT),
-        ],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(ROOT)],
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    (wheel,) = tmp_path.glob("crmkit-*.whl")
-    tops = {name.split("/")[0] for name in zipfile.ZipFile(wheel).namelist()}
-    assert tops == {"crmkit", wheel.name.split("-py3")[0] + ".dist-info"}, tops
+    (built,) = out.glob("crmkit-*.whl")
+    return built
+
+
+def test_the_wheel_holds_only_crmkit(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
+    tops = {name.split("/")[0] for name in names}
+    assert tops == {"crmkit", wheel.name.split("-py3")[0] + ".dist-info"}, tops
     for must in (
-        "crmkit/migrate/run.py",
+        "crmkit/migrate/pipeline/run.py",
         "crmkit/api/app.py",
         "crmkit/configs/loadtest/smoke.yaml",
         "crmkit/schema/alembic/script.py.mako",
     ):
         assert must in names, must
+
+
+def test_installed_it_runs_from_site_packages_alone(wheel: Path, tmp_path: Path) -> None:
+    """``pip install`` of the wheel adds only crmkit; the commands run from there, not from the checkout."""
+    site = tmp_path / "site"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert {p.name for p in site.iterdir()} - {"bin"} == {"crmkit", wheel.name.split("-py3")[0] + ".dist-info"}
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    where = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import crmkit.migrate.pipeline.run as r, crmkit.loadtest.profile as p; "
+            "print(r.__file__); print(sorted(x.stem for x in p.BUILTIN_DIR.glob('*.yaml')))",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+    )
+    assert where.returncode == 0, where.stderr[-2000:]
+    assert where.stdout.startswith(str(site)), where.stdout
+    assert "smoke" in where.stdout.splitlines()[1]
+    plan = subprocess.run(
+        [sys.executable, "-m", "crmkit", "migrate", "plan", str(ROOT / "migrate" / "mappings" / "acme-legacy.yaml")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
+    )
+    assert plan.returncode == 0, plan.stderr[-2000:]
+    assert "contacts" in plan.stdout
