@@ -139,10 +139,21 @@ def test_dry_run_reports_what_the_real_run_does_and_writes_nothing(sqlite_url):
     ]  # the dry run is audited, nothing more
 
 
-def test_reject_threshold_gives_exit_code_1(sqlite_url):
-    res = cli("migrate", "run", MAPPING, "--target", sqlite_url, "--max-rejects", "3")
-    assert res.exit_code == 1
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_reject_threshold_gives_exit_code_1(request, backend, tmp_path):
+    """Over the threshold: exit 1, the report written, the run recorded with its status (on both backends:
+    crmkit_runs.status was 20 characters and PostgreSQL refused 'rejects_over_threshold')."""
+    url = target_url(request, backend)
+    res = cli("migrate", "run", MAPPING, "--target", url, "--max-rejects", "3", "--report", str(tmp_path / "r"))
+    assert res.exit_code == 1, res.output
     assert "rejects_over_threshold" in res.output
+    assert (
+        json.loads((tmp_path / "r" / "summary.json").read_text(encoding="utf-8"))["status"] == "rejects_over_threshold"
+    )
+    history = json.loads(cli("migrate", "history", "--target", url, "--json").output)
+    assert (history[0]["action"], history[0]["outcome"]) == ("run", "rejects_over_threshold")
+    dry = cli("migrate", "run", MAPPING, "--target", url, "--max-rejects", "3", "--dry-run")
+    assert dry.exit_code == 1 and "rejects_over_threshold" in dry.output
 
 
 def test_report_is_self_contained_html_with_a_chart(sqlite_url, tmp_path):

@@ -39,6 +39,8 @@ from crmkit.schema.vocabulary import (
     LEAD_STATUSES,
     PRIORITIES,
     ROLES,
+    RUN_KINDS,
+    RUN_STATUSES,
     STAGES,
     enum,
     personal,
@@ -223,14 +225,14 @@ class Run(Base):
 
     __tablename__ = "crmkit_runs"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    kind: Mapped[str] = mapped_column(String(20), default="run")
+    kind: Mapped[str] = mapped_column(String(20), default="run", info=enum(RUN_KINDS))
     mapping_name: Mapped[str] = mapped_column(String(200))
     mapping_hash: Mapped[str] = mapped_column(String(64))
     target: Mapped[str] = mapped_column(String(500))  # password masked
     operator: Mapped[str | None] = mapped_column(String(100))
     started_at: Mapped[dt.datetime] = mapped_column(DateTime)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
-    status: Mapped[str] = mapped_column(String(20))  # running|succeeded|rejects_over_threshold|failed
+    status: Mapped[str] = mapped_column(String(30), info=enum(RUN_STATUSES))
     counts_json: Mapped[str | None] = mapped_column(Text)
     message: Mapped[str | None] = mapped_column(Text)
     sources_hash: Mapped[str | None] = mapped_column(String(64))  # what a resume must find unchanged

@@ -31,6 +31,9 @@ ACTIVITY_TYPES = ("call", "meeting", "email", "note", "task")
 CASE_STATUSES = ("new", "open", "pending", "closed")
 OPEN_CASE_STATUSES = tuple(s for s in CASE_STATUSES if s != "closed")
 PRIORITIES = ("low", "medium", "high", "urgent")
+#: crmkit_runs: what a run row records and how it ended (pipeline.result.RunStatus is the same list)
+RUN_KINDS = ("run", "dry_run", "generate")
+RUN_STATUSES = ("running", "succeeded", "rejects_over_threshold", "gates_failed", "failed")
 
 
 def personal() -> dict[str, Any]:

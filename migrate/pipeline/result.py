@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 
@@ -26,6 +26,9 @@ COUNT_KEYS = (
     "vanished",
     "deactivated",
 )
+
+#: how a run ended (crmkit_runs.status; the schema's vocabulary RUN_STATUSES is the same list)
+RunStatus = Literal["running", "succeeded", "rejects_over_threshold", "gates_failed", "failed"]
 
 
 @dataclass
@@ -63,7 +66,7 @@ class SourceInfo:
 @dataclass
 class RunResult:
     run_id: int | None
-    status: str  # succeeded | rejects_over_threshold | failed
+    status: RunStatus
     dry_run: bool
     mapping: str
     mapping_hash: str

@@ -19,7 +19,9 @@ def _library() -> list[Path]:
 
 
 def test_no_module_is_over_500_lines() -> None:
-    long = {str(p.relative_to(ROOT)): n for p in _library() if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES}
+    long = {
+        str(p.relative_to(ROOT)): n for p in _library() if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES
+    }
     assert not long, f"split these modules (lines): {long}"
 
 

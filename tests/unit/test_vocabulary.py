@@ -139,3 +139,30 @@ def test_the_training_tables_of_values_cover_the_schemas_values():
         assert set(codes["priority"]) == set(V.PRIORITIES)
         assert set(codes["activity"]) == set(V.ACTIVITY_TYPES)
         assert set(codes["lead_status"]) == set(V.LEAD_STATUSES)
+
+
+def test_every_declared_value_fits_its_column() -> None:
+    """An enumerated value longer than its column is refused by PostgreSQL (not by SQLite): a run over
+    its reject threshold crashed on PostgreSQL with 'rejects_over_threshold' in a varchar(20)."""
+    from sqlalchemy import String
+
+    from crmkit.schema.models import Base
+
+    too_long = [
+        f"{table.name}.{col.name}: {value!r} ({len(value)} > {col.type.length})"
+        for table in Base.metadata.tables.values()
+        for col in table.columns
+        if "enum" in col.info and isinstance(col.type, String) and col.type.length
+        for value in col.info["enum"]
+        if len(value) > col.type.length
+    ]
+    assert not too_long, too_long
+
+
+def test_the_run_statuses_the_pipeline_writes_are_the_schemas() -> None:
+    from typing import get_args
+
+    from crmkit.migrate.pipeline.result import RunStatus
+    from crmkit.schema.vocabulary import RUN_STATUSES
+
+    assert set(get_args(RunStatus)) == set(RUN_STATUSES)
