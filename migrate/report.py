@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from crmkit.csvout import write_people_csv
 from crmkit.report import escape, page, stacked_bar_chart, table
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ def write_report(result: RunResult, directory: str | Path) -> Path:
     doc = result.to_json()
     doc["report_dir"] = str(out)
     (out / "summary.json").write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    result.rejects.write_csv(out / "rejects.csv")
+    write_people_csv(result.rejects, out / "rejects.csv")
     if result.validation is not None:
         result.validation.write_report(out / "validation")
     path = out / "report.html"

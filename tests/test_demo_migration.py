@@ -164,6 +164,7 @@ def test_report_is_self_contained_html_with_a_chart(sqlite_url, tmp_path):
     assert "http://" not in page.split("<body>")[0] and "<script src" not in page
     summary = json.loads((tmp_path / "r" / "summary.json").read_text(encoding="utf-8"))
     assert summary["totals"]["rejected"] == 24
+    assert (tmp_path / "r" / "rejects.csv").read_bytes().startswith(b"\xef\xbb\xbf")  # a spreadsheet reads UTF-8
 
 
 def test_legacy_erp_in_mariadb(mysql_url, sqlite_url, tmp_path, monkeypatch):

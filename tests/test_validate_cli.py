@@ -113,7 +113,7 @@ def test_xlsx_rows_are_spreadsheet_rows(tmp_path):
     cases = tmp_path / "rep"
     code, doc = run_json(str(path), "--entity", "accounts", "--sheet", "Kunden", "--report", str(cases))
     assert code == 1 and doc["rows"] == 2
-    text = (cases / "failures.csv").read_text(encoding="utf-8")
+    text = (cases / "failures.csv").read_text(encoding="utf-8-sig")
     assert "accounts.xlsx,3,A2,country,country_iso3166,error,Deutschland" in text
 
 

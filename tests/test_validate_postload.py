@@ -117,7 +117,7 @@ def test_post_load_finds_exactly_the_hand_made_bad_rows(request, backend, tmp_pa
     for entity, rows in HANDMADE.items():
         code, doc = validate_target(url, entity, tmp_path / entity)
         assert doc["rows"] == clean[entity] + len(rows)
-        with open(tmp_path / entity / "failures.csv", encoding="utf-8") as fh:
+        with open(tmp_path / entity / "failures.csv", encoding="utf-8-sig") as fh:
             found = {(c["source"], c["key"], int(c["row"]), c["rule"], c["severity"]) for c in csv.DictReader(fh)}
         expected = set()
         for i, (key, _, rules) in enumerate(rows):
@@ -250,7 +250,7 @@ def test_project_rules_post_load(request, backend, tmp_path):
         str(tmp_path / "rep"),
     )
     assert res.exit_code == 1, res.output
-    with open(tmp_path / "rep" / "failures.csv", encoding="utf-8") as fh:
+    with open(tmp_path / "rep" / "failures.csv", encoding="utf-8-sig") as fh:
         found = {
             (c["key"], int(c["row"]), c["rule"], c["severity"]) for c in csv.DictReader(fh) if c["source"] == "yaml"
         }

@@ -39,7 +39,7 @@ def test_report_files_are_written(report):
     folder = report.parent
     assert {p.name for p in folder.iterdir()} == {"report.html", "validation.json", "failures.csv"}
     doc = json.loads((folder / "validation.json").read_text(encoding="utf-8"))
-    lines = (folder / "failures.csv").read_text(encoding="utf-8").splitlines()
+    lines = (folder / "failures.csv").read_text(encoding="utf-8-sig").splitlines()
     assert lines[0] == "source,row,key,field,rule,severity,value,reason"
     assert len(lines) - 1 == sum(r["failures"] for r in doc["rules"])
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from crmkit.csvout import write_people_csv
 from crmkit.report import bar_chart, escape, page, pie_chart, stacked_bar_chart, table
 from crmkit.validate.run import ValidationResult
 
@@ -28,7 +29,7 @@ def write_report(result: ValidationResult, directory: str | Path) -> Path:
     doc = result.to_json()
     (out / "validation.json").write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     failures = result.evaluation.failure_cases()
-    failures.write_csv(out / "failures.csv")
+    write_people_csv(failures, out / "failures.csv")
     path = out / "report.html"
     path.write_text(render_html(doc, failures.head(EXAMPLES).rows(named=True), failures.height), encoding="utf-8")
     return path

@@ -17,6 +17,7 @@ from pathlib import Path
 import polars as pl
 
 from crmkit.audit import operator_name
+from crmkit.csvout import write_people_csv
 from crmkit.db.loader import Loader, open_loader
 from crmkit.db.sql import q
 from crmkit.db.url import mask_url
@@ -60,7 +61,7 @@ class VerifyResult:
         (out / "verify.json").write_text(
             json.dumps(self.to_json(), indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8"
         )
-        self.mismatches.write_csv(out / "verify-mismatches.csv")
+        write_people_csv(self.mismatches, out / "verify-mismatches.csv")
 
 
 def verify(
