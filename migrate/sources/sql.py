@@ -10,6 +10,7 @@ from pydantic import ValidationInfo, field_validator, model_validator
 from sqlalchemy.engine import make_url
 
 from crmkit.config import expand_env
+from crmkit.db.readonly import read_only_engine, single_select
 from crmkit.db.url import mask_url
 from crmkit.errors import SourceError
 from crmkit.migrate.sources.base import ROW, Extracted, SourceModel, as_text, first_line, register_kind
@@ -29,6 +30,14 @@ class SqlSource(SourceModel):
             raise ValueError("give exactly one of table or query")
         return self
 
+    @field_validator("query")
+    @classmethod
+    def _one_select(cls, v: str | None) -> str | None:
+        problem = single_select(v) if v is not None else None
+        if problem:
+            raise ValueError(f"the query {problem}")
+        return v
+
     @field_validator("url")
     @classmethod
     def _no_literal_password(cls, v: str, info: ValidationInfo) -> str:
@@ -47,13 +56,13 @@ class SqlSource(SourceModel):
 
 
 def read_sql(name: str, src: SqlSource) -> Extracted:
-    from sqlalchemy import create_engine, text
     from sqlalchemy import exc as sa_exc
+    from sqlalchemy import text
 
     url = expand_env(src.url, f"source {name}: url")
     shown = mask_url(url)
     try:
-        engine = create_engine(url)
+        engine = read_only_engine(url)
     except Exception as exc:
         raise SourceError(f"source {name}: bad database URL {shown}: {first_line(exc)}") from None
     try:
