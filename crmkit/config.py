@@ -33,10 +33,18 @@ class _LineLoader(yaml.SafeLoader):
     """SafeLoader that records the line of every mapping key and sequence item."""
 
 
+#: values a document may hold once its aliases are expanded (a "billion laughs" file holds 10**9)
+MAX_EXPANDED_NODES = 100_000
+
+
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[Any, Any]:
     lines: dict[Any, int] = {}
     for key_node, _value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
+        if key in lines:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (first on line {lines[key]}): keep one", key_node.start_mark
+            )
         lines[key] = key_node.start_mark.line + 1
     mapping = loader.construct_mapping(node, deep=True)
     loader.line_index[id(mapping)] = (node.start_mark.line + 1, lines)
@@ -89,17 +97,50 @@ def read_yaml(path: Path) -> Document:
     loader = _LineLoader(text)
     loader.line_index = {}  # type: ignore[attr-defined]
     try:
-        data = loader.get_single_data()
+        node = loader.get_single_node()
+        _check_expansion(path, node)
+        data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else 1
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(f"{path}:{line}: invalid YAML: {problem}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid YAML: nested too deeply") from None
     finally:
         loader.dispose()
     if not isinstance(data, dict):
         raise ConfigError(f"{path}:1: expected a mapping of keys at the top level")
     return Document(path, data, loader.line_index)  # type: ignore[attr-defined]
+
+
+def _check_expansion(path: Path, root: yaml.Node | None) -> None:
+    """Refuse a document whose aliases expand past MAX_EXPANDED_NODES values, or refer to themselves."""
+    sizes: dict[int, int] = {}
+    busy: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in busy:
+            raise ConfigError(f"{path}:{node.start_mark.line + 1}: invalid YAML: an alias refers to itself")
+        busy.add(key)
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        total = 1 + sum(size(child) for child in children)
+        busy.discard(key)
+        sizes[key] = min(total, MAX_EXPANDED_NODES + 1)
+        return sizes[key]
+
+    if root is not None and size(root) > MAX_EXPANDED_NODES:
+        raise ConfigError(
+            f"{path}:1: invalid YAML: its aliases expand to more than {MAX_EXPANDED_NODES:,} values; "
+            "write the values out or use fewer nested aliases"
+        )
 
 
 def expand_env(value: str, what: str) -> str:

@@ -42,6 +42,19 @@ def test_malformed_yaml(estate, tmp_path):
     assert_one_line_error(run_into_fresh_target(estate, tmp_path), f"{estate}:", "invalid YAML")
 
 
+def test_a_duplicated_key_is_refused_not_silently_replaced(estate, tmp_path):
+    """A second `name:` used to win silently, recording runs and locks under another name."""
+    edit(estate, "name: acme-legacy\n", "name: acme-legacy\nname: someone-else\n")
+    err = assert_one_line_error(run_into_fresh_target(estate, tmp_path), f"{estate}:{line_of(estate, 'someone-else')}:")
+    assert "duplicate key 'name'" in err and f"first on line {line_of(estate, 'name: acme-legacy')}" in err
+
+
+def test_billion_laughs_in_a_mapping_is_refused_at_once(estate, tmp_path):
+    laughs = "".join(f"x{i}: &x{i} [{', '.join([f'*x{i - 1}'] * 10)}]\n" for i in range(1, 9))
+    edit(estate, "name: acme-legacy\n", "name: acme-legacy\nx0: &x0 [lol]\n" + laughs)
+    assert_one_line_error(run_into_fresh_target(estate, tmp_path), f"{estate}:1:", "aliases expand")
+
+
 def test_unknown_transform_names_file_line_and_the_known_ones(estate, tmp_path):
     edit(estate, "{column: OPP_NAME, transform: [nfkc, strip]}", "{column: OPP_NAME, transform: [nfkc, stripp]}")
     err = assert_one_line_error(run_into_fresh_target(estate, tmp_path), "unknown transform 'stripp'", "strip")
