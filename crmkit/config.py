@@ -143,16 +143,32 @@ def _check_expansion(path: Path, root: yaml.Node | None) -> None:
         )
 
 
+def _lookup(name: str, what: str) -> str:
+    if name not in os.environ:
+        raise ConfigError(f"{what}: environment variable {name} is not set (export {name}=...)")
+    return os.environ[name]
+
+
 def expand_env(value: str, what: str) -> str:
     """Substitute ``${VAR}`` from the environment; a missing variable is a ConfigError."""
+    return _ENV.sub(lambda m: _lookup(m.group(1), what), value)
 
-    def sub(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name not in os.environ:
-            raise ConfigError(f"{what}: environment variable {name} is not set (export {name}=...)")
-        return os.environ[name]
 
-    return _ENV.sub(sub, value)
+def expand_url(url: str, what: str) -> str:
+    """``expand_env`` for a database URL: a value placed in the user or password is percent-encoded.
+
+    A password such as ``p@ss:w/rd#1%`` would otherwise end the user part early and put part of
+    it in the host name, which messages print.  Values elsewhere (host, database) go in as they are.
+    """
+    from urllib.parse import quote
+
+    start = url.find("://") + 3 if "://" in url else 0
+    slash = url.find("/", start)
+    at = url.rfind("@", start, slash if slash != -1 else len(url))
+    if at == -1:
+        return expand_env(url, what)
+    userinfo = _ENV.sub(lambda m: quote(_lookup(m.group(1), what), safe=""), url[start:at])
+    return expand_env(url[:start], what) + userinfo + expand_env(url[at:], what)
 
 
 def secret_from_env(value: str, what: str) -> SecretStr:

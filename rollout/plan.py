@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
-from crmkit.config import Strict, expand_env, load_model
+from crmkit.config import Strict, expand_url, load_model
 from crmkit.errors import ConfigError
 
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([dhm])\s*$")
@@ -176,7 +176,7 @@ class Plan(Strict):
         """The target URL with ``${VAR}`` expanded; a relative SQLite path is relative to the plan."""
         from sqlalchemy.engine import make_url
 
-        url = expand_env(self.target, f"{self.path}: target")
+        url = expand_url(self.target, f"{self.path}: target")
         parsed = make_url(url)
         if parsed.get_backend_name() == "sqlite" and parsed.database and not Path(parsed.database).is_absolute():
             db = (self.path.parent / parsed.database).resolve()

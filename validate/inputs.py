@@ -18,7 +18,7 @@ from pathlib import Path
 import polars as pl
 from pydantic import ValidationError
 
-from crmkit.config import expand_env
+from crmkit.config import expand_url
 from crmkit.db.url import mask_url
 from crmkit.errors import SourceError, TargetError
 from crmkit.migrate.sources import ROW, SOURCES, Extracted, extract, file_suffixes, kind_for, make_source
@@ -74,7 +74,7 @@ def _sheet(sheet: str | None) -> str | int:
 
 def read_table(url: str, table: str, entity: str, key: list[str] | None = None) -> Input:
     """A table of any database SQLAlchemy reaches (read as text, like a migration source)."""
-    shown = mask_url(expand_env(url, "PATH_OR_URL"))
+    shown = mask_url(expand_url(url, "PATH_OR_URL"))
     try:
         src = make_source("sql", url=url, table=table)
     except ValidationError as exc:
@@ -142,7 +142,7 @@ def read_target(url: str, entity: str) -> Input:
     from crmkit.db.loader import open_loader
     from crmkit.db.sql import first_line, q
 
-    url = expand_env(url, "--target")  # shown below with its password masked
+    url = expand_url(url, "--target")  # shown below with its password masked
     loader = open_loader(url)
     fields = entities()[entity].fields
     try:

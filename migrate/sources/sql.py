@@ -9,7 +9,7 @@ import polars as pl
 from pydantic import ValidationInfo, field_validator, model_validator
 from sqlalchemy.engine import make_url
 
-from crmkit.config import expand_env
+from crmkit.config import expand_url
 from crmkit.db.readonly import read_only_engine, single_select
 from crmkit.db.url import mask_url
 from crmkit.errors import SourceError
@@ -59,7 +59,7 @@ def read_sql(name: str, src: SqlSource) -> Extracted:
     from sqlalchemy import exc as sa_exc
     from sqlalchemy import text
 
-    url = expand_env(src.url, f"source {name}: url")
+    url = expand_url(src.url, f"source {name}: url")
     shown = mask_url(url)
     try:
         engine = read_only_engine(url)
