@@ -76,10 +76,12 @@ def shape(feed: Feed, target: TargetEntity, ex: Extracted, where: str, scope: st
     work = scoped.with_columns(_key_expr(feed.key).alias(KEY))
     fields: list[TargetField] = []
     refs: dict[str, FieldSpec] = {}
+    specs: dict[str, FieldSpec] = {}  # by target field name: `account:` in a mapping is account_id
     for fname, spec in feed.fields.items():
         tf = target.field(fname)
         assert tf is not None  # checked when the mapping was loaded
         fields.append(tf)
+        specs[tf.name] = spec
         if spec.ref:
             refs[tf.name] = spec
     chains: dict[str, _Chain] = {}
@@ -87,8 +89,8 @@ def shape(feed: Feed, target: TargetEntity, ex: Extracted, where: str, scope: st
         done = _run_fields(work, [(target.field(f), feed.fields[f]) for f in group])  # type: ignore[misc]
         chains.update(done)
         work = work.with_columns(c.value.alias(f"__v_{name}") for name, c in done.items())
-    errors = [c.error for f, c in chains.items() if c.error is not None and feed.fields[f].on_error != "warn"]
-    warnings = [c.error for f, c in chains.items() if c.error is not None and feed.fields[f].on_error == "warn"]
+    errors = [c.error for f, c in chains.items() if c.error is not None and specs[f].on_error != "warn"]
+    warnings = [c.error for f, c in chains.items() if c.error is not None and specs[f].on_error == "warn"]
     work = work.with_columns(
         *(c.ref.alias(ref_col(n)) for n, c in chains.items() if c.ref is not None),
         *(pl.lit(e).alias(f"__e{i}") for i, e in enumerate(errors)),

@@ -15,7 +15,7 @@ from crmkit.config import Document, Strict, load_model
 from crmkit.errors import ConfigError, CrmkitError, MappingError
 from crmkit.migrate import transforms as T
 from crmkit.migrate.sources import AnySource, SourceModel
-from crmkit.schema.target import TargetEntity, entities
+from crmkit.schema.target import TargetEntity, TargetField, entities
 from crmkit.validate.rules import ValidationRules, check_meaning
 
 #: a source: the model of its ``kind`` among those registered in crmkit.migrate.sources
@@ -74,6 +74,24 @@ class FieldSpec(Strict):
     @classmethod
     def _steps(cls, v: Any) -> list[StepSpec]:
         return _parse_steps(v) if v is not None else []
+
+    @field_validator("const", "default")
+    @classmethod
+    def _one_value(cls, v: Any) -> Any:
+        if isinstance(v, list | dict | set):
+            kind = "a list" if isinstance(v, list | set) else "a mapping"
+            raise ValueError(f"give one value (text, a number, true/false or a date), not {kind}")
+        return v
+
+    @field_validator("map")
+    @classmethod
+    def _plain_map(cls, v: dict[Any, Any] | None) -> dict[Any, Any] | None:
+        for key, value in (v or {}).items():
+            if isinstance(key, bool) or key is None:
+                raise ValueError(f"the key {key!r} is a YAML {'boolean' if key is not None else 'null'}: {YAML_WORDS}")
+            if isinstance(value, list | dict | set):
+                raise ValueError(f"{key!r} maps to a list or mapping: give one value")
+        return v
 
     @model_validator(mode="after")
     def _one_input(self) -> FieldSpec:
@@ -252,11 +270,31 @@ def _check_feed(m: Mapping, doc: Document, target: TargetEntity, feed: Feed, loc
                 raise _fail(doc, floc + ("source",), f"unknown source '{src}'")
         elif tf.references is not None and spec.const is None:
             raise _fail(doc, floc, f"{tf.name} refers to {tf.references}: write {{ref: {tf.references}, column: ...}}")
+        _check_yaml_booleans(doc, floc, tf, spec)
     if feed.on_vanished == "deactivate" and "active" not in target.fields:
         raise _fail(doc, loc + ("on_vanished",), f"{target.name} has no active flag to clear; use keep")
     missing = [f.name for f in target.fields.values() if f.required and f.name not in seen]
     if missing:
         raise _fail(doc, loc + ("fields",), f"required field(s) of {target.name} not mapped: {', '.join(missing)}")
+
+
+#: why a bare NO, yes, on or off in a mapping is not text
+YAML_WORDS = "YAML reads no/yes/on/off/true/false (any case) and ~ as booleans and null: quote it, e.g. 'NO'"
+
+
+def _check_yaml_booleans(doc: Document, floc: tuple[Any, ...], tf: TargetField, spec: FieldSpec) -> None:
+    """A true/false where a text (or number, date) field expects a value is a YAML word unquoted."""
+    if tf.kind == "boolean":
+        return
+    if isinstance(spec.const, bool):
+        raise _fail(doc, floc + ("const",), f"{tf.name} is {tf.kind}, but const is {spec.const!r}: {YAML_WORDS}")
+    if isinstance(spec.default, bool):
+        raise _fail(doc, floc + ("default",), f"{tf.name} is {tf.kind}, but default is {spec.default!r}: {YAML_WORDS}")
+    for key, value in (spec.map or {}).items():
+        if isinstance(value, bool):
+            raise _fail(
+                doc, floc + ("map", key), f"{tf.name} is {tf.kind}, but {key!r} maps to {value!r}: {YAML_WORDS}"
+            )
 
 
 def ref_parents(m: Mapping, entity: str) -> set[str]:

@@ -364,3 +364,61 @@ def test_max_rejects_counts_and_percentages(project):
     with_limit = write(project, BASE.replace("name: lang\n", "name: lang\nmax_rejects: 1\n"))
     assert run(project, with_limit, "e.db").exit_code == 0
     assert run(project, with_limit, "f.db", "--max-rejects", "0").exit_code == 1  # the option wins
+
+
+@pytest.mark.parametrize(
+    ("spec", "says"),
+    [
+        ("{const: [1, 2]}", "const: give one value (text, a number, true/false or a date), not a list"),
+        ("{const: {a: 1}}", "const: give one value (text, a number, true/false or a date), not a mapping"),
+        ("{column: cc, default: [x]}", "default: give one value"),
+        ("{column: cc, map: {CN: China, DE: NO}}", "'DE' maps to False: YAML reads no/yes/on/off"),
+        ("{column: cc, map: {NO: Norway}}", "the key False is a YAML boolean"),
+        ("{column: cc, map: {~: x}}", "the key None is a YAML null"),
+        ("{const: yes}", "const is True: YAML reads"),
+        ("{column: cc, default: off}", "default is False: YAML reads"),
+        ("{column: cc, map: {CN: [a]}}", "'CN' maps to a list or mapping"),
+    ],
+    ids=[
+        "const-list",
+        "const-mapping",
+        "default-list",
+        "map-value-no",
+        "map-key-no",
+        "map-key-null",
+        "const-yes",
+        "default-off",
+        "map-value-list",
+    ],
+)
+def test_mapping_shapes_the_docs_allow_but_cannot_mean_are_refused_with_their_line(project, spec, says):
+    mapping = write(
+        project,
+        edited(
+            "      email: {column: mail, transform: email}\n",
+            f"      email: {{column: mail, transform: email}}\n      address: {spec}\n",
+        ),
+    )
+    res = cli("migrate", "plan", str(mapping))
+    assert res.exit_code == 2, res.output
+    err = res.stderr.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in res.output, err
+    assert f"{mapping}:19:" in err and says in err, err
+
+
+@pytest.mark.parametrize("command", ["plan", "run"])
+def test_a_reference_by_its_short_name_whose_map_fails_rejects_the_row(project, command):
+    """`account:` (not account_id) with a failing map raised KeyError: 'account_id' in plan and run."""
+    mapping = write(
+        project,
+        edited("account: {ref: accounts, column: acct}", "account: {ref: accounts, column: acct, map: {A1: A1}}"),
+    )
+    if command == "plan":
+        res = cli("migrate", "plan", str(mapping))
+        assert res.exit_code == 0, res.output + res.stderr
+        assert "account_id: 'A2' is not in the value map" in res.output
+        return
+    res = run(project, mapping, "short.db", "--max-rejects", "100%", "--json")
+    assert res.exit_code == 0, res.output + res.stderr
+    contacts = json.loads(res.output)["entities"]["contacts"]
+    assert (contacts["inserted"], contacts["rejected"]) == (1, 1)
