@@ -120,3 +120,65 @@ def copy_sqlite_tables(sqlite_path: Path, url: str) -> None:
             conn.execute(insert(table), rows)
     engine.dispose()
     src.close()
+
+
+# --- one-feed mappings for field and row-check cases (tests/test_transforms.py, tests/unit/) ---
+
+#: required fields of each entity, filled with a constant when a case does not test them
+FILLERS = {
+    "contacts": {"full_name": "{const: Somebody}"},
+    "accounts": {"name": "{const: Acme}"},
+    "opportunities": {
+        "name": "{const: Deal}",
+        "stage": "{const: prospecting}",
+        "account": "{ref: accounts, column: acct}",
+    },
+    "cases": {"subject": "{const: Help}", "status": "{const: new}", "priority": "{const: low}"},
+}
+#: the accounts every case's references point at: A1 loads, A2 (no name) is rejected
+ACCOUNTS_CSV = "acct_no,acct_name\nA1,Acme\nA2,\n"
+
+
+def write_csv(path: Path, header: list[str], rows: list[list[str | None]]) -> None:
+    import csv
+
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows([["" if v is None else v for v in row] for row in rows])
+
+
+def mapping_text(entity: str, fields: dict[str, str], key: str, filter_: str | None, source: str) -> str:
+    """A mapping loading ``entity`` from source ``src`` (and accounts from ``accts`` where a field refers to them)."""
+    import json
+
+    fields = {**{k: v for k, v in FILLERS[entity].items() if k not in fields}, **fields}
+    lines = ["version: 1", "name: case", "max_rejects: 100%", "sources:", f"  src: {source}"]
+    if entity == "opportunities" or any("ref: accounts" in spec for spec in fields.values()):
+        lines += ["  accts: {kind: csv, path: accounts.csv}"]
+    lines += ["entities:"]
+    if entity != "accounts" and any("ref: accounts" in spec for spec in fields.values()):
+        lines += ["  accounts:", "    from: accts", "    key: acct_no", "    fields:", "      name: acct_name"]
+    lines += [f"  {entity}:", "    from: src", f"    key: {key}"]
+    if filter_:
+        lines += [f"    filter: {json.dumps(filter_)}"]
+    lines += ["    fields:"] + [f"      {name}: {spec}" for name, spec in fields.items()]
+    return "\n".join(lines) + "\n"
+
+
+def write_case(
+    folder: Path,
+    entity: str,
+    fields: dict[str, str],
+    header: list[str],
+    rows: list[list[str | None]],
+    key: str = "id",
+    filter_: str | None = None,
+    source: str = "{kind: csv, path: source.csv}",
+) -> Path:
+    """source.csv, accounts.csv and the mapping ``case.yaml`` in ``folder``; the mapping's path."""
+    write_csv(folder / "source.csv", header, rows)
+    (folder / "accounts.csv").write_text(ACCOUNTS_CSV, encoding="utf-8")
+    mapping = folder / "case.yaml"
+    mapping.write_text(mapping_text(entity, fields, key, filter_, source), encoding="utf-8")
+    return mapping
