@@ -182,3 +182,47 @@ def write_case(
     mapping = folder / "case.yaml"
     mapping.write_text(mapping_text(entity, fields, key, filter_, source), encoding="utf-8")
     return mapping
+
+
+# --- the order xdist hands tests out in -----------------------------------------------------------
+
+#: seconds a test took in a whole-suite run on 2 busy cores (load ~10), by function name: the
+#: longest start first.  Only the order depends on these; a renamed test just loses its head start.
+LONG = {
+    "test_sigkill_at_random_points_then_resume_equals_a_clean_run": 300,
+    "test_schemathesis_finds_no_server_error_and_no_schema_violation": 170,
+    "test_the_walkthrough_runs_and_ends_with_every_wave_migrated": 72,
+    "test_connection_cut_mid_run_then_resume": 50,
+    "test_postgresql_sandboxes_reset_from_the_template": 47,
+    "test_sigkill_at_random_moments_from_outside_then_resume": 40,
+    "test_a_bulk_load_killed_midway_gets_its_indexes_and_foreign_keys_back": 30,
+    "test_a_bulk_insert_killed_before_its_id_map_caught_up_is_mapped_by_the_next_run": 35,
+    "test_a_bulk_insert_that_loses_either_of_its_row_connections_resumes_to_a_clean_run": 33,
+    "test_a_bounded_run_that_meets_its_thresholds_exits_0": 26,
+    "test_a_training_sandbox_is_a_working_back_end": 35,
+    "test_distributed_mode_with_two_workers": 23,
+    "test_same_seed_same_bytes_different_seed_different_data": 21,
+    "test_pilot_then_two_waves_gated_on_evidence": 21,
+    "test_the_wheel_holds_only_crmkit": 17,
+}
+#: any other test marked slow
+SLOW = 15
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Long tests first, longest first; the rest keep their order (modules stay together).
+
+    xdist's ``--dist load`` hands tests out in collection order, two at a time
+    (``--maxschedchunk 2`` in pyproject's addopts), to whichever worker is free: a test of
+    minutes handed out last would run alone while the other worker idles.  The first two
+    go to one worker and the next two to the other, so the four longest are sent as
+    1st, 3rd, 2nd, 4th: each worker starts with one of the two longest.
+    """
+
+    def seconds(item: pytest.Item) -> int:
+        name = getattr(item, "originalname", item.name)
+        return LONG.get(name, SLOW if item.get_closest_marker("slow") else 0)
+
+    items.sort(key=lambda item: -seconds(item))
+    if len(items) >= 4 and seconds(items[3]) > 0:
+        items[1], items[2] = items[2], items[1]
