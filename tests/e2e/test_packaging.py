@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -37,6 +38,11 @@ def test_every_package_folder_is_listed_and_mapped() -> None:
 
 
 def test_the_wheel_holds_only_crmkit(tmp_path: Path) -> None:
+    # pip builds in the source tree (build/, *.egg-info): build a copy, so the run writes
+    # nothing into the checkout and no stale build/lib of an earlier tree enters the wheel
+    src = tmp_path / "src"
+    skip = shutil.ignore_patterns(".*", "build", "*.egg-info", "__pycache__", "tests", "bench", "docs")
+    shutil.copytree(ROOT, src, ignore=skip)
     proc = subprocess.run(
         [
             sys.executable,
@@ -47,7 +53,7 @@ def test_the_wheel_holds_only_crmkit(tmp_path: Path) -> None:
             "-q",
             "-w",
             str(tmp_path),
-            str(ROOT),
+            str(src),
         ],
         capture_output=True,
         text=True,
