@@ -122,7 +122,7 @@ def copy_sqlite_tables(sqlite_path: Path, url: str) -> None:
     src.close()
 
 
-# --- one-feed mappings for field and row-check cases (tests/test_transforms.py, tests/unit/) ---
+# --- one-feed mappings for field and row-check cases (tests/integration/test_transforms.py, tests/unit/) ---
 
 #: required fields of each entity, filled with a constant when a case does not test them
 FILLERS = {

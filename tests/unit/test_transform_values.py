@@ -3,7 +3,7 @@
 Each case writes a tiny CSV and a mapping, then extracts, shapes and checks it in memory as a
 run does before it writes anything (tests/unit/conftest.py ``shape_case``): the typed value
 a row would load with, or the reasons it would be rejected with.  No database, no CLI;
-tests/test_transforms.py runs a handful of these cases through ``crmkit migrate run``.
+tests/integration/test_transforms.py runs a handful of these cases through ``crmkit migrate run``.
 """
 
 from __future__ import annotations

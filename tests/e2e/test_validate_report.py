@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REQUIRE, cli
-from tests.test_validate_rules import GOOD, write_csv
+from tests.e2e.test_validate_rules import GOOD, write_csv
 
 FLAGS = [
     "--headless",
