@@ -120,3 +120,109 @@ def copy_sqlite_tables(sqlite_path: Path, url: str) -> None:
             conn.execute(insert(table), rows)
     engine.dispose()
     src.close()
+
+
+# --- one-feed mappings for field and row-check cases (tests/integration/test_transforms.py, tests/unit/) ---
+
+#: required fields of each entity, filled with a constant when a case does not test them
+FILLERS = {
+    "contacts": {"full_name": "{const: Somebody}"},
+    "accounts": {"name": "{const: Acme}"},
+    "opportunities": {
+        "name": "{const: Deal}",
+        "stage": "{const: prospecting}",
+        "account": "{ref: accounts, column: acct}",
+    },
+    "cases": {"subject": "{const: Help}", "status": "{const: new}", "priority": "{const: low}"},
+}
+#: the accounts every case's references point at: A1 loads, A2 (no name) is rejected
+ACCOUNTS_CSV = "acct_no,acct_name\nA1,Acme\nA2,\n"
+
+
+def write_csv(path: Path, header: list[str], rows: list[list[str | None]]) -> None:
+    import csv
+
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows([["" if v is None else v for v in row] for row in rows])
+
+
+def mapping_text(entity: str, fields: dict[str, str], key: str, filter_: str | None, source: str) -> str:
+    """A mapping loading ``entity`` from source ``src`` (and accounts from ``accts`` where a field refers to them)."""
+    import json
+
+    fields = {**{k: v for k, v in FILLERS[entity].items() if k not in fields}, **fields}
+    lines = ["version: 1", "name: case", "max_rejects: 100%", "sources:", f"  src: {source}"]
+    if entity == "opportunities" or any("ref: accounts" in spec for spec in fields.values()):
+        lines += ["  accts: {kind: csv, path: accounts.csv}"]
+    lines += ["entities:"]
+    if entity != "accounts" and any("ref: accounts" in spec for spec in fields.values()):
+        lines += ["  accounts:", "    from: accts", "    key: acct_no", "    fields:", "      name: acct_name"]
+    lines += [f"  {entity}:", "    from: src", f"    key: {key}"]
+    if filter_:
+        lines += [f"    filter: {json.dumps(filter_)}"]
+    lines += ["    fields:"] + [f"      {name}: {spec}" for name, spec in fields.items()]
+    return "\n".join(lines) + "\n"
+
+
+def write_case(
+    folder: Path,
+    entity: str,
+    fields: dict[str, str],
+    header: list[str],
+    rows: list[list[str | None]],
+    key: str = "id",
+    filter_: str | None = None,
+    source: str = "{kind: csv, path: source.csv}",
+) -> Path:
+    """source.csv, accounts.csv and the mapping ``case.yaml`` in ``folder``; the mapping's path."""
+    write_csv(folder / "source.csv", header, rows)
+    (folder / "accounts.csv").write_text(ACCOUNTS_CSV, encoding="utf-8")
+    mapping = folder / "case.yaml"
+    mapping.write_text(mapping_text(entity, fields, key, filter_, source), encoding="utf-8")
+    return mapping
+
+
+# --- the order xdist hands tests out in -----------------------------------------------------------
+
+#: seconds a test took in a whole-suite run on 2 busy cores (load ~10), by function name: the
+#: longest start first.  Only the order depends on these; a renamed test just loses its head start.
+LONG = {
+    "test_sigkill_at_random_points_then_resume_equals_a_clean_run": 300,
+    "test_schemathesis_finds_no_server_error_and_no_schema_violation": 170,
+    "test_the_walkthrough_runs_and_ends_with_every_wave_migrated": 72,
+    "test_connection_cut_mid_run_then_resume": 50,
+    "test_postgresql_sandboxes_reset_from_the_template": 47,
+    "test_sigkill_at_random_moments_from_outside_then_resume": 40,
+    "test_a_bulk_load_killed_midway_gets_its_indexes_and_foreign_keys_back": 30,
+    "test_a_bulk_insert_killed_before_its_id_map_caught_up_is_mapped_by_the_next_run": 35,
+    "test_a_bulk_insert_that_loses_either_of_its_row_connections_resumes_to_a_clean_run": 33,
+    "test_a_bounded_run_that_meets_its_thresholds_exits_0": 26,
+    "test_a_training_sandbox_is_a_working_back_end": 35,
+    "test_distributed_mode_with_two_workers": 23,
+    "test_same_seed_same_bytes_different_seed_different_data": 21,
+    "test_pilot_then_two_waves_gated_on_evidence": 21,
+    "test_the_wheel_holds_only_crmkit": 17,
+}
+#: any other test marked slow
+SLOW = 15
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Long tests first, longest first; the rest keep their order (modules stay together).
+
+    xdist's ``--dist load`` hands tests out in collection order, two at a time
+    (``--maxschedchunk 2`` in pyproject's addopts), to whichever worker is free: a test of
+    minutes handed out last would run alone while the other worker idles.  The first two
+    go to one worker and the next two to the other, so the four longest are sent as
+    1st, 3rd, 2nd, 4th: each worker starts with one of the two longest.
+    """
+
+    def seconds(item: pytest.Item) -> int:
+        name = getattr(item, "originalname", item.name)
+        return LONG.get(name, SLOW if item.get_closest_marker("slow") else 0)
+
+    items.sort(key=lambda item: -seconds(item))
+    if len(items) >= 4 and seconds(items[3]) > 0:
+        items[1], items[2] = items[2], items[1]

@@ -7,7 +7,7 @@ that fail something, so a clean million rows costs the checks and nothing more.
 Two engines decide which rows fail which rule, from the same :class:`~validate.schema.Rule`
 list: ``polars`` (the expressions themselves; the default, and the fast one) and
 ``pandera`` (the DataFrameModel of :mod:`validate.pandera_model`, validated with
-``lazy=True``).  ``tests/test_validate_engines.py`` checks that they agree.
+``lazy=True``).  ``tests/unit/test_validate_engines.py`` checks that they agree.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ columns an INSERT or UPDATE is given), and :class:`Compiled` holds its SQL with
 ``%(name)s`` placeholders and the conversions SQLAlchemy would apply to its parameters and
 result columns: all taken from SQLAlchemy's public interface (``Compiled.string``,
 ``params``, ``bind_names``, ``TypeEngine.dialect_impl`` and its bind and result
-processors), so that the results equal SQLAlchemy's own (``tests/test_api_db.py`` runs every
+processors), so that the results equal SQLAlchemy's own (``tests/integration/test_api_db.py`` runs every
 API statement both ways).
 """
 

@@ -4,7 +4,7 @@ A database with no crmkit table at all is built straight from the models and sta
 head revision, in one transaction: Alembic's own recipe for a new database ("Building an Up to
 Date Database from Scratch").  It spares a run into a fresh target importing Alembic and
 replaying every revision (about 0.35 s of each ``crmkit migrate run``).  Every other database
-is upgraded through the revisions.  ``tests/test_schema.py`` checks that both ways give the
+is upgraded through the revisions.  ``tests/integration/test_schema.py`` checks that both ways give the
 models' schema, and that :data:`HEADS` is the revisions' head.
 
 Alembic is imported only where a function needs it.

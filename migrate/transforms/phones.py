@@ -13,7 +13,7 @@ which would make a million-row migration spend most of its time on one column.  
    number) falls through to
 2. ``phonenumbers`` itself, called once per distinct remaining value.
 
-``tests/test_phones.py`` checks that wherever the fast path answers, it answers exactly
+``tests/unit/test_phones.py`` checks that wherever the fast path answers, it answers exactly
 what ``phonenumbers`` does.
 """
 

@@ -14,7 +14,7 @@ import pytest
 
 from tests.chromium import browse
 from tests.conftest import cli
-from tests.test_validate_rules import GOOD, write_csv
+from tests.e2e.test_validate_rules import GOOD, write_csv
 
 
 @pytest.fixture(scope="module")

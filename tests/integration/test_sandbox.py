@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -121,10 +122,13 @@ def test_merge_exercise_is_graded_on_references(tmp_path):
 def test_postgresql_sandboxes_reset_from_the_template(tmp_path, pg_url):
     home = str(tmp_path / "home")
     server = PG_URL
+    # the sandbox's databases are made on the server itself, not in this module's database:
+    # a name of its own, so suites running at the same time on one server do not meet
+    name = f"pgpilot_{uuid.uuid4().hex[:8]}"
     res = cli(
         "sandbox",
         "create",
-        "pgpilot",
+        name,
         "--scenario",
         SCENARIO,
         "--trainees",
@@ -137,19 +141,21 @@ def test_postgresql_sandboxes_reset_from_the_template(tmp_path, pg_url):
         home,
     )
     assert res.exit_code == 0, res.output
-    sb = sbx.load(tmp_path / "home", "pgpilot")
+    sb = sbx.load(tmp_path / "home", name)
     try:
         url = sb.url(tmp_path / "home", "t07")
         change(url)
         assert table_hashes(url) != sb.seeded
-        res = cli("sandbox", "reset", "pgpilot", "--trainee", "t07", "--verify", "--home", home)
+        res = cli("sandbox", "reset", name, "--trainee", "t07", "--verify", "--home", home)
         assert res.exit_code == 0, res.output
         assert table_hashes(url) == sb.seeded
     finally:
-        assert cli("sandbox", "drop", "pgpilot", "--home", home).exit_code == 0
+        assert cli("sandbox", "drop", name, "--home", home).exit_code == 0
     engine = create_engine(pg_url)
     with engine.connect() as conn:
-        left = conn.execute(text("SELECT count(*) FROM pg_database WHERE datname LIKE 'crmkit_sb_pgpilot%'")).scalar()
+        left = conn.execute(
+            text("SELECT count(*) FROM pg_database WHERE datname LIKE :n"), {"n": f"crmkit_sb_{name}%"}
+        ).scalar()
     engine.dispose()
     assert left == 0
 

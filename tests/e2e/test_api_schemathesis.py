@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from tests.test_api import ADMIN, SALES_D2, api  # noqa: F401  (the live-API fixture)
+from tests.e2e.test_api import ADMIN, SALES_D2, api  # noqa: F401  (the live-API fixture)
 
 CHECKS = "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance"
 

@@ -1,7 +1,7 @@
 """The report kit's pages as headless Chromium renders them: every chart kind, Chinese text intact.
 
 The migration and rollout reports are rendered from made-up facts here (no database);
-tests/test_validate_report.py renders a validation report end to end.
+tests/e2e/test_validate_report.py renders a validation report end to end.
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, cli
-from tests.test_bad_input import assert_one_line_error
-from tests.test_validate_rules import GOOD, write_csv
+from tests.e2e.test_bad_input import assert_one_line_error
+from tests.e2e.test_validate_rules import GOOD, write_csv
 
 DOC = ROOT / "docs" / "validation-reference.md"
 
