@@ -83,7 +83,7 @@ def failures(tmp_path: Path, entity: str, bad: dict[str, str], *args: str) -> tu
     doc = validate(tmp_path, entity, bad, *args, "--report", str(tmp_path / "rep"))
     import csv
 
-    with open(tmp_path / "rep" / "failures.csv", encoding="utf-8") as fh:
+    with open(tmp_path / "rep" / "failures.csv", encoding="utf-8-sig") as fh:
         return doc, list(csv.DictReader(fh))
 
 
