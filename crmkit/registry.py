@@ -78,6 +78,10 @@ class Registry(Generic[T]):
     def names(self, tag: str | None = None) -> list[str]:
         return sorted(n for n, e in self._entries.items() if tag is None or tag in e.tags)
 
+    def entries(self) -> list[Entry[T]]:
+        """Every entry in the order it was registered (names() sorts)."""
+        return list(self._entries.values())
+
     def rows(self) -> list[tuple[str, str]]:
         """``(name, summary)`` sorted by name: what a docs table lists."""
         return [(n, self._entries[n].summary) for n in self.names()]

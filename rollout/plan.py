@@ -7,121 +7,25 @@ take secrets through ``${VAR}``.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import AfterValidator, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
+from pydantic import Field, PrivateAttr, create_model, field_validator, model_validator
 
 from crmkit.config import Strict, expand_url, load_model
 from crmkit.errors import ConfigError
+from crmkit.rollout.gate_kinds import GATES
+from crmkit.rollout.spec import RelPath, parse_age
 
-_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([dhm])\s*$")
-
-
-def parse_age(text: str) -> dt.timedelta:
-    m = _AGE.match(str(text))
-    if not m:
-        raise ValueError(f"'{text}' is not an age like 7d, 12h or 30m")
-    n, unit = float(m.group(1)), m.group(2)
-    return dt.timedelta(days=n) if unit == "d" else dt.timedelta(hours=n) if unit == "h" else dt.timedelta(minutes=n)
-
-
-def _rel(v: Path, info: ValidationInfo) -> Path:
-    import os
-
-    base = (info.context or {}).get("base")
-    return v if v.is_absolute() or base is None else Path(os.path.normpath(base / v))
-
-
-#: a path relative to the plan file
-RelPath = Annotated[Path, AfterValidator(_rel)]
-
-
-class _Gate(Strict):
-    max_age: str | None = None  # evidence older than this is inconclusive (default: the plan's)
-
-    @field_validator("max_age")
-    @classmethod
-    def _age(cls, v: str | None) -> str | None:
-        if v is not None:
-            parse_age(v)
-        return v
-
-
-class ReconciliationGate(_Gate):
-    """The previous wave's migration runs: rejects within bounds, nothing unaccounted, verify clean."""
-
-    max_rejects: str = "0"
-    verify: bool = True
-
-    @field_validator("max_rejects")
-    @classmethod
-    def _limit(cls, v: str) -> str:
-        text = str(v).strip()
-        try:
-            float(text[:-1]) if text.endswith("%") else int(text)
-        except ValueError:
-            raise ValueError(f"'{text}' is neither a count (10) nor a percentage (0.5%)") from None
-        return text
-
-
-class ValidationGate(_Gate):
-    """Post-load validation of the target with a rules file (its own gates must pass)."""
-
-    rules: RelPath
-    entities: list[str] = ["accounts", "contacts"]
-
-
-class DedupeReviewGate(_Gate):
-    """The dedupe review queue (a review CSV) must hold no undecided pair."""
-
-    file: RelPath
-    decision_column: str = "decision"
-
-
-class LoadTestGate(_Gate):
-    """A load-test summary (crmkit loadtest run --report) that passed at the cumulative users."""
-
-    summary: RelPath
-
-
-class SandboxGate(_Gate):
-    """Training sandboxes provisioned for the wave's trainees."""
-
-    sandbox: str
-    min_trainees: int = Field(1, ge=1)
-    home: RelPath | None = None
-
-
-class FeedbackGate(_Gate):
-    """Pilot feedback: a CSV of survey answers (a form export)."""
-
-    file: RelPath
-    column: str = "satisfaction"
-    min_mean: float = 4.0
-    min_response_rate: float = Field(0.5, ge=0, le=1)
-
-
-class AdoptionGate(_Gate):
-    """The share of the previous wave's users who wrote through the CRM API within N days."""
-
-    min_share: float = Field(0.5, ge=0, le=1)
-    within_days: int = Field(14, ge=1)
-
-
-class Gates(Strict):
-    reconciliation: ReconciliationGate | None = None
-    validation: ValidationGate | None = None
-    dedupe_review: DedupeReviewGate | None = None
-    loadtest: LoadTestGate | None = None
-    sandboxes: SandboxGate | None = None
-    feedback: FeedbackGate | None = None
-    adoption: AdoptionGate | None = None
-
+#: a wave's ``gates:``: one optional key per registered gate kind, in the registry's order
+Gates: type[Strict] = create_model(  # type: ignore[call-overload]
+    "Gates",
+    __base__=Strict,
+    **{e.name: (e.item.spec | None, None) for e in GATES.entries()},
+)
 
 #: gates judged on the previous wave's evidence; the others on this wave's readiness
-PREVIOUS_WAVE_GATES = ("reconciliation", "validation", "dedupe_review", "feedback", "adoption")
+PREVIOUS_WAVE_GATES = tuple(e.name for e in GATES.entries() if e.item.previous_wave)
 
 
 class Wave(Strict):

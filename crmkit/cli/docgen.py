@@ -23,7 +23,7 @@ def pages(docs: Path = DOCS) -> dict[Path, dict[str, str]]:
     from crmkit.loadtest.groups import PERSONAS
     from crmkit.migrate.sources import SOURCES
     from crmkit.migrate.transforms import TRANSFORMS
-    from crmkit.rollout.gates import GATES
+    from crmkit.rollout.gate_kinds import GATES
     from crmkit.validate.checks import CHECKS
 
     return {
