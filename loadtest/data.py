@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from crmkit.errors import CrmkitError
-from crmkit.loadtest.groups import PERSONAS
+from crmkit.loadtest.personas import PERSONAS
 from crmkit.schema.models import Account, Case, Contact, Opportunity, User
 
 TERMS_PER_SLOT = 40

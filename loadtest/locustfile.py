@@ -21,11 +21,12 @@ from typing import Any
 
 import gevent
 from gevent.event import Event
-from locust import FastHttpUser, LoadTestShape, events, task
+from locust import FastHttpUser, LoadTestShape, events
 from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING, MasterRunner, WorkerRunner
 from locust.stats import PERCENTILES_TO_REPORT, StatsCSV, calculate_response_time_percentile
 
 from crmkit.loadtest.groups import GROUPS, group_of
+from crmkit.loadtest.personas import PERSONAS
 from crmkit.loadtest.thresholds import first_breach
 from crmkit.settings import Settings
 
@@ -116,135 +117,21 @@ class Persona(FastHttpUser):
         return random.choice(terms) if terms else "a"
 
 
-class SalesRep(Persona):
-    """Searches customers, opens accounts, moves deals along, logs calls."""
-
-    persona = "sales"
-
-    @task(4)
-    def search_accounts(self) -> None:
-        if self.slot:
-            self.client.get("/accounts", params={"q": self.term("account"), "limit": 20}, name="search /accounts?q")
-
-    @task(2)
-    def search_contacts(self) -> None:
-        if self.slot:
-            self.client.get("/contacts", params={"q": self.term("contact"), "limit": 20}, name="search /contacts?q")
-
-    @task(3)
-    def open_account(self) -> None:
-        if self.slot:
-            acct = random.choice(self.slot["accounts"])
-            self.get("read /accounts/{id}", f"/accounts/{acct}")
-            self.client.get("/contacts", params={"account_id": acct}, name="read /contacts?account_id")
-            self.client.get("/opportunities", params={"account_id": acct}, name="read /opportunities?account_id")
-
-    @task(2)
-    def update_opportunity(self) -> None:
-        if self.slot and self.slot["opportunities"]:
-            opp = random.choice(self.slot["opportunities"])
-            stage = random.choice(("qualification", "proposal", "negotiation"))
-            self.client.patch(
-                f"/opportunities/{opp}",
-                json={"stage": stage, "probability": random.randint(10, 90)},
-                name="write PATCH /opportunities/{id}",
-            )
-
-    @task(1)
-    def update_account(self) -> None:
-        if self.slot:
-            acct = random.choice(self.slot["accounts"])
-            self.client.patch(
-                f"/accounts/{acct}", json={"tier": random.choice("ABC")}, name="write PATCH /accounts/{id}"
-            )
-
-    @task(2)
-    def log_call(self) -> None:
-        if self.slot:
-            acct = random.choice(self.slot["accounts"])
-            self.client.post(
-                "/activities",
-                json={"type": "call", "subject": "[loadtest] follow-up call", "account_id": acct},
-                name="write POST /activities",
-            )
+def _user_class(name: str) -> type[Persona]:
+    """The Locust user class of a registered persona (its tasks and their weights)."""
+    kind = PERSONAS.get(name)
+    attrs = {"persona": name, "tasks": dict(kind.tasks), "__doc__": kind.doc, "__module__": __name__}
+    return type(name.title().replace("_", "") + "Persona", (Persona,), attrs)
 
 
-NEXT_STATUS = {"new": "open", "open": "pending", "pending": "closed", "closed": "open"}
-
-
-class ServiceAgent(Persona):
-    """Finds callers by phone or email, works the case queue, opens and closes cases."""
-
-    persona = "service"
-
-    @task(3)
-    def find_caller(self) -> None:
-        if self.slot:
-            self.client.get("/contacts", params={"q": self.term("contact"), "limit": 20}, name="search /contacts?q")
-
-    @task(3)
-    def queue(self) -> None:
-        if self.slot:
-            self.client.get("/cases", params={"status": "open", "limit": 20}, name="read /cases?status")
-
-    @task(3)
-    def work_case(self) -> None:
-        if self.slot:
-            case = random.choice(self.slot["cases"])
-            self.get("read /cases/{id}", f"/cases/{case['id']}")
-            status = NEXT_STATUS.get(case["status"], "open")
-            body: dict[str, Any] = {"status": status}
-            body["closed_at"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) if status == "closed" else None
-            with self.client.patch(
-                f"/cases/{case['id']}", json=body, name="write PATCH /cases/{id}", catch_response=True
-            ) as resp:
-                if resp.status_code == 200:
-                    case["status"] = status
-
-    @task(1)
-    def log_note(self) -> None:
-        if self.slot:
-            case = random.choice(self.slot["cases"])
-            body = {"type": "note", "subject": f"[loadtest] case {case['id']}", "account_id": case["account_id"]}
-            self.client.post("/activities", json=body, name="write POST /activities")
-
-
-class Manager(Persona):
-    """Runs the pipeline report, reviews deals in negotiation, looks customers up."""
-
-    persona = "manager"
-
-    @task(3)
-    def pipeline(self) -> None:
-        if self.slot:
-            self.get("report /reports/pipeline", "/reports/pipeline")
-
-    @task(2)
-    def deals(self) -> None:
-        if self.slot:
-            self.client.get(
-                "/opportunities", params={"stage": "negotiation", "limit": 50}, name="read /opportunities?stage"
-            )
-
-    @task(2)
-    def search(self) -> None:
-        if self.slot:
-            self.client.get("/accounts", params={"q": self.term("account"), "limit": 20}, name="search /accounts?q")
-
-    @task(1)
-    def open_account(self) -> None:
-        if self.slot:
-            self.get("read /accounts/{id}", f"/accounts/{random.choice(self.slot['accounts'])}")
-
-
-USER_CLASSES = {"sales": SalesRep, "service": ServiceAgent, "manager": Manager}
-if PLAN is not None:  # the master decides who is spawned: only the profile's personas, by weight
-    for _persona, _cls in USER_CLASSES.items():
-        if _persona in PLAN["personas"]:
+USER_CLASSES = {name: _user_class(name) for name in PERSONAS.names()}
+# Locust collects every User class among the module's names: only the profile's personas, by weight
+for _persona, _cls in USER_CLASSES.items():
+    if PLAN is None or _persona in PLAN["personas"]:
+        if PLAN is not None:
             _cls.weight = PLAN["personas"][_persona]["weight"]
-        else:
-            del globals()[_cls.__name__]
-    del _persona, _cls  # Locust collects every User class among the module's names
+        globals()[_cls.__name__] = _cls
+del _persona, _cls
 
 
 # --- the load shape --------------------------------------------------------------------

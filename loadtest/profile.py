@@ -17,7 +17,8 @@ from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, fie
 
 from crmkit.config import Strict, load_model
 from crmkit.errors import ConfigError
-from crmkit.loadtest.groups import GROUPS, PERSONAS
+from crmkit.loadtest.groups import GROUPS
+from crmkit.loadtest.personas import PERSONAS
 
 PROFILE_DIR = Path("configs") / "loadtest"
 #: the profiles shipped with crmkit (used when the working directory has no configs/loadtest)

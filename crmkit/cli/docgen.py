@@ -20,7 +20,7 @@ def pages(docs: Path = DOCS) -> dict[Path, dict[str, str]]:
     from crmkit.dedupe.compare import METHODS
     from crmkit.dedupe.prepare import NORMALISERS
     from crmkit.dedupe.survive import SURVIVORSHIP
-    from crmkit.loadtest.groups import PERSONAS
+    from crmkit.loadtest.personas import PERSONAS
     from crmkit.migrate.sources import SOURCES
     from crmkit.migrate.transforms import TRANSFORMS
     from crmkit.rollout.gate_kinds import GATES
