@@ -212,11 +212,11 @@ SLOW = 15
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Long tests first, longest first; the rest keep their order (modules stay together).
 
-    xdist's ``--dist load`` hands tests out in collection order, two at a time
-    (``--maxschedchunk 2`` in pyproject's addopts), to whichever worker is free: a test of
-    minutes handed out last would run alone while the other worker idles.  The first two
-    go to one worker and the next two to the other, so the four longest are sent as
-    1st, 3rd, 2nd, 4th: each worker starts with one of the two longest.
+    A test of minutes handed out last would run alone while the other workers idle.  Under
+    ``--dist load --maxschedchunk 2`` the first two went to one worker and the next two to
+    another, hence the swap below (each starts with one of the two longest).  pyproject's
+    addopts now use ``--dist worksteal`` (idle workers take queued tests from busy ones),
+    measured faster on the final suite (docs/benchmarks.md, "Test suite").
     """
 
     def seconds(item: pytest.Item) -> int:
