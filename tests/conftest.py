@@ -101,6 +101,32 @@ def cli(*args: str, env: dict[str, str] | None = None) -> Result:
     return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
 
 
+def legacy_estate(out: Path, scenario: str = "legacy-zh.yaml", seed: int = 7) -> Path:
+    """A generated messy legacy estate (``crmkit training legacy``, its own process) under ``out``."""
+    import subprocess
+    import sys
+
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "crmkit",
+            "training",
+            "legacy",
+            "--scenario",
+            str(ROOT / "configs" / "training" / scenario),
+            "--seed",
+            str(seed),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == 0, res.stderr
+    return out
+
+
 def copy_sqlite_tables(sqlite_path: Path, url: str) -> None:
     """Copy every table of a SQLite file (all columns as text) into another database."""
     import sqlite3

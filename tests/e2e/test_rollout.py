@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
-import sys
 from contextlib import closing
 from pathlib import Path
 
 import pytest
 
 from crmkit.migrate.snapshot import table_hashes
-from tests.conftest import ROOT, cli
+from tests.conftest import ROOT, cli, legacy_estate
 
 DEPTS = ("SALES_N", "SALES_S", "SERVICE")
 
@@ -20,24 +18,7 @@ DEPTS = ("SALES_N", "SALES_S", "SERVICE")
 @pytest.fixture(scope="module")
 def estate(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("estate")
-    res = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "crmkit",
-            "training",
-            "legacy",
-            "--scenario",
-            str(ROOT / "configs" / "training" / "legacy-zh.yaml"),
-            "--seed",
-            "7",
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert res.returncode == 0, res.stderr
+    legacy_estate(out)
     return out
 
 

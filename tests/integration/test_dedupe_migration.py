@@ -6,8 +6,6 @@ On the generated training estate, whose answer key lists every true duplicate pa
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections import defaultdict
 from itertools import combinations
 from pathlib import Path
@@ -15,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.conftest import ROOT, cli
+from tests.conftest import ROOT, cli, legacy_estate
 
 RULES = ROOT / "configs" / "dedupe" / "training-accounts.yaml"
 
@@ -23,24 +21,7 @@ RULES = ROOT / "configs" / "dedupe" / "training-accounts.yaml"
 @pytest.fixture(scope="module")
 def estate(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("estate")
-    res = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "crmkit",
-            "training",
-            "legacy",
-            "--scenario",
-            str(ROOT / "configs" / "training" / "legacy-zh.yaml"),
-            "--seed",
-            "7",
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert res.returncode == 0, res.stderr
+    legacy_estate(out)
     mapping = out / "mapping.yaml"
     (out / "mapping-dedupe.yaml").write_text(
         mapping.read_text(encoding="utf-8") + f"\ndedupe: {{accounts: {RULES}}}\n", encoding="utf-8"
