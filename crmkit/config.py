@@ -86,6 +86,10 @@ class Document:
         return line
 
 
+def _line_of(text: str, position: int) -> int:
+    return text.count("\n", 0, position) + 1
+
+
 def read_yaml(path: Path) -> Document:
     """Parse ``path`` safely; a syntax error is a ConfigError naming file and line."""
     try:
@@ -94,7 +98,13 @@ def read_yaml(path: Path) -> Document:
         raise ConfigError(f"{path}: no such file") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    loader = _LineLoader(text)
+    try:
+        loader = _LineLoader(text)  # refuses non-printable characters (a NUL byte) at once
+    except yaml.reader.ReaderError as exc:
+        line = _line_of(text, exc.position)
+        raise ConfigError(
+            f"{path}:{line}: invalid YAML: control character U+{exc.character:04X} is not allowed"
+        ) from None
     loader.line_index = {}  # type: ignore[attr-defined]
     try:
         node = loader.get_single_node()
