@@ -11,6 +11,7 @@ from typing import cast
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from crmkit.cli.options import json_option, operator_option, target_option
@@ -76,8 +77,15 @@ def plan(mapping: Path, target: str | None, sample: int, as_json: bool) -> None:
     for f in p.feeds:
         con.print(
             f"\n[bold]{f.entity}[/bold] ← {f.source}: {f.in_scope} of {f.rows} rows in scope, "
-            f"{f.failing_rows} fail a transform or type"
+            f"{f.failing_rows} fail a transform or type; {f.rejected_rows} would be rejected, "
+            f"{f.warning_rows} load with a warning"
         )
+        for issue in f.issues:
+            tone = "red" if issue["severity"] == "error" else "yellow"
+            con.print(
+                f"  row {issue['row']} (key {issue['key']}) [{tone}]{issue['severity']}[/{tone}]: "
+                f"{escape(str(issue['reasons']))}"
+            )
         if f.unmapped_columns:
             con.print(f"  source columns not read: {', '.join(f.unmapped_columns)}")
         if f.unfilled_fields:
