@@ -268,7 +268,12 @@ class Writer:
             self._write_updates(
                 shaped.entity,
                 todo.select(
-                    pl.col("target_id").alias("id"), pl.lit(False).alias("active"), pl.lit(self.run_id).alias("run_id")
+                    pl.col("target_id").alias("id"),
+                    pl.lit(False).alias("active"),
+                    pl.lit(self.run_id).alias("run_id"),
+                    # the hash of the row as loaded, inverted: if its legacy row comes back, it is an
+                    # update (made active again), not unchanged
+                    (~pl.col(delta.HASH)).alias(delta.HASH),
                 ),
             )
             self.commit("vanish.before_commit")

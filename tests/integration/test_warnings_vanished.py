@@ -234,3 +234,23 @@ def test_deactivate_is_refused_for_an_entity_without_an_active_flag(tmp_path):
     mapping.write_text(mapping.read_text().replace("    key: id\n", "    key: id\n    on_vanished: deactivate\n"))
     res = cli("migrate", "plan", str(mapping))
     assert res.exit_code == 2 and "case.yaml:" in res.output and "cases has no active flag" in res.output
+
+
+@pytest.mark.parametrize("on_vanished", ["deactivate", "delete"])
+def test_a_vanished_row_that_comes_back_is_loaded_again(tmp_path, on_vanished):
+    target = f"sqlite:///{tmp_path / 'crm.db'}"
+    mapping = _vanish_case(tmp_path, on_vanished)
+    run(mapping, target)
+    before = (tmp_path / "accts.csv").read_bytes(), (tmp_path / "people.csv").read_bytes()
+    _delete_legacy(tmp_path)
+    run(mapping, target)
+    (tmp_path / "accts.csv").write_bytes(before[0])
+    (tmp_path / "people.csv").write_bytes(before[1])
+    run(mapping, target)
+    assert {k: bool(v) for k, v in query(target, "SELECT legacy_key, active FROM accounts")} == {
+        "A1": True,
+        "A2": True,
+        "A3": True,
+    }
+    checked = _verify(mapping, target)
+    assert checked["ok"] and checked["vanished"] == [], checked
