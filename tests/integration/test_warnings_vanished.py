@@ -81,7 +81,9 @@ def test_warnings_are_listed_in_the_table_json_csv_and_report(tmp_path, target):
     assert "account_id: 'A9' not found in accounts" in warned["3"]
     assert "email: '=bad'" in warned["4"] and "'A2' of accounts (source accts) was rejected" in warned["4"]
     # the rejects stay apart: accounts' A2 (no name) is the run's only reject
-    assert [(r["entity"], r["legacy_key"], r["severity"]) for r in doc["rejected_rows"]] == [("accounts", "A2", "error")]
+    assert [(r["entity"], r["legacy_key"], r["severity"]) for r in doc["rejected_rows"]] == [
+        ("accounts", "A2", "error")
+    ]
     table = query(target, "SELECT entity, legacy_key, severity FROM crmkit_rejects ORDER BY entity, legacy_key")
     assert table == [("accounts", "A2", "error"), *(("contacts", k, "warning") for k in ("2", "3", "4"))]
     # the rows loaded, the warned values and references empty
@@ -181,7 +183,11 @@ def test_verify_passes_after_a_legacy_delete(tmp_path, target, on_vanished):
     outcomes = {(v["entity"], v["legacy_key"]): v["outcome"] for v in checked["vanished"]}
     accounts = dict(query(target, "SELECT legacy_key, active FROM accounts"))
     if on_vanished == "keep":
-        assert outcomes == {("accounts", "A2"): "vanished", ("accounts", "A3"): "vanished", ("contacts", "P2"): "vanished"}
+        assert outcomes == {
+            ("accounts", "A2"): "vanished",
+            ("accounts", "A3"): "vanished",
+            ("contacts", "P2"): "vanished",
+        }
         assert set(accounts) == {"A1", "A2", "A3"}
     elif on_vanished == "deactivate":
         assert {k: bool(v) for k, v in accounts.items()} == {"A1": True, "A2": False, "A3": False}
@@ -197,7 +203,9 @@ def test_verify_passes_after_a_legacy_delete(tmp_path, target, on_vanished):
 @pytest.mark.parametrize("target", BACKENDS, indirect=True)
 def test_delete_keeps_a_row_that_is_still_referred_to_and_lists_it(tmp_path, target):
     mapping = _vanish_case(tmp_path, "delete")
-    mapping.write_text(mapping.read_text().replace("on_vanished: delete\n    fields:\n      full_name", "fields:\n      full_name"))
+    mapping.write_text(
+        mapping.read_text().replace("on_vanished: delete\n    fields:\n      full_name", "fields:\n      full_name")
+    )
     run(mapping, target)
     _delete_legacy(tmp_path)  # P2 vanishes too, but contacts keep their vanished rows
     doc = run(mapping, target)
