@@ -123,8 +123,9 @@ class Feed(Strict):
     key: list[str]
     fields: dict[str, FieldSpec]
     filter: str | None = None
-    #: legacy rows that disappeared since an earlier run: counted, or their target rows set inactive
-    on_vanished: Literal["keep", "deactivate"] = "keep"
+    #: legacy rows that disappeared since an earlier run: counted and kept, their target rows set
+    #: inactive, or deleted (see migrate/pipeline/vanish.py)
+    on_vanished: Literal["keep", "deactivate", "delete"] = "keep"
 
     @field_validator("key", mode="before")
     @classmethod
@@ -270,6 +271,12 @@ def _check_feed(m: Mapping, doc: Document, target: TargetEntity, feed: Feed, loc
                 raise _fail(doc, floc + ("source",), f"unknown source '{src}'")
         elif tf.references is not None and spec.const is None:
             raise _fail(doc, floc, f"{tf.name} refers to {tf.references}: write {{ref: {tf.references}, column: ...}}")
+        if spec.on_error == "warn" and tf.required:
+            raise _fail(
+                doc,
+                floc + ("on_error",),
+                f"{tf.name} is required, so a row cannot load with it empty: drop on_error: warn (the row is rejected)",
+            )
         _check_yaml_booleans(doc, floc, tf, spec)
     if feed.on_vanished == "deactivate" and "active" not in target.fields:
         raise _fail(doc, loc + ("on_vanished",), f"{target.name} has no active flag to clear; use keep")

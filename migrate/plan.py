@@ -5,6 +5,8 @@ sources and their row counts, source columns nothing reads, target fields nothin
 a few transformed sample rows, and references that will not resolve — keys pointing at
 rows missing from the parent's source (missing parents) and counts of rows so affected
 (orphans).  When a target is given, keys already in its id map count as resolvable.
+``issues`` lists the first rows a run would reject or load with a warning, and why: the
+run's own check (keys, required fields, references) over the shaped rows.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from crmkit.migrate.fields import ERRORS, KEY, Shaped, ref_col
+from crmkit.migrate.fields import ERRORS, KEY, WARNINGS, Shaped, ref_col
 from crmkit.migrate.mapping import load_mapping
+from crmkit.migrate.pipeline.check import OUT_OF_SCOPE, KeyMap, check
 from crmkit.migrate.pipeline.prepare import Prepared, prepare, ref_source
 from crmkit.migrate.sources import ROW
 from crmkit.schema.target import entities
@@ -31,6 +34,10 @@ class FeedPlan:
     failing_rows: int  # rows a transform or cast already fails on
     sample: list[dict[str, object]]
     unresolved: dict[str, dict[str, object]] = field(default_factory=dict)  # field -> {orphans, missing}
+    rejected_rows: int = 0  # rows a run would reject (any reason its check finds)
+    warning_rows: int = 0  # rows a run would load with a warning (a value left empty)
+    #: the first rows a run would reject or warn about: row, key, severity (error|warning), reasons
+    issues: list[dict[str, object]] = field(default_factory=list)
 
 
 @dataclass
@@ -94,10 +101,12 @@ def _feed_plan(p: Prepared, ename: str, i: int, shaped: Shaped, known: pl.DataFr
         failing_rows=int(frame.select((pl.col(ERRORS).list.len() > 0).sum()).item()),
         sample=[{k.removeprefix("__ref_"): v for k, v in row.items()} for row in sample],
     )
+    parents: dict[str, KeyMap] = {}
     for fname, spec in shaped.refs.items():
         assert spec.ref is not None
         src = ref_source(p.mapping, spec, f"entities.{ename}.fields.{fname}")
         parent_keys = _parent_keys(p, spec.ref, src, known)
+        parents[fname] = _keymap(spec.ref, src, parent_keys)
         refs = frame.select(pl.col(ref_col(fname)).alias("k")).drop_nulls()
         orphans = refs.filter(~pl.col("k").is_in(parent_keys.implode()))
         fp.unresolved[fname] = {
@@ -105,7 +114,34 @@ def _feed_plan(p: Prepared, ename: str, i: int, shaped: Shaped, known: pl.DataFr
             "orphans": orphans.height,
             "missing_parents": orphans["k"].unique(maintain_order=True).head(10).to_list(),
         }
+    _issues(fp, check(shaped, parents), max(n, 5))
     return fp
+
+
+def _keymap(entity: str, source: str, keys: pl.Series) -> KeyMap:
+    """Keys a run could resolve, with stand-in ids (a plan writes nothing and knows no ids)."""
+    ids = (
+        pl.DataFrame({"legacy_key": keys})
+        .with_row_index("target_id")
+        .select("legacy_key", pl.col("target_id").cast(pl.Int64))
+    )
+    return KeyMap(entity, source, ids, pl.DataFrame(schema={"legacy_key": pl.String}))
+
+
+def _issues(fp: FeedPlan, checked: pl.DataFrame, n: int) -> None:
+    """Count the rows a run would reject or warn about; list the first ``n`` with their reasons."""
+    checked = checked.filter(~pl.col(OUT_OF_SCOPE))
+    bad = pl.col(ERRORS).list.len() > 0
+    warned = ~bad & (pl.col(WARNINGS).list.len() > 0)
+    fp.rejected_rows = int(checked.select(bad.sum()).item())
+    fp.warning_rows = int(checked.select(warned.sum()).item())
+    rows = checked.filter(bad | warned).head(n)
+    fp.issues = rows.select(
+        pl.col(ROW).alias("row"),
+        pl.col(KEY).alias("key"),
+        pl.when(bad).then(pl.lit("error")).otherwise(pl.lit("warning")).alias("severity"),
+        pl.when(bad).then(pl.col(ERRORS)).otherwise(pl.col(WARNINGS)).list.join("; ").alias("reasons"),
+    ).to_dicts()
 
 
 def _parent_keys(p: Prepared, entity: str, source: str, known: pl.DataFrame) -> pl.Series:

@@ -1,4 +1,7 @@
-"""Run reports: ``summary.json``, ``rejects.csv`` and a self-contained ``report.html``.
+"""Run reports: ``summary.json``, ``rejects.csv``, ``warnings.csv`` and a self-contained ``report.html``.
+
+Rejects (rows that did not load) and warnings (rows that loaded with a value left empty) are
+listed apart, each row with its severity, in the files, the page and the JSON summary.
 
 The HTML page is a page of the report kit (crmkit.report): no network, the chart an inline
 SVG (stacked bars of outcomes per entity), every value escaped.
@@ -16,6 +19,8 @@ from crmkit.report import escape, page, stacked_bar_chart, table
 if TYPE_CHECKING:
     from crmkit.migrate.pipeline.result import RunResult
 
+#: rejects and warnings listed on the page (each); the CSV files hold all of them
+SHOWN = 500
 OUTCOMES = ("inserted", "updated", "unchanged", "merged", "filtered", "rejected")
 COLOURS = {
     "inserted": "#2e7d32",
@@ -28,17 +33,19 @@ COLOURS = {
 
 
 def write_report(result: RunResult, directory: str | Path) -> Path:
-    """Write the three report files into ``directory``; returns the HTML page's path."""
+    """Write the report files into ``directory``; returns the HTML page's path."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     doc = result.to_json()
     doc["report_dir"] = str(out)
     (out / "summary.json").write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     write_people_csv(result.rejects, out / "rejects.csv")
+    write_people_csv(result.warnings, out / "warnings.csv")
     if result.validation is not None:
         result.validation.write_report(out / "validation")
     path = out / "report.html"
-    path.write_text(render_html(doc, result.rejects.head(500).rows(named=True)), encoding="utf-8")
+    shown = [frame.head(SHOWN).rows(named=True) for frame in (result.rejects, result.warnings)]
+    path.write_text(render_html(doc, *shown), encoding="utf-8")
     return path
 
 
@@ -76,23 +83,33 @@ def _summary(doc: dict[str, object]) -> str:
     )
 
 
-def render_html(doc: dict[str, object], rejects: list[dict[str, object]]) -> str:
+def _listed(rows: list[dict[str, object]], name: str) -> str:
+    return table(
+        ["entity", "source", "row", "legacy key", "reasons"],
+        [[r["entity"], r["source_name"], r["row_number"], r["legacy_key"], r["reasons"]] for r in rows],
+        name=name,
+    )
+
+
+def render_html(
+    doc: dict[str, object], rejects: list[dict[str, object]], warnings: list[dict[str, object]] | None = None
+) -> str:
     entities = doc["entities"]
     assert isinstance(entities, dict)
+    warnings = warnings or []
     cols = ["extracted", *OUTCOMES, "warnings"]
     counts = table(["entity", *cols], [[e, *(v[c] for c in cols)] for e, v in entities.items()], name="counts")
-    rej = table(
-        ["entity", "source", "row", "legacy key", "reasons"],
-        [[r["entity"], r["source_name"], r["row_number"], r["legacy_key"], r["reasons"]] for r in rejects],
-        name="rejects",
-    )
     rejected = sum(v["rejected"] for v in entities.values())
+    warned = sum(v["warnings"] for v in entities.values())
     return page(
         f"crmkit run {doc['run_id']} — {doc['mapping']}",
         [
             _summary(doc),
             f"<h2>Outcomes per entity</h2>\n{chart_svg(entities)}\n{counts}",
-            f"<h2>Rejects</h2>\n<p>{rejected} rows rejected; the first {len(rejects)} are listed here,\n"
-            f'all of them in <a href="rejects.csv">rejects.csv</a>.</p>\n{rej}',
+            f"<h2>Rejects</h2>\n<p>{rejected} rows rejected (not loaded); the first {len(rejects)} are listed here,\n"
+            f'all of them in <a href="rejects.csv">rejects.csv</a>.</p>\n{_listed(rejects, "rejects")}',
+            f"<h2>Warnings</h2>\n<p>{warned} rows loaded with a warning (a value left empty); the first "
+            f'{len(warnings)} are listed here,\nall of them in <a href="warnings.csv">warnings.csv</a>.</p>\n'
+            f"{_listed(warnings, 'warnings')}",
         ],
     )

@@ -11,6 +11,7 @@ from typing import cast
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from crmkit.cli.options import json_option, operator_option, target_option
@@ -76,8 +77,15 @@ def plan(mapping: Path, target: str | None, sample: int, as_json: bool) -> None:
     for f in p.feeds:
         con.print(
             f"\n[bold]{f.entity}[/bold] ← {f.source}: {f.in_scope} of {f.rows} rows in scope, "
-            f"{f.failing_rows} fail a transform or type"
+            f"{f.failing_rows} fail a transform or type; {f.rejected_rows} would be rejected, "
+            f"{f.warning_rows} load with a warning"
         )
+        for issue in f.issues:
+            tone = "red" if issue["severity"] == "error" else "yellow"
+            con.print(
+                f"  row {issue['row']} (key {issue['key']}) [{tone}]{issue['severity']}[/{tone}]: "
+                f"{escape(str(issue['reasons']))}"
+            )
         if f.unmapped_columns:
             con.print(f"  source columns not read: {', '.join(f.unmapped_columns)}")
         if f.unfilled_fields:
@@ -136,7 +144,7 @@ def _progress(enabled: bool) -> Iterator[Progress | None]:
     "report_dir",
     default=None,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Write summary.json, rejects.csv and report.html here.",
+    help="Write summary.json, rejects.csv, warnings.csv and report.html here.",
 )
 @operator_option
 @click.option(
@@ -277,8 +285,10 @@ def history(target: str, limit: int, as_json: bool) -> None:
 def verify(mapping: Path, target: str, operator: str | None, report_dir: Path | None, as_json: bool) -> None:
     """Re-read MAPPING's sources and compare them with TARGET, row by row.
 
-    Lists every row missing from the target, changed in it, or there unexpectedly.
-    Exit code 1 on any mismatch: run it before signing off a cut-over.
+    Lists every row missing from the target, changed in it, or there unexpectedly.  Rows
+    whose legacy row is gone are listed as vanished: a mismatch only where the feed's
+    on_vanished (deactivate, delete) was not carried out.  Exit code 1 on any mismatch:
+    run it before signing off a cut-over.
 
     \b
     Example:
@@ -292,10 +302,10 @@ def verify(mapping: Path, target: str, operator: str | None, report_dir: Path | 
     else:
         con = _console()
         t = Table(title=f"Verify {result.mapping} against {result.target}")
-        for c in ("entity", "source", "expected", "in_target", "mismatches"):
+        for c in ("entity", "source", "expected", "in_target", "mismatches", "vanished"):
             t.add_column(c)
         for count in result.counts:
-            t.add_row(*(str(count[k]) for k in ("entity", "source", "expected", "in_target", "mismatches")))
+            t.add_row(*(str(count[k]) for k in ("entity", "source", "expected", "in_target", "mismatches", "vanished")))
         con.print(t)
         for row in result.mismatches.head(50).iter_rows(named=True):
             con.print(f"  {row['kind']:<10} {row['entity']} {row['source_name']}:{row['legacy_key']}")

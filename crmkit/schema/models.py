@@ -41,6 +41,7 @@ from crmkit.schema.vocabulary import (
     ROLES,
     RUN_KINDS,
     RUN_STATUSES,
+    SEVERITIES,
     STAGES,
     enum,
     personal,
@@ -253,7 +254,8 @@ class IdMap(Base):
 
 
 class Reject(Base):
-    """A source row that did not load, with the reasons."""
+    """A source row that did not load (severity ``error``), or loaded with a value left empty
+    (``warning``: an ``on_error: warn`` field or a validation warning), with the reasons."""
 
     __tablename__ = "crmkit_rejects"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -264,6 +266,7 @@ class Reject(Base):
     legacy_key: Mapped[str | None] = mapped_column(String(LEGACY_KEY_LENGTH))
     reasons: Mapped[str] = mapped_column(Text)
     raw_json: Mapped[str] = mapped_column(Text)
+    severity: Mapped[str] = mapped_column(String(10), server_default="error", info=enum(SEVERITIES))
 
 
 Index("ix_crmkit_id_map_target", IdMap.entity, IdMap.target_id)

@@ -34,6 +34,8 @@ PRIORITIES = ("low", "medium", "high", "urgent")
 #: crmkit_runs: what a run row records and how it ended (pipeline.result.RunStatus is the same list)
 RUN_KINDS = ("run", "dry_run", "generate")
 RUN_STATUSES = ("running", "succeeded", "rejects_over_threshold", "gates_failed", "failed")
+#: crmkit_rejects.severity: a row that did not load (error), or loaded with a value left empty (warning)
+SEVERITIES = ("error", "warning")
 
 
 def personal() -> dict[str, Any]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from crmkit.migrate.fields import ERRORS, KEY, Shaped, reason_list, ref_col
+from crmkit.migrate.fields import ERRORS, KEY, WARNINGS, Shaped, reason_list, ref_col
 from crmkit.migrate.sources import ROW
 from crmkit.schema.models import LEGACY_KEY_LENGTH
 
@@ -42,24 +42,28 @@ def check(shaped: Shaped, parents: dict[str, KeyMap]) -> pl.DataFrame:
         for f in shaped.fields
         if f.required and f.name not in shaped.refs
     ]
-    for fname in shaped.refs:
-        frame = _resolve(frame, fname, parents[fname], required=_required(shaped, fname))
-        extra.append(pl.col(f"__rk_reason_{fname}"))
+    warn: list[pl.Expr] = []
+    for fname, spec in shaped.refs.items():
+        warned = spec.on_error == "warn"
+        frame = _resolve(frame, fname, parents[fname], required=_required(shaped, fname), warn=warned)
+        (warn if warned else extra).append(pl.col(f"__rk_reason_{fname}"))
     frame = _add_reasons(frame, extra)
+    if warn:
+        frame = _add_reasons(frame, warn, WARNINGS)
     return frame.drop([c for c in frame.columns if c.startswith("__rk_")])
 
 
-def _add_reasons(frame: pl.DataFrame, extra: list[pl.Expr]) -> pl.DataFrame:
-    """Append the non-null texts of ``extra`` to ``__errors``, on the rows that have any."""
+def _add_reasons(frame: pl.DataFrame, extra: list[pl.Expr], into: str = ERRORS) -> pl.DataFrame:
+    """Append the non-null texts of ``extra`` to ``into`` (``__errors``), on the rows that have any."""
     has = frame.select(pl.any_horizontal([e.is_not_null() for e in extra]).fill_null(False)).to_series()
     if not has.any():
         return frame
     idx = "__rk_row"
     frame = frame.with_row_index(idx)
-    more = frame.filter(has).select(idx, pl.concat_list([pl.col(ERRORS), reason_list(extra)]).alias("__rk_more"))
+    more = frame.filter(has).select(idx, pl.concat_list([pl.col(into), reason_list(extra)]).alias("__rk_more"))
     return (
         frame.join(more, on=idx, how="left", maintain_order="left")
-        .with_columns(pl.coalesce("__rk_more", ERRORS).alias(ERRORS))
+        .with_columns(pl.coalesce("__rk_more", into).alias(into))
         .drop(idx, "__rk_more")
     )
 
@@ -102,8 +106,12 @@ def _key_reasons(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(reason.alias("__rk_key"))
 
 
-def _resolve(frame: pl.DataFrame, fname: str, parent: KeyMap, required: bool) -> pl.DataFrame:
-    """Replace the field by the parent's target id; add ``__rk_reason_<field>`` where it fails."""
+def _resolve(frame: pl.DataFrame, fname: str, parent: KeyMap, required: bool, warn: bool = False) -> pl.DataFrame:
+    """Replace the field by the parent's target id; add ``__rk_reason_<field>`` where it fails.
+
+    With ``warn`` (``on_error: warn``) the row loads with the reference empty: the legacy key
+    it named is cleared too, so that the row's hash changes (and the row is updated) once
+    the parent arrives."""
     ref = ref_col(fname)
     ids = parent.ids.rename({"legacy_key": ref, "target_id": "__rk_id"})
     frame = (
@@ -132,4 +140,9 @@ def _resolve(frame: pl.DataFrame, fname: str, parent: KeyMap, required: bool) ->
         reason = (
             pl.when(pl.col(ref).is_null()).then(pl.lit(f"{fname}: required reference is missing")).otherwise(reason)
         )
-    return frame.with_columns(reason.alias(f"__rk_reason_{fname}")).drop("__rk_id", "__rk_rej")
+    frame = frame.with_columns(reason.alias(f"__rk_reason_{fname}")).drop("__rk_id", "__rk_rej")
+    if warn:
+        frame = frame.with_columns(
+            pl.when(missing & ~pl.col(OUT_OF_SCOPE)).then(None).otherwise(pl.col(ref)).alias(ref)
+        )
+    return frame

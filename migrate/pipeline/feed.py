@@ -13,7 +13,7 @@ import polars as pl
 from crmkit.db.sql import q
 from crmkit.migrate.fields import ERRORS, KEY, WARNINGS, Shaped, ref_col
 from crmkit.migrate.mapping import Feed
-from crmkit.migrate.pipeline import bulk, delta
+from crmkit.migrate.pipeline import bulk, delta, vanish
 from crmkit.migrate.pipeline.check import OUT_OF_SCOPE, KeyMap, check
 from crmkit.migrate.pipeline.prepare import Prepared, ref_source
 from crmkit.migrate.pipeline.result import FeedCounts
@@ -26,6 +26,8 @@ class Feeds:
         self.loader = writer.loader
         self.keymaps: dict[tuple[str, str], KeyMap] = {}
         self._checks: dict[int, pl.DataFrame] = {}
+        #: vanished rows of on_vanished: delete feeds, deleted once every feed has loaded
+        self.vanished: list[vanish.Pending] = []
 
     def _parents(self, shaped: Shaped) -> dict[str, KeyMap]:
         out = {}
@@ -150,14 +152,15 @@ class Feeds:
         d = delta.classify(ok, before, self.w.run_id)
         counts.unchanged = d.unchanged.height
         counts.inserted, counts.updated = d.done_inserts, d.done_updates
-        counts.warnings = int(ok.select(pl.col(WARNINGS).list.len().gt(0).sum()).item())
         if d.inserts.height >= self.w.opt.bulk_rows:
             inserted = bulk.insert(self.w, shaped, d.inserts, value_fields, counts)
         else:
             inserted = self.w.insert(shaped, d.inserts, value_fields, counts)
         self.w.update(shaped, d.updates, value_fields, counts)
-        self.w.reject(shaped, bad, counts)
-        self.w.vanished(shaped, before, deactivating, counts)
+        self.w.reject(shaped, bad, counts, warned=ok.filter(pl.col(WARNINGS).list.len() > 0))
+        gone = self.w.vanished(shaped, before, feed_def.on_vanished, counts)
+        if feed_def.on_vanished == "delete":
+            self.vanished.append(vanish.Pending(shaped.entity, shaped.source, gone, counts))
         loaded = pl.concat([before.select("legacy_key", "target_id"), inserted])
         self.keymaps[(shaped.entity, shaped.source)] = KeyMap(
             shaped.entity,
@@ -169,6 +172,14 @@ class Feeds:
             ),
         )
         return counts
+
+    def delete_vanished(self) -> None:
+        """After every feed: delete the vanished rows of on_vanished: delete feeds (children
+        first); the key maps forget the deleted keys."""
+        self.w.delete_vanished(self.vanished)
+        for p in self.vanished:
+            km = self.keymaps[(p.entity, p.source)]
+            km.ids = km.ids.filter(~pl.col("legacy_key").is_in(p.deleted.implode()))
 
     def _split(self, shaped: Shaped, counts: FeedCounts) -> tuple[pl.DataFrame, pl.DataFrame]:
         """The checked rows to load and to reject; the out-of-scope ones counted as filtered."""

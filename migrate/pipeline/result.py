@@ -25,7 +25,21 @@ COUNT_KEYS = (
     "warnings",
     "vanished",
     "deactivated",
+    "deleted",
 )
+
+#: a listed row (crmkit_rejects without run_id): RunResult.rejects (severity error) and .warnings
+LISTED_SCHEMA = {
+    "entity": pl.String,
+    "source_name": pl.String,
+    "row_number": pl.Int64,
+    "legacy_key": pl.String,
+    "reasons": pl.String,
+    "raw_json": pl.String,
+    "severity": pl.String,
+}
+#: how many listed rejects and warnings to_json() carries each (the files and the table hold all)
+JSON_LISTED = 1000
 
 #: how a run ended (crmkit_runs.status; the schema's vocabulary RUN_STATUSES is the same list)
 RunStatus = Literal["running", "succeeded", "rejects_over_threshold", "gates_failed", "failed"]
@@ -44,9 +58,10 @@ class FeedCounts:
     unchanged: int = 0
     merged: int = 0
     rejected: int = 0
-    warnings: int = 0
+    warnings: int = 0  # rows loaded (or unchanged) with a warning; each is listed (severity warning)
     vanished: int = 0  # rows an earlier run loaded whose legacy row is gone (not an outcome of this run)
     deactivated: int = 0  # of those, set inactive by this run (on_vanished: deactivate)
+    deleted: int = 0  # of those, deleted by this run (on_vanished: delete)
 
     @property
     def accounted(self) -> int:
@@ -76,7 +91,9 @@ class RunResult:
     max_rejects: str = "0"
     sources: list[SourceInfo] = field(default_factory=list)
     counts: list[FeedCounts] = field(default_factory=list)
-    rejects: pl.DataFrame = field(default_factory=pl.DataFrame)
+    rejects: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=LISTED_SCHEMA))
+    #: rows that loaded with a warning, listed like the rejects (severity ``warning``)
+    warnings: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=LISTED_SCHEMA))
     report_dir: str | None = None
     message: str = ""
     resumed: bool = False
@@ -113,7 +130,16 @@ class RunResult:
             "message": self.message,
             "resumed": self.resumed,
             "validation": self.validation.to_json() if self.validation is not None else None,
+            # the first JSON_LISTED of each, without the source row (all of them: rejects.csv, warnings.csv)
+            "rejected_rows": _listed(self.rejects),
+            "warned_rows": _listed(self.warnings),
         }
+
+
+def _listed(rows: pl.DataFrame) -> list[dict[str, object]]:
+    if rows.height == 0:
+        return []
+    return rows.head(JSON_LISTED).drop("raw_json", strict=False).to_dicts()
 
 
 def over_threshold(rejected: int, extracted: int, limit: str) -> bool:

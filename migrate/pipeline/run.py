@@ -129,7 +129,7 @@ class _Run:
                 self._audit("resume" if resume_id else "run", "started", detail=f"pid {os.getpid()}")
             self.opt.hooks.point("run.opened", self.loader)
             self._feeds()
-            r.rejects = self.w.all_rejects()
+            r.rejects, r.warnings = self.w.listed()
             total = r.totals()
             rejected = over_threshold(total["rejected"], total["extracted"], r.max_rejects)
             r.status = "rejects_over_threshold" if rejected else "succeeded"
@@ -157,6 +157,7 @@ class _Run:
                 self.result.counts.append(feeds.load(shaped, plan))
             if plan is not None:
                 feeds.record_merges(entity, plan)
+        feeds.delete_vanished()
         reconcile(self.loader, self.result.counts, feeds.keymaps)
 
     def _audit(self, action: str, outcome: str, detail: str | None = None) -> None:

@@ -18,9 +18,9 @@ from crmkit.csvout import MAX_STORED, STORED_TRUNCATED, capped_text
 from crmkit.db.background import Background
 from crmkit.db.loader import Loader
 from crmkit.db.sql import q
-from crmkit.migrate.fields import ERRORS, KEY, Shaped
-from crmkit.migrate.pipeline import delta
-from crmkit.migrate.pipeline.result import FeedCounts, Options, RunResult
+from crmkit.migrate.fields import ERRORS, KEY, WARNINGS, Shaped
+from crmkit.migrate.pipeline import delta, vanish
+from crmkit.migrate.pipeline.result import LISTED_SCHEMA, FeedCounts, Options, RunResult
 from crmkit.migrate.safety.hooks import FaultPoint
 from crmkit.migrate.safety.store import RunStore
 from crmkit.migrate.sources import ROW
@@ -216,30 +216,13 @@ class Writer:
         self.loader.update_from(entity, stage, frame.columns)
         self.loader.execute(f"DROP TABLE {q(stage)}")
 
-    def reject(self, shaped: Shaped, bad: pl.DataFrame, counts: FeedCounts) -> None:
-        counts.rejected = bad.height
-        raw_cols = [c for c in shaped.raw.columns if c != ROW]
-        # the raw rows of the rejected rows only: picked out before the join, encoded after it
-        raw = shaped.raw.filter(pl.col(ROW).is_in(bad.get_column(ROW).implode()))
-        rows = (
-            bad.select(ROW, KEY, ERRORS)
-            .join(raw, on=ROW, how="left", maintain_order="left")
-            .select(
-                pl.lit(self.run_id).alias("run_id"),
-                pl.lit(shaped.entity).alias("entity"),
-                pl.lit(shaped.source).alias("source_name"),
-                pl.col(ROW).alias("row_number"),
-                capped_text(pl.col(KEY), LEGACY_KEY_LENGTH, "…").alias("legacy_key"),
-                capped_text(pl.col(ERRORS).list.join("; "), MAX_STORED, STORED_TRUNCATED).alias("reasons"),
-                pl.struct(
-                    capped_text(pl.col(c), MAX_STORED, STORED_TRUNCATED).alias(c)
-                    if raw.schema[c] == pl.String
-                    else pl.col(c)
-                    for c in raw_cols
-                )
-                .struct.json_encode()
-                .alias("raw_json"),
-            )
+    def reject(self, shaped: Shaped, bad: pl.DataFrame, counts: FeedCounts, warned: pl.DataFrame | None = None) -> None:
+        """Store the feed's rejected rows (severity ``error``) and the rows it loaded with a
+        warning (``warning``: an ``on_error: warn`` value left empty, a validation warning)."""
+        warned = warned if warned is not None else bad.clear()
+        counts.rejected, counts.warnings = bad.height, warned.height
+        rows = pl.concat(
+            [self._listed(shaped, bad, ERRORS, "error"), self._listed(shaped, warned, WARNINGS, "warning")]
         )
         self.begin()
         self.loader.execute(
@@ -250,14 +233,42 @@ class Writer:
         self.commit("reject.before_commit")
         self.rejects.append(rows.drop("run_id"))
 
-    def vanished(self, shaped: Shaped, before: pl.DataFrame, deactivate: bool, counts: FeedCounts) -> None:
-        if before.height == 0:  # a first load: nothing was there to vanish
-            counts.vanished = 0
-            return
+    def _listed(self, shaped: Shaped, rows: pl.DataFrame, reasons: str, severity: str) -> pl.DataFrame:
+        """``rows`` as crmkit_rejects rows: their reasons (column ``reasons``) and source rows as read."""
+        raw_cols = [c for c in shaped.raw.columns if c != ROW]
+        # the raw rows of the listed rows only: picked out before the join, encoded after it
+        raw = shaped.raw.filter(pl.col(ROW).is_in(rows.get_column(ROW).implode()))
+        return (
+            rows.select(ROW, KEY, reasons)
+            .join(raw, on=ROW, how="left", maintain_order="left")
+            .select(
+                pl.lit(self.run_id).alias("run_id"),
+                pl.lit(shaped.entity).alias("entity"),
+                pl.lit(shaped.source).alias("source_name"),
+                pl.col(ROW).cast(pl.Int64).alias("row_number"),
+                capped_text(pl.col(KEY), LEGACY_KEY_LENGTH, "…").alias("legacy_key"),
+                capped_text(pl.col(reasons).list.join("; "), MAX_STORED, STORED_TRUNCATED).alias("reasons"),
+                pl.struct(
+                    capped_text(pl.col(c), MAX_STORED, STORED_TRUNCATED).alias(c)
+                    if raw.schema[c] == pl.String
+                    else pl.col(c)
+                    for c in raw_cols
+                )
+                .struct.json_encode()
+                .alias("raw_json"),
+                pl.lit(severity).alias("severity"),
+            )
+        )
+
+    def vanished(self, shaped: Shaped, before: pl.DataFrame, mode: str, counts: FeedCounts) -> pl.DataFrame:
+        """Count the rows whose legacy row is gone; deactivate them (``mode``), or return them to
+        delete once every feed has loaded (``delete``: :func:`delete_vanished`)."""
         gone = before.filter(~pl.col("legacy_key").is_in(shaped.all_keys.implode()))
-        counts.vanished = gone.height
-        if not deactivate or gone.height == 0:
-            return
+        counts.vanished = gone.height  # a first load: nothing was there to vanish
+        if mode == "delete":
+            return gone.select("legacy_key", "target_id")
+        if mode != "deactivate" or gone.height == 0:
+            return gone.clear().select("legacy_key", "target_id")
         active = gone.filter(pl.col("active").fill_null(True) | (pl.col("written_by") == self.run_id))
         todo = active.filter(pl.col("written_by") != self.run_id)
         counts.deactivated = active.height
@@ -266,25 +277,35 @@ class Writer:
             self._write_updates(
                 shaped.entity,
                 todo.select(
-                    pl.col("target_id").alias("id"), pl.lit(False).alias("active"), pl.lit(self.run_id).alias("run_id")
+                    pl.col("target_id").alias("id"),
+                    pl.lit(False).alias("active"),
+                    pl.lit(self.run_id).alias("run_id"),
+                    # the hash of the row as loaded, inverted: if its legacy row comes back, it is an
+                    # update (made active again), not unchanged
+                    (~pl.col(delta.HASH)).alias(delta.HASH),
                 ),
             )
             self.commit("vanish.before_commit")
+        return gone.clear().select("legacy_key", "target_id")
 
-    def all_rejects(self) -> pl.DataFrame:
-        """Every feed's rejects so far, as RunResult.rejects holds them."""
-        if self.rejects:
-            return pl.concat(self.rejects)
-        return pl.DataFrame(
-            schema={
-                "entity": pl.String,
-                "source_name": pl.String,
-                "row_number": pl.Int64,
-                "legacy_key": pl.String,
-                "reasons": pl.String,
-                "raw_json": pl.String,
-            }
-        )
+    def delete_vanished(self, pending: list[vanish.Pending]) -> None:
+        """Delete the vanished rows of ``on_vanished: delete`` feeds, children first, in one
+        transaction; those something still refers to are kept and listed as warnings."""
+        if not any(p.gone.height for p in pending):
+            return
+        self.begin()
+        for p in reversed(pending):  # the feeds ran parents first
+            kept = vanish.kept_rows(p, vanish.delete(self.loader, p, self.run_id, self.opt.safety), self.run_id)
+            if kept.height:
+                self.loader.append("crmkit_rejects", kept)
+                self.rejects.append(kept.drop("run_id"))
+                p.counts.warnings += kept.height
+        self.commit("vanish.before_commit")
+
+    def listed(self) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """Every feed's rejects and warnings so far, as RunResult.rejects and .warnings hold them."""
+        rows = pl.concat(self.rejects) if self.rejects else pl.DataFrame(schema=LISTED_SCHEMA)
+        return rows.filter(pl.col("severity") == "error"), rows.filter(pl.col("severity") == "warning")
 
 
 def _map_when_committed(committed: Future[None] | None, entries: pl.DataFrame, loader: Loader) -> None:

@@ -147,6 +147,7 @@ def _undo(loader: Loader, run_id: int, result: RollbackResult) -> None:
         if not n:
             continue
         cols = [c.name for c in delta.entity_columns(entity) if c.name != "id"]
+        _undelete(loader, entity, run_id, cols)
         sets = ", ".join(f"{q(c)} = b.{q(c)}" for c in cols)
         loader.execute(
             f"UPDATE {q(entity)} SET {sets} FROM {before} AS b "
@@ -156,3 +157,20 @@ def _undo(loader: Loader, run_id: int, result: RollbackResult) -> None:
         loader.execute(f"DELETE FROM {before} WHERE before_run_id = ?", (run_id,))
         result.restored[entity] = result.restored.get(entity, 0) + int(n)
     RunStore(loader).set_status(run_id, "rolled_back")
+
+
+def _undelete(loader: Loader, entity: str, run_id: int, cols: list[str]) -> None:
+    """Rows the run deleted (``on_vanished: delete``) back from their before-images, with their id-map entries."""
+    before = q("crmkit_before_" + entity)
+    gone = f"b.before_run_id = ? AND NOT EXISTS (SELECT 1 FROM {q(entity)} t WHERE t.id = b.target_id)"
+    loader.execute(
+        "INSERT INTO crmkit_id_map (entity, source_name, legacy_key, target_id, run_id) "
+        f"SELECT ?, b.source_name, b.legacy_key, b.target_id, b.run_id FROM {before} b WHERE {gone}",
+        (entity, run_id),
+    )
+    listed = ", ".join(q(c) for c in cols)
+    loader.execute(
+        f"INSERT INTO {q(entity)} (id, {listed}) SELECT b.target_id, {', '.join('b.' + q(c) for c in cols)} "
+        f"FROM {before} b WHERE {gone}",
+        (run_id,),
+    )

@@ -23,7 +23,7 @@ from crmkit.db.sql import q
 from crmkit.db.url import mask_url
 from crmkit.migrate.fields import ERRORS, KEY, Shaped
 from crmkit.migrate.mapping import load_mapping
-from crmkit.migrate.pipeline import delta
+from crmkit.migrate.pipeline import delta, vanish
 from crmkit.migrate.pipeline.check import OUT_OF_SCOPE, KeyMap, check
 from crmkit.migrate.pipeline.prepare import Prepared, prepare, ref_source
 from crmkit.migrate.safety.store import RunStore
@@ -42,6 +42,14 @@ class VerifyResult:
         )
     )
 
+    #: target rows whose legacy row is gone, and what became of them (on_vanished): not mismatches
+    #: when the mapping's choice was carried out
+    vanished: pl.DataFrame = field(
+        default_factory=lambda: pl.DataFrame(
+            schema={"entity": pl.String, "source_name": pl.String, "legacy_key": pl.String, "outcome": pl.String}
+        )
+    )
+
     @property
     def ok(self) -> bool:
         return self.mismatches.height == 0
@@ -53,6 +61,7 @@ class VerifyResult:
             "ok": self.ok,
             "counts": self.counts,
             "mismatches": self.mismatches.to_dicts(),
+            "vanished": self.vanished.to_dicts(),
         }
 
     def write(self, directory: str | Path) -> None:
@@ -137,6 +146,11 @@ def _feed(loader: Loader, prepared: Prepared, shaped: Shaped, result: VerifyResu
         .then(pl.lit("changed"))
     )
     mism = both.with_columns(kind.alias("kind")).filter(pl.col("kind").is_not_null())
+    gone = _vanished(loader, prepared, shaped, result)
+    mism = mism.join(gone.filter(~pl.col("mismatch")), on="legacy_key", how="anti")  # as on_vanished says
+    mism = mism.join(gone, on="legacy_key", how="left").select(
+        "legacy_key", pl.coalesce("outcome", "kind").alias("kind")
+    )
     result.counts.append(
         {
             "entity": shaped.entity,
@@ -144,11 +158,23 @@ def _feed(loader: Loader, prepared: Prepared, shaped: Shaped, result: VerifyResu
             "expected": expected.height,
             "in_target": actual.height,
             "mismatches": mism.height,
+            "vanished": gone.height,
         }
     )
     return mism.select(
         pl.lit(shaped.entity).alias("entity"), pl.lit(shaped.source).alias("source_name"), "legacy_key", "kind"
     ).sort("legacy_key")
+
+
+def _vanished(loader: Loader, prepared: Prepared, shaped: Shaped, result: VerifyResult) -> pl.DataFrame:
+    """The feed's vanished rows (legacy_key, outcome, mismatch), listed in ``result.vanished``."""
+    feed = next(f for f in prepared.mapping.entities[shaped.entity] if f.source == shaped.source)
+    gone = vanish.verify_outcomes(loader, shaped.entity, shaped.source, feed.on_vanished, shaped.all_keys)
+    listed = gone.select(
+        pl.lit(shaped.entity).alias("entity"), pl.lit(shaped.source).alias("source_name"), "legacy_key", "outcome"
+    )
+    result.vanished = pl.concat([result.vanished, listed.sort("legacy_key")])
+    return gone
 
 
 def _target_rows(loader: Loader, entity: str, source: str, fields: list[TargetField]) -> pl.DataFrame:

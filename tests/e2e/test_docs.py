@@ -67,11 +67,17 @@ def test_the_reference_has_at_least_three_runnable_examples():
 #: what the prose under each example promises: (entity, row) -> reasons, and some loaded values
 PROMISED_REJECTS = {
     "eu-deals": {("opportunities", 4): "amount: 'n.v.' is not a number"},
+    "sales-sheet": {("contacts", 8): "email: 'zhao.lei at example.cn' is not an email address"},
+    "erp-sql": {("accounts", 4): "owner_id: 'S04' not found in users (source staff)"},
+}
+#: the warnings the prose promises (rows loaded with a field left empty, listed in warnings.csv)
+PROMISED_WARNINGS = {
+    "eu-deals": {},
     "sales-sheet": {
-        ("contacts", 8): "email: 'zhao.lei at example.cn' is not an email address",
+        ("contacts", 7): "mobile: '12345' is not a phone number",
         ("contacts", 9): "account_id: 'CO9' not found in accounts (source companies)",
     },
-    "erp-sql": {("accounts", 4): "owner_id: 'S04' not found in users (source staff)"},
+    "erp-sql": {},
 }
 PROMISED_VALUES = {
     "eu-deals": [
@@ -128,8 +134,11 @@ def test_example_mapping_plans_and_runs(name, tmp_path):
     rejects = pl.read_csv(tmp_path / "r" / "rejects.csv", infer_schema=False)
     got = {(r["entity"], int(r["row_number"])): r["reasons"] for r in rejects.iter_rows(named=True)}
     assert got == PROMISED_REJECTS[name]
+    warnings = pl.read_csv(tmp_path / "r" / "warnings.csv", infer_schema=False)
+    warned = {(r["entity"], int(r["row_number"])): r["reasons"] for r in warnings.iter_rows(named=True)}
+    assert warned == PROMISED_WARNINGS[name]
     text = REFERENCE.read_text(encoding="utf-8")
-    assert all(reason in text for reason in got.values()), "the reference quotes each reject's reasons"
+    assert all(reason in text for reason in [*got.values(), *warned.values()]), "the reference quotes each reason"
     if name == "sales-sheet":  # "the blank row 6 ... is skipped and counted"
         sources = {x["name"]: x for x in json.loads(res.output)["sources"]}
         assert sources["contacts"]["blank_rows"] == 1
@@ -139,6 +148,24 @@ def test_example_mapping_plans_and_runs(name, tmp_path):
     assert again.exit_code == 0
     for entity, c in json.loads(again.output)["entities"].items():
         assert (c["inserted"], c["updated"], c["unchanged"]) == (0, 0, counts[entity]["inserted"]), entity
+
+
+def test_erp_sql_example_after_a_legacy_delete(tmp_path):
+    """The prose under erp-sql: delete customer C3 in the legacy database, run again, verify passes."""
+    import sqlite3
+
+    mapping = tmp_path / "erp-sql.yaml"
+    mapping.write_text(example_blocks()["erp-sql"], encoding="utf-8")
+    shutil.copy(EXAMPLES / "legacy.sqlite", tmp_path / "legacy.sqlite")
+    target = f"sqlite:///{tmp_path / 'crm.db'}"
+    assert cli("migrate", "run", str(mapping), "--target", target).exit_code == 0
+    with sqlite3.connect(tmp_path / "legacy.sqlite") as con:
+        con.execute("DELETE FROM CUSTOMER WHERE CUST_NO = 'C3'")
+    con.close()
+    res = cli("migrate", "run", str(mapping), "--target", target, "--json")
+    accounts = json.loads(res.output)["entities"]["accounts"]
+    assert (res.exit_code, accounts["vanished"], accounts["deleted"]) == (0, 1, 1)
+    assert cli("migrate", "verify", str(mapping), "--target", target).exit_code == 0
 
 
 def data_content(path: Path) -> object:

@@ -35,7 +35,7 @@ DATA_TABLES = (
     "taggings",
     "crmkit_id_map",
 )
-KEYS = {"about", "item", "argv", "backends", "exit", "error", "rejects", "sql", "stdout", "env"}
+KEYS = {"about", "item", "argv", "backends", "exit", "error", "rejects", "sql", "stdout", "env", "before"}
 
 
 @dataclass
@@ -50,6 +50,8 @@ class Case:
     sql: list[dict[str, Any]] = field(default_factory=list)
     stdout: str | None = None
     env: dict[str, str] = field(default_factory=dict)
+    #: steps before the command: {argv: [...]} (must exit 0 or 1) or {legacy: SQL} on legacy.sqlite
+    before: list[dict[str, Any]] = field(default_factory=list)
 
 
 def load_cases() -> Iterator[Any]:
@@ -59,7 +61,8 @@ def load_cases() -> Iterator[Any]:
         assert not unknown, f"{folder.name}/case.yaml: unknown keys {sorted(unknown)}"
         assert spec["exit"] in (0, 1, 2), folder.name
         assert spec["exit"] != 2 or spec.get("error"), f"{folder.name}: an exit-2 case names its error"
-        base = {k: spec[k] for k in ("about", "argv", "exit", "error", "rejects", "sql", "stdout", "env") if k in spec}
+        wanted = ("about", "argv", "exit", "error", "rejects", "sql", "stdout", "env", "before")
+        base = {k: spec[k] for k in wanted if k in spec}
         for backend in spec.get("backends", ["sqlite"]):
             yield pytest.param(Case(name=folder.name, folder=folder, **base), backend, id=f"{folder.name}-{backend}")
 
@@ -165,6 +168,14 @@ def test_hostile_case(case: Case, backend: str, tmp_path: Path, request: pytest.
         "sentinel": sentinel,
     }
     argv = [fill(a, names) for a in case.argv]
+    for step in case.before:  # an earlier run, a change in the legacy database: part of the case
+        if "argv" in step:
+            done = cli(*(fill(a, names) for a in step["argv"]))
+            assert done.exit_code in (0, 1), f"before: {step['argv']}: {done.output}{done.stderr}"
+        else:
+            with sqlite3.connect(project / "legacy.sqlite") as con:
+                con.executescript(step["legacy"])
+            con.close()
     before = {"project": digest(project), "outside": digest(outside)}
 
     res = cli(*argv, env={k: fill(v, names) for k, v in case.env.items()})

@@ -1,0 +1,4 @@
+CREATE TABLE CUSTOMER (code TEXT PRIMARY KEY, name TEXT);
+INSERT INTO CUSTOMER VALUES ('A1', 'Acme'), ('A2', '华为'), ('A3', 'Gone Ltd');
+CREATE TABLE PERSON (id TEXT PRIMARY KEY, name TEXT, code TEXT);
+INSERT INTO PERSON VALUES ('P1', '李雷', 'A1'), ('P2', '韩梅梅', 'A2');
