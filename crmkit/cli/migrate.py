@@ -308,7 +308,9 @@ def verify(mapping: Path, target: str, operator: str | None, report_dir: Path | 
 @target_option
 @operator_option
 @click.option("--cascade", is_flag=True, help="Roll back the later runs that touched this run's rows first.")
-@click.option("--force", is_flag=True, help="Roll back rows edited since the run wrote them too (discarding the edits).")
+@click.option(
+    "--force", is_flag=True, help="Roll back rows edited since the run wrote them too (discarding the edits)."
+)
 @click.option("--dry-run", is_flag=True, help="Say what the rollback would do (or why it refuses), change nothing.")
 @json_option
 def rollback(

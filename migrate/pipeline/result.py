@@ -29,7 +29,14 @@ COUNT_KEYS = (
 
 #: how a run ended (crmkit_runs.status; the schema's vocabulary RUN_STATUSES is the same list)
 RunStatus = Literal[
-    "running", "succeeded", "rejects_over_threshold", "gates_failed", "failed", "interrupted", "abandoned", "rolled_back"
+    "running",
+    "succeeded",
+    "rejects_over_threshold",
+    "gates_failed",
+    "failed",
+    "interrupted",
+    "abandoned",
+    "rolled_back",
 ]
 
 

@@ -199,7 +199,10 @@ def _undo(loader: Loader, run_id: int, result: RollbackResult) -> None:
         if not n:
             continue
         inserted = "SELECT target_id FROM crmkit_id_map WHERE entity = ? AND run_id = ?"
-        result.blockers += _referring(loader, entity, inserted, (entity, run_id))
+        blockers = _referring(loader, entity, inserted, (entity, run_id))
+        result.blockers += blockers
+        if blockers:  # the rollback refuses (after looking at every entity): nothing deleted here
+            continue
         loader.execute(f"DELETE FROM {q(entity)} WHERE id IN ({inserted})", (entity, run_id))
         result.removed[entity] = result.removed.get(entity, 0) + int(n)
     loader.execute("DELETE FROM crmkit_id_map WHERE run_id = ?", (run_id,))

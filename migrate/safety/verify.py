@@ -162,4 +162,3 @@ def _target_rows(loader: Loader, entity: str, source: str, fields: list[TargetFi
     if frame.height == 0:
         return pl.DataFrame(schema={"legacy_key": pl.String, **{f.name: f.dtype for f in fields}})
     return frame.with_columns([read_back(frame, f) for f in fields])
-
