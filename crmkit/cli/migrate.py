@@ -219,7 +219,7 @@ def run(
 
 def _print_result(r: RunResult, page: Path | None) -> None:
     con = _console()
-    t = Table(title=f"Run {r.run_id} of {r.mapping}{' (dry run, rolled back)' if r.dry_run else ''}")
+    t = Table(title=f"Dry run of {r.mapping} (rolled back)" if r.dry_run else f"Run {r.run_id} of {r.mapping}")
     cols = ("extracted", "inserted", "updated", "unchanged", "merged", "filtered", "rejected", "warnings", "vanished")
     t.add_column("entity")
     for c in cols:
