@@ -26,9 +26,9 @@ NO_NUL = r"^[^\x00]*$"
 
 
 #: columns a client never writes: identity and migration provenance
-READ_ONLY = frozenset({"id", "source_name", "legacy_key", "row_hash", "run_id"})
+READ_ONLY = frozenset({"id", "source_name", "legacy_key", "row_hash", "run_id", "image_hash"})
 #: columns not shown in responses
-HIDDEN = frozenset({"row_hash", "run_id"})
+HIDDEN = frozenset({"row_hash", "run_id", "image_hash"})
 #: per-resource defaults for NOT NULL columns a client may leave out on create
 DEFAULTS: dict[str, dict[str, Any]] = {
     "accounts": {"active": True},

@@ -102,7 +102,7 @@ def render_html(
     rejected = sum(v["rejected"] for v in entities.values())
     warned = sum(v["warnings"] for v in entities.values())
     return page(
-        f"crmkit run {doc['run_id']} — {doc['mapping']}",
+        f"crmkit {'dry run' if doc['run_id'] is None else 'run ' + str(doc['run_id'])} — {doc['mapping']}",
         [
             _summary(doc),
             f"<h2>Outcomes per entity</h2>\n{chart_svg(entities)}\n{counts}",

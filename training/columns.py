@@ -81,6 +81,7 @@ def finish(entity: str, n: int, cols: dict[str, pl.Series | Any], source: str) -
         "legacy_key": key_series(entity, n),
         "row_hash": pl.Series([None] * n, dtype=pl.Int64),
         "run_id": pl.Series([None] * n, dtype=pl.Int64),
+        "image_hash": pl.Series([None] * n, dtype=pl.Int64),
     }
     for name, f in fields.items():
         value = cols.get(name)

@@ -227,7 +227,7 @@ def run(
 
 def _print_result(r: RunResult, page: Path | None) -> None:
     con = _console()
-    t = Table(title=f"Run {r.run_id} of {r.mapping}{' (dry run, rolled back)' if r.dry_run else ''}")
+    t = Table(title=f"Dry run of {r.mapping} (rolled back)" if r.dry_run else f"Run {r.run_id} of {r.mapping}")
     cols = ("extracted", "inserted", "updated", "unchanged", "merged", "filtered", "rejected", "warnings", "vanished")
     t.add_column("entity")
     for c in cols:
@@ -318,23 +318,38 @@ def verify(mapping: Path, target: str, operator: str | None, report_dir: Path | 
 @target_option
 @operator_option
 @click.option("--cascade", is_flag=True, help="Roll back the later runs that touched this run's rows first.")
+@click.option(
+    "--force", is_flag=True, help="Roll back rows edited since the run wrote them too (discarding the edits)."
+)
+@click.option("--dry-run", is_flag=True, help="Say what the rollback would do (or why it refuses), change nothing.")
 @json_option
-def rollback(run_id: int, target: str, operator: str | None, cascade: bool, as_json: bool) -> None:
+def rollback(
+    run_id: int, target: str, operator: str | None, cascade: bool, force: bool, dry_run: bool, as_json: bool
+) -> None:
     """Return TARGET to its state before run RUN_ID.
 
     Rows the run inserted are removed; rows it updated get their before-images back.  If
-    a later run touched those rows it refuses, naming them, unless --cascade.
+    a later run touched those rows it refuses, naming them, unless --cascade.  If a row was
+    changed since the run wrote it (through the API or by hand) it refuses, naming the rows,
+    unless --force (which discards those changes).  A row created since that refers to a row
+    the rollback would delete (a case opened under a migrated account) always makes it
+    refuse: delete or re-point that row first.
 
     \b
     Example:
+      crmkit migrate rollback 3 --target sqlite:///crm.db --dry-run
       crmkit migrate rollback 3 --target sqlite:///crm.db
+      crmkit migrate rollback 3 --target sqlite:///crm.db --force
       crmkit migrate rollback 2 --target sqlite:///crm.db --cascade
     """
-    result = rollback_run(target, run_id, cascade=cascade, operator=operator)
+    result = rollback_run(target, run_id, cascade=cascade, force=force, dry_run=dry_run, operator=operator)
     if as_json:
-        click.echo(json.dumps(result.__dict__, indent=2))
+        click.echo(json.dumps(result.__dict__, indent=2, ensure_ascii=False))
         return
     click.echo(
-        f"rolled back run(s) {', '.join(map(str, result.rolled_back))}: "
-        f"removed {sum(result.removed.values())} rows, restored {sum(result.restored.values())}"
+        f"{'would roll back' if dry_run else 'rolled back'} run(s) {', '.join(map(str, result.rolled_back))}: "
+        f"{'would remove' if dry_run else 'removed'} {sum(result.removed.values())} rows, "
+        f"{'would restore' if dry_run else 'restored'} {sum(result.restored.values())}"
     )
+    for row in result.changed:
+        click.echo(f"  changed since the run, {'would be' if dry_run else ''} rolled back (--force): {row}")

@@ -3,7 +3,8 @@
 Every CRM entity carries the same provenance columns (:class:`Provenance`):
 ``source_name`` and ``legacy_key`` say where a migrated row came from,
 ``row_hash`` is a stable hash of its mapped fields (delta detection), and
-``run_id`` names the migration run that last wrote it.  Rows created in the
+``run_id`` names the migration run that last wrote it, ``image_hash`` seals the row as
+that run left it (rollback sees later edits).  Rows created in the
 CRM itself leave them NULL.
 
 Bookkeeping tables are prefixed ``crmkit_``.  The schema is versioned with
@@ -78,6 +79,9 @@ class Provenance:
     legacy_key: Mapped[str | None] = mapped_column(String(LEGACY_KEY_LENGTH), info=public())
     row_hash: Mapped[int | None] = mapped_column(BigInteger)
     run_id: Mapped[int | None] = mapped_column(Integer)
+    # a hash of every other column as the run left the row: rollback leaves alone (or refuses)
+    # what changed since (migrate/safety/image.py)
+    image_hash: Mapped[int | None] = mapped_column(BigInteger)
 
 
 def _fk(table: str) -> Mapped[int | None]:
@@ -275,7 +279,7 @@ Index("ix_crmkit_id_map_target", IdMap.entity, IdMap.target_id)
 ENTITY_MODELS: dict[str, type[Base]] = {
     m.__tablename__: m for m in (Department, User, Account, Contact, Lead, Opportunity, Activity, Case, Tag, Tagging)
 }
-PROVENANCE_COLUMNS = ("id", "source_name", "legacy_key", "row_hash", "run_id")
+PROVENANCE_COLUMNS = ("id", "source_name", "legacy_key", "row_hash", "run_id", "image_hash")
 
 #: optional references, indexed only where set (``WHERE col IS NOT NULL``): lookups by a
 #: parent id use the index as before, and a bulk load of rows without an owner or a

@@ -33,7 +33,16 @@ OPEN_CASE_STATUSES = tuple(s for s in CASE_STATUSES if s != "closed")
 PRIORITIES = ("low", "medium", "high", "urgent")
 #: crmkit_runs: what a run row records and how it ended (pipeline.result.RunStatus is the same list)
 RUN_KINDS = ("run", "dry_run", "generate")
-RUN_STATUSES = ("running", "succeeded", "rejects_over_threshold", "gates_failed", "failed")
+RUN_STATUSES = (
+    "running",
+    "succeeded",
+    "rejects_over_threshold",
+    "gates_failed",
+    "failed",
+    "interrupted",  # found dead by a later run (killed: its lock's process is gone)
+    "abandoned",  # a resume started over (--resume --restart)
+    "rolled_back",
+)
 #: crmkit_rejects.severity: a row that did not load (error), or loaded with a value left empty (warning)
 SEVERITIES = ("error", "warning")
 

@@ -42,7 +42,16 @@ LISTED_SCHEMA = {
 JSON_LISTED = 1000
 
 #: how a run ended (crmkit_runs.status; the schema's vocabulary RUN_STATUSES is the same list)
-RunStatus = Literal["running", "succeeded", "rejects_over_threshold", "gates_failed", "failed"]
+RunStatus = Literal[
+    "running",
+    "succeeded",
+    "rejects_over_threshold",
+    "gates_failed",
+    "failed",
+    "interrupted",
+    "abandoned",
+    "rolled_back",
+]
 
 
 @dataclass

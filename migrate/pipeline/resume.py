@@ -22,9 +22,19 @@ def resumable(store: RunStore, p: Prepared, options: Options, result: RunResult)
                 f"in {result.target} (see crmkit migrate history)"
             )
     if runs.height == 0:
-        result.message = "no unfinished run to resume: started a new run"
-        return None
+        raise ResumeError(
+            f"nothing to resume: mapping {p.mapping.name} has no unfinished run in {result.target}; "
+            f"run it without --resume to start a new run"
+        )
     run_id, mapping_hash, sources_hash = runs.row(0)
+    later = store.later_writers(int(run_id), list(p.shaped))
+    if later.height and not options.restart:
+        rid, entity = later.row(0)
+        raise ResumeError(
+            f"run {run_id} cannot be resumed: run {rid} has written {entity} since, and resuming would put run "
+            f"{run_id}'s older values back; run without --resume for a new run (or --resume --restart to abandon "
+            f"run {run_id})"
+        )
     changed = [
         what
         for what, old, new in (
@@ -33,6 +43,8 @@ def resumable(store: RunStore, p: Prepared, options: Options, result: RunResult)
         )
         if old != new
     ]
+    if later.height:
+        changed.append(f"run {later.row(0)[0]} wrote {later.row(0)[1]}")
     if changed:
         if not options.restart:
             raise ResumeError(

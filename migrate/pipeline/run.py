@@ -66,7 +66,11 @@ def run(mapping_path: str | Path, options: Options) -> RunResult:
         if is_db_error(exc):
             raise TargetError(
                 f"target {result.target}: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
-                f" — the run stopped after its last committed batch; run it again with --resume"
+                + (
+                    " — nothing was written (a dry run)"
+                    if options.dry_run
+                    else " — the run stopped after its last committed batch; run it again with --resume"
+                )
             ) from None
         raise
     finally:
@@ -100,6 +104,9 @@ def _locked(loader: Loader, prepared: Prepared, options: Options, result: RunRes
     store = RunStore(loader)
     if not options.dry_run:
         lock.acquire(store, prepared.mapping.name)
+        loader.begin()  # holding the lock: a run of this mapping still marked running died
+        store.mark_interrupted(prepared.mapping.name)
+        loader.commit()
     try:
         resume_id = resumable(store, prepared, options, result)
         _Run(prepared, loader, options, result).go(resume_id)
@@ -146,6 +153,7 @@ class _Run:
             raise
         if self.dry:
             self.loader.rollback()
+            r.run_id = None
         self._audit("dry_run" if self.dry else ("resume" if resume_id else "run"), r.status)
 
     def _feeds(self) -> None:
@@ -175,6 +183,8 @@ class _Run:
 
     def _open_run(self) -> int:
         r = self.result
+        if self.dry:  # a dry run takes no run id: its rows carry the next one, and are rolled back
+            return self.store.next_run_id()
         self.w.begin()
         run_id = self.store.open_run(
             kind="dry_run" if self.dry else "run",

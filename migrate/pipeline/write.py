@@ -21,6 +21,7 @@ from crmkit.db.sql import q
 from crmkit.migrate.fields import ERRORS, KEY, WARNINGS, Shaped
 from crmkit.migrate.pipeline import delta, vanish
 from crmkit.migrate.pipeline.result import LISTED_SCHEMA, FeedCounts, Options, RunResult
+from crmkit.migrate.safety import image
 from crmkit.migrate.safety.hooks import FaultPoint
 from crmkit.migrate.safety.store import RunStore
 from crmkit.migrate.sources import ROW
@@ -115,6 +116,7 @@ class Writer:
                 *fields,
                 *defaults,
             )
+            frame = frame.with_columns(image.image_expr(table, frame.columns))
             keys = batch.select(pl.col(KEY).alias("legacy_key"), pl.col("id").alias("target_id"))
             committed = self._put_batch(shaped, frame, batch_no + i, i, ids is not None, side, stream)
             if side is not None:
@@ -214,7 +216,10 @@ class Writer:
             )
             self.hooks.point("update.after_images", self.loader)
         self.loader.update_from(entity, stage, frame.columns)
-        self.loader.execute(f"DROP TABLE {q(stage)}")
+        if self.opt.safety:  # the rows' seal, as the update left them (read back: every column)
+            image.reseal(self.loader, entity, stage)
+        else:
+            self.loader.execute(f"DROP TABLE {q(stage)}")
 
     def reject(self, shaped: Shaped, bad: pl.DataFrame, counts: FeedCounts, warned: pl.DataFrame | None = None) -> None:
         """Store the feed's rejected rows (severity ``error``) and the rows it loaded with a

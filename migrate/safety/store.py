@@ -89,12 +89,34 @@ class RunStore:
         self.loader.execute("UPDATE crmkit_runs SET status = ? WHERE id = ?", (status, run_id))
 
     def unfinished_runs(self, mapping_name: str) -> pl.DataFrame:
-        """id, mapping_hash, sources_hash of the mapping's running or failed runs, newest first."""
+        """id, mapping_hash, sources_hash of the mapping's running, interrupted or failed runs, newest first."""
         return self.loader.query(
             "SELECT id, mapping_hash, sources_hash FROM crmkit_runs WHERE kind = 'run' AND mapping_name = ? "
-            "AND status IN ('running', 'failed') ORDER BY id DESC",
+            "AND status IN ('running', 'interrupted', 'failed') ORDER BY id DESC",
             (mapping_name,),
         )
+
+    def mark_interrupted(self, mapping_name: str) -> None:
+        """The mapping's runs still marked running are dead (the caller holds the mapping's lock): interrupted."""
+        self.loader.execute(
+            "UPDATE crmkit_runs SET status = 'interrupted', message = 'found dead by a later run' "
+            "WHERE kind = 'run' AND mapping_name = ? AND status = 'running'",
+            (mapping_name,),
+        )
+
+    def later_writers(self, run_id: int, entities: list[str]) -> pl.DataFrame:
+        """run_id, entity of runs after ``run_id`` (not rolled back or abandoned) that wrote any of ``entities``."""
+        marks = ", ".join("?" * len(entities))
+        return self.loader.query(
+            f"SELECT DISTINCT c.run_id, c.entity FROM crmkit_checkpoints c JOIN crmkit_runs r ON r.id = c.run_id "
+            f"WHERE c.run_id > ? AND c.entity IN ({marks}) AND c.phase IN ('insert', 'update') "
+            f"AND r.status NOT IN ('rolled_back', 'abandoned') ORDER BY c.run_id",
+            (run_id, *entities),
+        )
+
+    def next_run_id(self) -> int:
+        """The id a new run would get (a dry run's rows carry it, and take no row of their own)."""
+        return int(self.loader.scalar("SELECT coalesce(max(id), 0) + 1 FROM crmkit_runs") or 1)
 
     def migration_runs(self) -> pl.DataFrame:
         """id, mapping_name, status of every migration run (not dry runs, not generated loads)."""

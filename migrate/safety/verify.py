@@ -26,6 +26,7 @@ from crmkit.migrate.mapping import load_mapping
 from crmkit.migrate.pipeline import delta, vanish
 from crmkit.migrate.pipeline.check import OUT_OF_SCOPE, KeyMap, check
 from crmkit.migrate.pipeline.prepare import Prepared, prepare, ref_source
+from crmkit.migrate.safety.image import read_back
 from crmkit.migrate.safety.store import RunStore
 from crmkit.schema.target import TargetField
 from crmkit.schema.versions import ensure_schema
@@ -186,18 +187,4 @@ def _target_rows(loader: Loader, entity: str, source: str, fields: list[TargetFi
     )
     if frame.height == 0:
         return pl.DataFrame(schema={"legacy_key": pl.String, **{f.name: f.dtype for f in fields}})
-    return frame.with_columns([_as_dtype(frame, f) for f in fields])
-
-
-def _as_dtype(frame: pl.DataFrame, f: TargetField) -> pl.Expr:
-    """A target column read back (SQLite text dates, integer booleans, decimals) as the pipeline types it."""
-    e, dtype = pl.col(f.name), frame.schema[f.name]
-    if f.kind == "date" and dtype == pl.String:
-        return e.str.slice(0, 10).str.to_date("%Y-%m-%d")
-    if f.kind == "datetime" and dtype == pl.String:
-        return e.str.to_datetime("%Y-%m-%d %H:%M:%S%.f", time_unit="us")
-    if f.kind == "boolean" and dtype != pl.Boolean:
-        return e.cast(pl.Int64).cast(pl.Boolean)
-    if f.kind == "datetime":
-        return e.cast(pl.Datetime("us"))
-    return e.cast(f.dtype)
+    return frame.with_columns([read_back(frame, f) for f in fields])
