@@ -189,8 +189,17 @@ def ensure_schema(url: str) -> tuple[str | None, str]:
                     f"target {mask_url(url)} has tables named like crmkit's ({shown}) but no schema version "
                     "(no alembic_version table): point --target at an empty database or one crmkit created"
                 )
-            create_fresh(engine)
-            return None, head()
-        return upgrade(engine)
+            try:
+                create_fresh(engine)
+            except Exception:
+                if current(engine) != head():
+                    raise
+            return None, head()  # (or another run, started at the same moment, created it)
+        try:
+            return upgrade(engine)
+        except Exception:
+            if current(engine) != head():
+                raise
+            return before, head()  # another run upgraded it meanwhile
     finally:
         engine.dispose()
