@@ -148,7 +148,123 @@ def test_verify_reports_a_migrated_row_no_id_map_entry_names_and_not_one_made_in
     result = verify(estate, target)
     found = result.mismatches.filter(result.mismatches["kind"] == "orphan").to_dicts()
     assert found == [
-        {"entity": "accounts", "source_name": "erp_customer", "legacy_key": "C0001", "kind": "orphan", "target_id": orphan}
+        {
+            "entity": "accounts",
+            "source_name": "erp_customer",
+            "legacy_key": "C0001",
+            "kind": "orphan",
+            "target_id": orphan,
+        }
     ]
     res = cli("migrate", "verify", str(estate), "--target", target)
     assert res.exit_code == 1 and f"orphan     accounts erp_customer:C0001 (id {orphan})" in res.output
+
+
+#: the states a bulk load's drop/re-add window can leave: which tables' indexes (and, on
+#: PostgreSQL, foreign keys and the id map's primary key) the bulk path dropped
+WINDOW = {
+    "entity-dropped": ["contacts"],
+    "id-map-dropped": ["crmkit_id_map"],
+    "both-dropped": ["contacts", "crmkit_id_map"],
+}
+
+
+@pytest.mark.parametrize("state", list(WINDOW))
+@pytest.mark.parametrize("target", BACKENDS, indirect=True)
+def test_db_current_reports_what_a_bulk_load_dropped_and_db_repair_restores_it(estate, target, state):
+    """Issue 22 item 7: the schema a bulk load cut short in its window is not "head" and whole."""
+    run(estate, Options(target=target))
+    loader = open_loader(target)
+    try:
+        loader.begin()
+        for table in WINDOW[state]:
+            loader.drop_indexes(table)  # the bulk path's own function
+        loader.commit()
+    finally:
+        loader.close()
+    degraded = cli("db", "current", "--target", target)
+    assert degraded.exit_code == 1, degraded.output
+    assert "(head)" in degraded.output and "degraded" in degraded.output and "crmkit db repair" in degraded.output
+    assert "ix_crmkit_id_map_target" in degraded.output or "crmkit_id_map" not in WINDOW[state]
+    if target.startswith("postgresql") and "crmkit_id_map" in WINDOW[state]:
+        assert "crmkit_id_map: primary key pk_crmkit_id_map" in degraded.output
+    if target.startswith("postgresql") and "contacts" in WINDOW[state]:
+        assert "contacts: foreign key fk_contacts_account_id_accounts" in degraded.output
+    repaired = cli("db", "repair", "--target", target)
+    assert repaired.exit_code == 0 and "restored" in repaired.output, repaired.output
+    whole = cli("db", "current", "--target", target)
+    assert whole.exit_code == 0 and "degraded" not in whole.output, whole.output
+    assert verify(estate, target).ok
+
+
+@pytest.mark.parametrize("target", ["postgresql"], indirect=True)
+def test_an_unvalidated_foreign_key_is_reported_and_validated_by_repair(estate, target):
+    run(estate, Options(target=target))
+    loader = open_loader(target)
+    try:
+        loader.execute('ALTER TABLE contacts DROP CONSTRAINT "fk_contacts_account_id_accounts"')
+        loader.execute(
+            'ALTER TABLE contacts ADD CONSTRAINT "fk_contacts_account_id_accounts" FOREIGN KEY (account_id) '
+            "REFERENCES accounts (id) NOT VALID"
+        )
+    finally:
+        loader.close()
+    res = cli("db", "current", "--target", target)
+    assert res.exit_code == 1 and "fk_contacts_account_id_accounts (not validated)" in res.output
+    assert cli("db", "repair", "--target", target).exit_code == 0
+    assert cli("db", "current", "--target", target).exit_code == 0
+
+
+@pytest.mark.parametrize("target", BACKENDS, indirect=True)
+def test_a_missing_table_is_named_with_the_command_that_restores_it(estate, target):
+    """Issue 22 item 14: not "cannot connect", nor "being started by another process"."""
+    run(estate, Options(target=target))
+    loader = open_loader(target)
+    try:
+        loader.execute("DROP TABLE crmkit_locks")
+    finally:
+        loader.close()
+    res = cli("migrate", "run", str(estate), "--target", target)
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert "has no table crmkit_locks" in res.stderr and "crmkit db repair" in res.stderr
+    assert "another process" not in res.stderr and "cannot connect" not in res.stderr
+    assert cli("db", "repair", "--target", target).exit_code == 0
+    assert cli("migrate", "run", str(estate), "--target", target).exit_code == 0
+
+
+@pytest.mark.parametrize("target", ["postgresql"], indirect=True)
+def test_a_read_only_target_says_so_and_verify_still_runs(estate, target):
+    """Issue 22 item 14 (root writes any SQLite file whatever its mode: PostgreSQL shows it)."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    run(estate, Options(target=target))
+    url = make_url(target)
+    with psycopg.connect(host=url.host, port=url.port, user=url.username, dbname="postgres", autocommit=True) as c:
+        c.execute(f'ALTER DATABASE "{url.database}" SET default_transaction_read_only = on')
+    for extra in ([], ["--dry-run"]):
+        res = cli("migrate", "run", str(estate), "--target", target, *extra)
+        assert res.exit_code == 2 and "Traceback" not in res.output
+        assert "is read-only: crmkit cannot write to it" in res.stderr and "another process" not in res.stderr
+    checked = cli("migrate", "verify", str(estate), "--target", target)
+    assert checked.exit_code == 0 and "not recorded in the audit trail: the target is read-only" in checked.output
+
+
+def test_a_bulk_load_killed_in_its_window_is_reported_and_repaired(estate, pg_url):
+    """Issue 22 item 7, one real kill: SIGKILL after a committed bulk batch on PostgreSQL."""
+    import subprocess
+    import sys
+
+    env = {**__import__("os").environ, "CRMKIT_BULK_ROWS": "1"}
+    args = ["migrate", "run", str(estate), "--target", pg_url, "--batch-size", "7"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "crmkit", *args, "--faults", "kill@insert.after_commit#3"], env=env, capture_output=True
+    )
+    assert proc.returncode == -9
+    res = cli("db", "current", "--target", pg_url)
+    assert res.exit_code == 1 and "crmkit_id_map: primary key pk_crmkit_id_map" in res.output
+    repaired = cli("db", "repair", "--target", pg_url)
+    assert repaired.exit_code == 0 and "pk_crmkit_id_map" in repaired.output
+    assert cli("db", "current", "--target", pg_url).exit_code == 0
+    assert cli("migrate", "run", str(estate), "--target", pg_url, "--resume").exit_code == 0
+    assert verify(estate, pg_url).ok and duplicates(pg_url) == []
