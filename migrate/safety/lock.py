@@ -78,8 +78,8 @@ def take(store: RunStore, wanted: list[str], target: str = "the target") -> str 
                 if not loader.scalar(f"SELECT pg_try_advisory_lock({_NAMESPACE}, hashtext(?))", (key,)):
                     return _busy(store, key)
                 advised.append(key)
-        loader.begin()
         try:
+            loader.begin()
             for key in wanted:
                 held = store.lock_holder(key)
                 if held is not None and not pg and _held_elsewhere(store, key, str(held[1]), int(held[2])):
@@ -88,7 +88,12 @@ def take(store: RunStore, wanted: list[str], target: str = "the target") -> str 
                 store.take_lock(key, socket.gethostname(), os.getpid(), replace=held is not None)
             loader.commit()
         except Exception as exc:
-            loader.rollback()
+            try:
+                loader.rollback()
+            except Exception:
+                pass  # the driver ended the transaction with the error
+            if "locked" in str(exc).lower() or "busy" in str(exc).lower():
+                return f"{target} is busy with another writer ({first_line(exc)})"
             raise _write_error(exc, target) from None
         for key in wanted:
             _HELD[(_where(store), key)] = _HELD.get((_where(store), key), 0) + 1
