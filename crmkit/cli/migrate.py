@@ -161,6 +161,14 @@ def _progress(enabled: bool) -> Iterator[Progress | None]:
     help="With --resume: if the mapping or sources changed, abandon the old run and start over.",
 )
 @click.option("--force", is_flag=True, help="Load even when a validation gate of the mapping fails.")
+@click.option(
+    "--lock-wait",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="Wait this long for another run that writes the same entities (else refuse at once).",
+)
 @click.option("--faults", default="", hidden=True, help="Fault injection for the safety tests: ACTION@POINT#N,...")
 @json_option
 def run(
@@ -174,6 +182,7 @@ def run(
     resume: str | None,
     restart: bool,
     force: bool,
+    lock_wait: float,
     faults: str,
     as_json: bool,
 ) -> None:
@@ -211,6 +220,7 @@ def run(
                 resume=resume_opt,
                 restart=restart,
                 force=force,
+                lock_wait=lock_wait,
                 bulk_rows=Settings.from_env().bulk_rows,
                 hooks=hooks,
             ),
@@ -285,8 +295,9 @@ def history(target: str, limit: int, as_json: bool) -> None:
 def verify(mapping: Path, target: str, operator: str | None, report_dir: Path | None, as_json: bool) -> None:
     """Re-read MAPPING's sources and compare them with TARGET, row by row.
 
-    Lists every row missing from the target, changed in it, or there unexpectedly.  Rows
-    whose legacy row is gone are listed as vanished: a mismatch only where the feed's
+    Lists every row missing from the target, changed in it, or there unexpectedly, and every
+    migrated row that no id-map entry names (an orphan: a duplicate no later run would see).
+    Rows whose legacy row is gone are listed as vanished: a mismatch only where the feed's
     on_vanished (deactivate, delete) was not carried out.  Exit code 1 on any mismatch:
     run it before signing off a cut-over.
 
@@ -308,8 +319,11 @@ def verify(mapping: Path, target: str, operator: str | None, report_dir: Path | 
             t.add_row(*(str(count[k]) for k in ("entity", "source", "expected", "in_target", "mismatches", "vanished")))
         con.print(t)
         for row in result.mismatches.head(50).iter_rows(named=True):
-            con.print(f"  {row['kind']:<10} {row['entity']} {row['source_name']}:{row['legacy_key']}")
+            row_id = f" (id {row['target_id']})" if row.get("target_id") is not None else ""
+            con.print(f"  {row['kind']:<10} {row['entity']} {row['source_name']}:{row['legacy_key']}{row_id}")
         con.print("[green]clean[/green]" if result.ok else f"[red]{result.mismatches.height} mismatches[/red]")
+        if result.note:
+            con.print(result.note)
     sys.exit(0 if result.ok else 1)
 
 

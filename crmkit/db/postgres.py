@@ -282,7 +282,8 @@ def _unreferenced_primary_key(table: str) -> Any:
     tables = Base.metadata.tables
     if any(fk.referred_table.name == table for t in tables.values() for fk in t.foreign_key_constraints):
         return None
-    return tables[table].primary_key
+    pk = tables[table].primary_key
+    return pk if pk.columns else None  # a before-image table has none
 
 
 def _foreign_keys(table: str) -> list[Any]:

@@ -45,3 +45,25 @@ def first_line(exc: BaseException) -> str:
     """The first line of an error's message (drivers add detail lines), else the error's type."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def write_refusal(exc: BaseException) -> str | None:
+    """Why a target refused a write, when the reason is the target's and not the statement's: it
+    is read-only, or this user may not write, or a crmkit table is missing; else None."""
+    text = str(exc).lower()
+    if "readonly database" in text or "read-only" in text or "read only" in text:
+        return f"is read-only: crmkit cannot write to it ({first_line(exc)}); point --target at a database it can write"
+    if "permission denied" in text or "insufficient privilege" in text:
+        return f"refuses writes to this user ({first_line(exc)}); grant it write access or use another user"
+    missing = missing_table(exc)
+    if missing is not None:
+        return f"has no table {missing}: run `crmkit db repair --target ...` to restore crmkit's schema"
+    return None
+
+
+def missing_table(exc: BaseException) -> str | None:
+    """The table a statement found missing (SQLite's and PostgreSQL's messages), else None."""
+    import re
+
+    found = re.search(r'no such table: ([\w."]+)|relation "([^"]+)" does not exist', str(exc))
+    return (found.group(1) or found.group(2)) if found else None

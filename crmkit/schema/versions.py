@@ -152,12 +152,31 @@ def _transactional_ddl(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN")
 
 
+def _require_tables(engine: Engine, url: str, rev: str) -> None:
+    """Every table of the models is there (a dropped one is one line naming it, not a failed
+    statement later)."""
+    from crmkit.schema.health import missing_tables
+
+    with engine.connect() as conn:
+        absent = missing_tables(conn)
+    if absent:
+        from crmkit.db.url import mask_url
+        from crmkit.errors import TargetError
+
+        shown = ", ".join(absent[:3]) + (f" and {len(absent) - 3} more" if len(absent) > 3 else "")
+        raise TargetError(
+            f"target {mask_url(url)} is at schema {rev} but has no table {shown}: "
+            f"run `crmkit db repair --target {mask_url(url)}` to recreate it"
+        )
+
+
 def ensure_schema(url: str) -> tuple[str | None, str]:
     """Create or upgrade the target's CRM schema to this crmkit's head revision."""
     engine = connect(url)
     try:
         before = current(engine)
         if before == head():
+            _require_tables(engine, url, before)
             return before, before
         if before is None:
             clash = _crm_tables(engine)
@@ -170,8 +189,17 @@ def ensure_schema(url: str) -> tuple[str | None, str]:
                     f"target {mask_url(url)} has tables named like crmkit's ({shown}) but no schema version "
                     "(no alembic_version table): point --target at an empty database or one crmkit created"
                 )
-            create_fresh(engine)
-            return None, head()
-        return upgrade(engine)
+            try:
+                create_fresh(engine)
+            except Exception:
+                if current(engine) != head():
+                    raise
+            return None, head()  # (or another run, started at the same moment, created it)
+        try:
+            return upgrade(engine)
+        except Exception:
+            if current(engine) != head():
+                raise
+            return before, head()  # another run upgraded it meanwhile
     finally:
         engine.dispose()

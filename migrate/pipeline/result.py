@@ -191,6 +191,8 @@ class Options:
     #: inserts of at least this many rows drop the secondary indexes and build them after
     #: (the CLI passes Settings.bulk_rows, env CRMKIT_BULK_ROWS; tests lower it to exercise that path)
     bulk_rows: int = 200_000
+    #: seconds a run waits for another run that holds its mapping or an entity it writes
+    lock_wait: float = 0.0
     #: called at every named point of the run (the safety tests inject faults there)
     hooks: RunHooks = field(default_factory=RunHooks)
 

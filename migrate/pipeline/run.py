@@ -16,7 +16,7 @@ from typing import Any
 
 from crmkit.audit import now, operator_name
 from crmkit.db.loader import Loader, open_loader, preload_driver
-from crmkit.db.sql import is_db_error
+from crmkit.db.sql import is_db_error, write_refusal
 from crmkit.db.url import mask_url
 from crmkit.errors import CrmkitError, TargetError
 from crmkit.migrate.mapping import Mapping, load_mapping
@@ -63,6 +63,8 @@ def run(mapping_path: str | Path, options: Options) -> RunResult:
     except CrmkitError:
         raise
     except Exception as exc:
+        if is_db_error(exc) and write_refusal(exc) is not None:
+            raise TargetError(f"target {result.target} {write_refusal(exc)}") from None
         if is_db_error(exc):
             raise TargetError(
                 f"target {result.target}: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
@@ -100,10 +102,12 @@ def _new_result(mapping: Mapping, prepared: Prepared, options: Options, limit: s
 
 
 def _locked(loader: Loader, prepared: Prepared, options: Options, result: RunResult) -> None:
-    """The load, holding the mapping's lock on the target (a dry run takes none)."""
+    """The load, holding the mapping's lock and those of the entities it writes on the target
+    (a dry run takes none: it writes nothing that stays)."""
     store = RunStore(loader)
+    entities = list(prepared.shaped)
     if not options.dry_run:
-        lock.acquire(store, prepared.mapping.name)
+        lock.acquire(store, prepared.mapping.name, entities, options.lock_wait, result.target)
         loader.begin()  # holding the lock: a run of this mapping still marked running died
         store.mark_interrupted(prepared.mapping.name)
         loader.commit()
@@ -112,7 +116,7 @@ def _locked(loader: Loader, prepared: Prepared, options: Options, result: RunRes
         _Run(prepared, loader, options, result).go(resume_id)
     finally:
         if not options.dry_run:
-            lock.release(store, prepared.mapping.name)
+            lock.release(store, prepared.mapping.name, entities)
 
 
 class _Run:
@@ -196,14 +200,14 @@ class _Run:
             sources_hash=self.p.sources_hash,
         )
         if not self.dry:
-            self.store.set_lock_run(r.mapping, run_id)
+            self.store.set_lock_run(lock.keys(r.mapping, self.p.shaped), run_id)
         self.w.commit("run.open")
         return run_id
 
     def _reopen_run(self, run_id: int) -> int:
         self.loader.begin()
         self.store.reopen_run(run_id)
-        self.store.set_lock_run(self.result.mapping, run_id)
+        self.store.set_lock_run(lock.keys(self.result.mapping, self.p.shaped), run_id)
         self.loader.commit()
         return run_id
 

@@ -2,7 +2,7 @@
 
 ``crmkit_runs`` (one row per run, dry run and generated load), ``crmkit_checkpoints`` (one
 per committed batch, plus the id-map-pending markers of bulk inserts), ``crmkit_locks`` (one
-run of a mapping at a time) and ``crmkit_audit`` (who did what to the target).  A
+run of a mapping, and one writer of an entity, at a time) and ``crmkit_audit`` (who did what to the target).  A
 :class:`RunStore` wraps one connection; the caller owns its transactions, except where a
 method says it commits (the audit entry, the lock).
 """
@@ -166,9 +166,14 @@ class RunStore:
 
     # --- crmkit_locks -------------------------------------------------------------------
 
-    def lock_holder(self, mapping_name: str) -> tuple[Any, ...] | None:
-        """(run_id, host, pid) of the lock on ``mapping_name``, if any."""
-        held = self.loader.query("SELECT run_id, host, pid FROM crmkit_locks WHERE mapping_name = ?", (mapping_name,))
+    def lock_holder(self, key: str) -> tuple[Any, ...] | None:
+        """(run_id, host, pid, mapping name of the run) of the lock ``key`` (a mapping's name, or
+        ``entity:<table>``: migrate/safety/lock.py), if any."""
+        held = self.loader.query(
+            "SELECT l.run_id, l.host, l.pid, r.mapping_name FROM crmkit_locks l "
+            "LEFT JOIN crmkit_runs r ON r.id = l.run_id WHERE l.mapping_name = ?",
+            (key,),
+        )
         return held.row(0) if held.height else None
 
     def take_lock(self, mapping_name: str, host: str, pid: int, *, replace: bool) -> None:
@@ -179,8 +184,10 @@ class RunStore:
             (mapping_name, 0, host, pid, _stamp()),
         )
 
-    def set_lock_run(self, mapping_name: str, run_id: int) -> None:
-        self.loader.execute("UPDATE crmkit_locks SET run_id = ? WHERE mapping_name = ?", (run_id, mapping_name))
+    def set_lock_run(self, keys: list[str], run_id: int) -> None:
+        """Name ``run_id`` as the holder of the locks ``keys``."""
+        for key in keys:
+            self.loader.execute("UPDATE crmkit_locks SET run_id = ? WHERE mapping_name = ?", (run_id, key))
 
     def drop_lock(self, mapping_name: str, pid: int) -> None:
         self.loader.execute("DELETE FROM crmkit_locks WHERE mapping_name = ? AND pid = ?", (mapping_name, pid))

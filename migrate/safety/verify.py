@@ -5,7 +5,8 @@ resolved through the target's id map); each loadable row's hash is compared with
 of the row the target holds for its legacy key, recomputed from the target's current values.
 Mismatches: ``missing`` (the target has no row for a loadable source row), ``changed`` (the
 target's values differ), ``unexpected`` (the target holds a row for a key the source no
-longer has, or one the source now rejects).  This is what a team runs before sign-off.
+longer has, or one the source now rejects), ``orphan`` (a migrated row of an entity the
+mapping writes that no id-map entry names: nothing else would ever see it).  This is what a team runs before sign-off.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import polars as pl
 from crmkit.audit import operator_name
 from crmkit.csvout import write_people_csv
 from crmkit.db.loader import Loader, open_loader
-from crmkit.db.sql import q
+from crmkit.db.sql import is_db_error, q, write_refusal
 from crmkit.db.url import mask_url
 from crmkit.migrate.fields import ERRORS, KEY, Shaped
 from crmkit.migrate.mapping import load_mapping
@@ -31,17 +32,24 @@ from crmkit.migrate.safety.store import RunStore
 from crmkit.schema.target import TargetField
 from crmkit.schema.versions import ensure_schema
 
+#: a mismatch: ``target_id`` only for an ``orphan`` (a migrated row no id-map entry names)
+MISMATCH_SCHEMA = {
+    "entity": pl.String,
+    "source_name": pl.String,
+    "legacy_key": pl.String,
+    "kind": pl.String,
+    "target_id": pl.Int64,
+}
+
 
 @dataclass
 class VerifyResult:
     mapping: str
     target: str
     counts: list[dict[str, object]] = field(default_factory=list)
-    mismatches: pl.DataFrame = field(
-        default_factory=lambda: pl.DataFrame(
-            schema={"entity": pl.String, "source_name": pl.String, "legacy_key": pl.String, "kind": pl.String}
-        )
-    )
+    mismatches: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=MISMATCH_SCHEMA))
+    #: said beside the result (e.g. why no audit entry was written)
+    note: str | None = None
 
     #: target rows whose legacy row is gone, and what became of them (on_vanished): not mismatches
     #: when the mapping's choice was carried out
@@ -63,6 +71,7 @@ class VerifyResult:
             "counts": self.counts,
             "mismatches": self.mismatches.to_dicts(),
             "vanished": self.vanished.to_dicts(),
+            **({"note": self.note} if self.note else {}),
         }
 
     def write(self, directory: str | Path) -> None:
@@ -85,21 +94,35 @@ def verify(
     result = VerifyResult(mapping.name, mask_url(target))
     try:
         parts = []
-        for _ename, feeds in prepared.shaped.items():
+        for ename, feeds in prepared.shaped.items():
             for shaped in feeds:
                 parts.append(_feed(loader, prepared, shaped, result))
+            parts.append(_orphans(loader, ename))
         result.mismatches = pl.concat(parts) if parts else result.mismatches
+        _audit(loader, result, mapping.name, mapping.content_hash, operator)
+    finally:
+        loader.close()
+    return result
+
+
+def _audit(loader: Loader, result: VerifyResult, name: str, content_hash: str, operator: str | None) -> None:
+    """The audit entry of the verify; a target that refuses writes (a read-only replica) is
+    still verified, and the result says the entry is missing."""
+    try:
         RunStore(loader).audit(
             action="verify",
             operator=operator_name(operator),
             target=result.target,
             outcome="clean" if result.ok else f"{result.mismatches.height} mismatches",
-            mapping_name=mapping.name,
-            mapping_hash=mapping.content_hash,
+            mapping_name=name,
+            mapping_hash=content_hash,
         )
-    finally:
-        loader.close()
-    return result
+    except Exception as exc:
+        refusal = write_refusal(exc) if is_db_error(exc) else None
+        if refusal is None:
+            raise
+        loader.rollback()
+        result.note = f"not recorded in the audit trail: the target {refusal.split(':')[0]}"
 
 
 def _keymap(loader: Loader, entity: str, source: str) -> KeyMap:
@@ -163,7 +186,11 @@ def _feed(loader: Loader, prepared: Prepared, shaped: Shaped, result: VerifyResu
         }
     )
     return mism.select(
-        pl.lit(shaped.entity).alias("entity"), pl.lit(shaped.source).alias("source_name"), "legacy_key", "kind"
+        pl.lit(shaped.entity).alias("entity"),
+        pl.lit(shaped.source).alias("source_name"),
+        "legacy_key",
+        "kind",
+        pl.lit(None, pl.Int64).alias("target_id"),
     ).sort("legacy_key")
 
 
@@ -176,6 +203,27 @@ def _vanished(loader: Loader, prepared: Prepared, shaped: Shaped, result: Verify
     )
     result.vanished = pl.concat([result.vanished, listed.sort("legacy_key")])
     return gone
+
+
+def _orphans(loader: Loader, entity: str) -> pl.DataFrame:
+    """Rows of ``entity`` that a migration wrote (they carry a source name) but no id-map entry
+    names: a run that died between its rows and their id map, or two runs that wrote the same
+    keys.  Rows created in the CRM itself carry no source name and are not orphans."""
+    frame = loader.query(
+        f"SELECT e.source_name, e.legacy_key, e.id FROM {q(entity)} e WHERE e.source_name IS NOT NULL "
+        f"AND NOT EXISTS (SELECT 1 FROM crmkit_id_map m WHERE m.entity = ? AND m.target_id = e.id) "
+        f"ORDER BY e.id",
+        (entity,),
+    )
+    if frame.height == 0:
+        return pl.DataFrame(schema=MISMATCH_SCHEMA)
+    return frame.select(
+        pl.lit(entity).alias("entity"),
+        pl.col("source_name").cast(pl.String),
+        pl.col("legacy_key").cast(pl.String),
+        pl.lit("orphan").alias("kind"),
+        pl.col("id").cast(pl.Int64).alias("target_id"),
+    )
 
 
 def _target_rows(loader: Loader, entity: str, source: str, fields: list[TargetField]) -> pl.DataFrame:
