@@ -171,7 +171,9 @@ def bad_values(
     parts = []
     for c in bad_cols:
         v = pl.col(c)
-        reason = pl.when(v.str.contains("\x00", literal=True)).then(pl.lit(f"{c}: holds a NUL character (\\x00)"))
+        reason: pl.Expr = pl.when(v.str.contains("\x00", literal=True)).then(
+            pl.lit(f"{c}: holds a NUL character (\\x00)")
+        )
         if marked:
             undecodable = pl.concat_str(
                 [pl.lit(f"{c}: byte 0x"), v.str.extract(_BAD, 1), pl.lit(f" does not decode as {encoding}")]
