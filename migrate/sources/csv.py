@@ -64,7 +64,7 @@ def read_csv(name: str, src: CsvSource) -> Extracted:
     frame = frame.rename(lambda c: c.strip().lstrip("\ufeff"))
     frame = frame.with_row_index(ROW, offset=src.header_row + 1).with_columns(pl.col(ROW).cast(pl.Int64))
     frame, blanks = drop_blank(frame)
-    frame, bad = decode.bad_values(frame, ROW, encoding, marked)
+    frame, bad = decode.bad_values(frame, ROW, encoding, marked, scan=b"\x00" in data)
     return Extracted(
         name, frame, blank_rows=blanks, encoding=encoding, detected=declared is None and encoding != "utf-8", bad=bad
     )

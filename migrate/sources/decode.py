@@ -3,7 +3,8 @@
 **Undeclared encoding.**  The whole file is decoded, strictly, in a fixed order, and the first
 encoding that reads every byte is the file's (:func:`choose`):
 
-1. UTF-8 (a byte-order mark is dropped);
+1. UTF-8 (a byte-order mark is dropped); a file starting with a UTF-16 byte-order mark
+   (Excel's "Unicode Text") is UTF-16;
 2. GB18030, when its double-byte characters look like Chinese text (most of a sample taken
    from the start, middle and end uses GB2312's trail bytes; Western text mis-read as GB18030
    does not);
@@ -88,6 +89,11 @@ def decode_declared(path: object, data: bytes, encoding: str) -> tuple[str, bool
 
 def choose(path: object, data: bytes) -> tuple[str, str]:
     """The file's text and the encoding that read it (see the module), or a SourceError."""
+    if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):  # Excel's "Unicode Text"
+        try:
+            return data.decode("utf-16"), "utf-16"
+        except UnicodeDecodeError as exc:
+            raise _not_one(path, data, exc.start, "as UTF-16 (it starts with a UTF-16 BOM)") from None
     if data.startswith(codecs.BOM_UTF8):
         try:
             return data[len(codecs.BOM_UTF8) :].decode("utf-8"), "utf-8-sig"
@@ -152,17 +158,18 @@ BAD_SCHEMA = {"column": pl.String, "reason": pl.String}
 
 
 def bad_values(
-    frame: pl.DataFrame, row: str, encoding: str | None = None, marked: bool = False
+    frame: pl.DataFrame, row: str, encoding: str | None = None, marked: bool = False, scan: bool = True
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """``frame`` with its NUL characters (and, when ``marked``, bytes that did not decode) cleaned
     to ``\\x00`` / ``\\xNN``, and one row per such value: ``row``, ``column``, ``reason``.
 
-    The usual case costs one scan per text column and returns ``frame`` as it is.
+    The usual case costs one scan per text column and returns ``frame`` as it is; none at all
+    with ``scan=False`` (the caller knows there is nothing: a file without a NUL byte, unmarked).
     """
     cols = [c for c, t in frame.schema.items() if t == pl.String and c != row]
     pattern = "[\\x00\\x{fdd0}]" if marked else "\\x00"
     none = pl.DataFrame(schema={row: pl.Int64, **BAD_SCHEMA})
-    if not cols or frame.height == 0:
+    if not (scan or marked) or not cols or frame.height == 0:
         return frame, none
     hit = frame.select(pl.col(cols).str.contains(pattern).any())
     bad_cols = [c for c in cols if hit[c][0]]

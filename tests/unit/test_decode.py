@@ -89,3 +89,9 @@ def test_the_encoding_used_is_reported(tmp_path: Path) -> None:
     (tmp_path / "f.csv").write_bytes(HEAD + ("1," + ZH + "\n").encode("gb18030"))
     ex = extract("s", CsvSource(kind="csv", path=tmp_path / "f.csv"))
     assert (ex.encoding, ex.detected, ex.frame["name"][0]) == ("gb18030", True, ZH)
+
+
+def test_utf16_with_its_bom_is_utf16_not_nul_riddled_cp1252() -> None:
+    """Excel's "Unicode Text": a NUL between every ASCII byte, which must not become NUL rejects."""
+    data = "id\tname\n1\t张三\n".encode("utf-16")
+    assert choose("f.tsv", data) == ("id\tname\n1\t张三\n", "utf-16")
