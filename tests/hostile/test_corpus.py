@@ -64,6 +64,13 @@ def load_cases() -> Iterator[Any]:
             yield pytest.param(Case(name=folder.name, folder=folder, **base), backend, id=f"{folder.name}-{backend}")
 
 
+def fill(text: str, names: dict[str, str]) -> str:
+    """``text`` with its ``{placeholder}``s filled in (``${VAR}`` is left to crmkit)."""
+    for name, value in names.items():
+        text = text.replace("{" + name + "}", value)
+    return text
+
+
 def digest(root: Path) -> dict[str, str]:
     """Every file under ``root`` by relative path, with its bytes' hash (links not followed)."""
     out = {}
@@ -97,6 +104,18 @@ def build(case: Case, tmp: Path, sentinel: str) -> tuple[Path, Path]:
         spec.loader.exec_module(module)
         module.make(project, outside)
     return project, outside
+
+
+def assert_opens_safely(path: Path) -> None:
+    """A CSV written for people: UTF-8 with a BOM, and no cell a spreadsheet would run as a formula."""
+    import csv
+    import io
+
+    data = path.read_bytes()
+    assert data.startswith(b"\xef\xbb\xbf"), f"{path.name} has no byte-order mark (Excel shows mojibake)"
+    for row in csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")):
+        live = [cell for cell in row if re.match(r"[=+\-@\t\r]", cell) and not re.fullmatch(r"-?\d+(\.\d+)?", cell)]
+        assert not live, f"{path.name} holds cells a spreadsheet runs as formulas: {live[:3]}"
 
 
 def empty_postgres(url: str) -> None:
@@ -138,11 +157,17 @@ def test_hostile_case(case: Case, backend: str, tmp_path: Path, request: pytest.
     else:
         target = f"sqlite:///{tmp_path / 'target.db'}"
     report = tmp_path / "report"
-    names = {"project": str(project), "outside": str(outside), "target": target, "report": str(report)}
-    argv = [a.format(**names) for a in case.argv]
+    names = {
+        "project": str(project),
+        "outside": str(outside),
+        "target": target,
+        "report": str(report),
+        "sentinel": sentinel,
+    }
+    argv = [fill(a, names) for a in case.argv]
     before = {"project": digest(project), "outside": digest(outside)}
 
-    res = cli(*argv, env={k: v.format(**names) for k, v in case.env.items()})
+    res = cli(*argv, env={k: fill(v, names) for k, v in case.env.items()})
     out, err = res.stdout, res.stderr
     shown = f"$ crmkit {' '.join(argv)}\nexit {res.exit_code}\n--- stdout\n{out[-3000:]}\n--- stderr\n{err[-3000:]}"
 
@@ -171,6 +196,8 @@ def test_hostile_case(case: Case, backend: str, tmp_path: Path, request: pytest.
             and str(p.relative_to(project) if p.is_relative_to(project) else p) not in before["project"]
         ):
             assert sentinel.encode() not in p.read_bytes(), f"{p} holds content from outside the project"
+    for written in report.rglob("*.csv") if report.exists() else []:
+        assert_opens_safely(written)
     for reason in case.rejects:
         engine = sa.create_engine(target)
         try:
