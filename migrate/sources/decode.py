@@ -127,17 +127,23 @@ def _not_one(path: object, data: bytes, offset: int, what: str) -> SourceError:
     )
 
 
+#: a character that decoded as UTF-8 (not ASCII, not a replacement for a byte that failed)
+_DECODED = re.compile("[^\x00-\x7f\ufffd]")
+
+
 def _utf8_line(data: bytes) -> int | None:
-    """The first line with non-ASCII text that is UTF-8 and reads as written text, if any."""
-    for number, line in enumerate(data.split(b"\n"), start=1):
-        if line.isascii():
-            continue
-        try:
-            text = line.decode("utf-8")
-        except UnicodeDecodeError:
-            continue
-        if all(_WRITTEN.match(ch) for ch in _NON_ASCII.findall(text)):
-            return number
+    """The first line with non-ASCII text that is UTF-8 and reads as written text, if any:
+    the file decoded once with replacements, then only the lines holding a decoded character."""
+    text = data.decode("utf-8", errors="replace")
+    pos = 0
+    while m := _DECODED.search(text, pos):
+        start = text.rfind("\n", 0, m.start()) + 1
+        end = text.find("\n", m.end())
+        end = len(text) if end < 0 else end
+        line = text[start:end]
+        if "\ufffd" not in line and all(_WRITTEN.match(ch) for ch in _NON_ASCII.findall(line)):
+            return text.count("\n", 0, start) + 1
+        pos = end + 1
     return None
 
 
