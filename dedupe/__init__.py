@@ -10,13 +10,12 @@ decisions) and :mod:`dedupe.unmerge`.  :func:`dedupe_inputs` is what ``crmkit de
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
+from crmkit.csvout import write_people_csv
 from crmkit.dedupe.engine import Result, find_duplicates
 from crmkit.dedupe.merge import MergePlan, merge_plan, plan_from
 from crmkit.dedupe.rules import DedupeError, Rules, load_rules
@@ -50,19 +49,6 @@ class DedupeRun:
             "review_rows": self.review_rows,
             "model": self.result.model.to_json() if self.result.model else None,
         }
-
-
-def _atomic_csv(frame: pl.DataFrame, path: Path) -> None:
-    """Write next to ``path`` and rename: a failed run leaves no half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        frame.write_csv(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def golden_frame(result: Result) -> pl.DataFrame:
@@ -107,6 +93,6 @@ def dedupe_inputs(
     if golden is not None:
         frames.append(("golden", golden_frame(result), golden))
     for what, frame, path in frames:
-        _atomic_csv(frame, path)
+        write_people_csv(frame, path)  # each written whole or not at all
         run.written[what] = str(path)
     return run

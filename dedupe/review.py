@@ -5,14 +5,22 @@ probability, one ``sim.<compare>`` column per compare, the records' values side 
 (``left.<column>``, ``right.<column>``) and an empty ``decision`` column.  A person writes
 ``match`` or ``not a match`` there; the file (or several) is then given back with
 ``--decisions`` or named under ``decisions:`` in the rules, and every later run honours it.
+
+The file is written as every file a person opens (``crmkit.csvout``: UTF-8 with BOM, formula
+cells prefixed with ``'``, similarities that are not numbers left empty).  It is read back as
+a spreadsheet gives it back: UTF-8 with or without BOM, GB18030 (Excel re-saving it as "CSV"
+on a Chinese Windows), UTF-16 ("Unicode Text", tab-separated); the ``'`` csvout added to a
+formula-looking value is taken off again, so the ids match the records.
 """
 
 from __future__ import annotations
 
+import codecs
 from pathlib import Path
 
 import polars as pl
 
+from crmkit.csvout import unneutralised, write_people_csv
 from crmkit.dedupe.engine import DECISION_SCHEMA, Result
 from crmkit.dedupe.rules import DedupeError
 from crmkit.dedupe.survive import KEY, RID, SOURCE
@@ -44,8 +52,7 @@ def review_frame(result: Result) -> pl.DataFrame:
 
 def write_review(result: Result, path: Path) -> int:
     frame = review_frame(result)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.write_csv(path)
+    write_people_csv(frame, path)
     return frame.height
 
 
@@ -57,13 +64,31 @@ def read_decisions(paths: list[Path]) -> pl.DataFrame:
     return pl.concat(frames)
 
 
+def _read_review_file(path: Path) -> pl.DataFrame:
+    """The review file as text columns, whatever a spreadsheet re-saved it as (see the module)."""
+    from crmkit.errors import SourceError
+    from crmkit.migrate.sources.decode import choose
+
+    data = path.read_bytes()
+    sep = ","
+    try:
+        if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+            text, sep = data.decode("utf-16"), "\t"
+        else:
+            text, _ = choose(path, data)
+        frame = pl.read_csv(text.encode("utf-8"), separator=sep, infer_schema=False)
+    except SourceError as exc:
+        raise DedupeError(str(exc)) from None
+    except Exception as exc:
+        raise DedupeError(f"{path}: not a readable CSV file ({str(exc).splitlines()[0]})") from None
+    frame = frame.rename(lambda c: c.strip().lstrip("\ufeff"))
+    return frame.with_columns(unneutralised(pl.col(c)).alias(c) for c in frame.columns)
+
+
 def _read_one(path: Path) -> pl.DataFrame:
     if not path.exists():
         raise DedupeError(f"{path}: no such decisions file")
-    try:
-        frame = pl.read_csv(path, infer_schema=False)
-    except Exception as exc:
-        raise DedupeError(f"{path}: not a readable CSV file ({str(exc).splitlines()[0]})") from None
+    frame = _read_review_file(path)
     missing = [c for c in [*ID_COLUMNS, "decision"] if c not in frame.columns]
     if missing:
         raise DedupeError(

@@ -91,6 +91,9 @@ def shape(feed: Feed, target: TargetEntity, ex: Extracted, where: str, scope: st
         work = work.with_columns(c.value.alias(f"__v_{name}") for name, c in done.items())
     errors = [c.error for f, c in chains.items() if c.error is not None and specs[f].on_error != "warn"]
     warnings = [c.error for f, c in chains.items() if c.error is not None and specs[f].on_error == "warn"]
+    unreadable = _bad_values(feed, ex, work)
+    if unreadable is not None:
+        errors.insert(0, unreadable)
     work = work.with_columns(
         *(c.ref.alias(ref_col(n)) for n, c in chains.items() if c.ref is not None),
         *(pl.lit(e).alias(f"__e{i}") for i, e in enumerate(errors)),
@@ -116,6 +119,19 @@ def shape(feed: Feed, target: TargetEntity, ex: Extracted, where: str, scope: st
         all_keys,
         left_out,
     )
+
+
+def _bad_values(feed: Feed, ex: Extracted, work: pl.DataFrame) -> pl.Series | None:
+    """Per row of ``work``: the values the feed reads that could not be read as text (a NUL
+    character, a byte that did not decode, see ``sources.decode``), or None when there are none."""
+    if ex.bad is None or ex.bad.height == 0:
+        return None
+    read = set(feed.key) | {c for spec in feed.fields.values() for c in spec.inputs}
+    bad = ex.bad.filter(pl.col("column").is_in(sorted(read)))
+    if bad.height == 0:
+        return None
+    per_row = bad.group_by(ROW, maintain_order=True).agg(pl.col("reason").str.join("; "))
+    return work.select(ROW).join(per_row, on=ROW, how="left", maintain_order="left")["reason"]
 
 
 @dataclass

@@ -248,6 +248,9 @@ def _print_result(r: RunResult, page: Path | None) -> None:
     totals = r.totals()
     t.add_row("[bold]total[/bold]", *(f"[bold]{totals[c]}[/bold]" for c in cols))
     con.print(t)
+    read = [f"{s.name} {s.encoding}{' (detected)' if s.detected else ''}" for s in r.sources if s.encoding]
+    if read:
+        con.print("encodings: " + ", ".join(read), highlight=False)
     if r.message:
         con.print(r.message)
     colour = "green" if r.status == "succeeded" else "red"

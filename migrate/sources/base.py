@@ -31,6 +31,9 @@ class Extracted:
     blank_rows: int = 0
     encoding: str | None = None  # the encoding used (``detected`` says whether it was guessed)
     detected: bool = False
+    #: values that cannot be loaded as they are (a NUL, a byte that did not decode): ``__row``,
+    #: ``column``, ``reason``; their rows are rejected by the feeds that read that column
+    bad: pl.DataFrame | None = None
 
     @property
     def columns(self) -> list[str]:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import codecs
-from pathlib import Path
 from typing import Literal
 
 import polars as pl
 from pydantic import Field, field_validator
 
 from crmkit.errors import SourceError
+from crmkit.migrate.sources import decode
 from crmkit.migrate.sources.base import ROW, Extracted, FileSource, drop_blank, register_kind
 
 ENCODINGS_HINT = "utf-8, utf-8-sig, gb18030, gbk, big5, latin-1, cp1252"
@@ -39,53 +39,6 @@ class CsvSource(FileSource):
         return self.delimiter or ("\t" if self.kind == "tsv" else ",")
 
 
-def _decode(path: Path, data: bytes, encoding: str | None) -> tuple[str, str, bool]:
-    """Text of the file, the encoding used, and whether it was detected."""
-    if encoding is not None:
-        try:
-            return data.decode(encoding), encoding, False
-        except UnicodeDecodeError as exc:
-            line = data[: exc.start].count(b"\n") + 1
-            guess = _guess(data)
-            hint = f": try `encoding: {guess}`" if guess and guess != encoding else ""
-            raise SourceError(
-                f"{path}: is not {encoding} (byte 0x{data[exc.start]:02x} at line {line}){hint}"
-            ) from None
-    try:
-        return data.decode("utf-8-sig"), "utf-8", False
-    except UnicodeDecodeError as exc:
-        guess = _guess(data)
-        if guess is None:
-            line = data[: exc.start].count(b"\n") + 1
-            raise SourceError(
-                f"{path}: not UTF-8 (byte 0x{data[exc.start]:02x} at line {line}) and its encoding "
-                f"could not be detected: set `encoding:` (e.g. gb18030)"
-            ) from None
-        return data.decode(guess), guess, True
-
-
-def _guess(data: bytes) -> str | None:
-    """The encoding of legacy bytes: GB18030 when it decodes them, else charset-normalizer's best."""
-    for candidate in ("gb18030",):
-        try:
-            text = data.decode(candidate)
-        except UnicodeDecodeError:
-            continue
-        if any("\u4e00" <= ch <= "\u9fff" for ch in text[:20000]):
-            return candidate
-    from charset_normalizer import from_bytes
-
-    best = from_bytes(data[:200_000]).best()
-    if best is None:
-        return None
-    name = codecs.lookup(best.encoding).name
-    try:
-        data.decode(name)
-    except UnicodeDecodeError:
-        return None
-    return name
-
-
 def read_csv(name: str, src: CsvSource) -> Extracted:
     path = src.path
     try:
@@ -94,21 +47,27 @@ def read_csv(name: str, src: CsvSource) -> Extracted:
         raise SourceError(f"source {name}: {path}: no such file") from None
     except OSError as exc:
         raise SourceError(f"source {name}: {path}: {exc.strerror}") from None
-    utf8 = src.encoding is None or codecs.lookup(src.encoding).name in ("utf-8", "utf-8-sig")
-    frame, problem = _parse_csv(data, src) if utf8 else (None, None)
+    declared = None if src.encoding is None else codecs.lookup(src.encoding).name
+    frame, problem = _parse_csv(data, src) if declared in (None, "utf-8") else (None, None)
+    marked = False
     if frame is not None:  # polars validated the bytes as UTF-8 while parsing: no decode in Python
-        encoding, detected = "utf-8", False
+        encoding = "utf-8"
     else:
-        text, encoding, detected = _decode(path, data, src.encoding)
-        if problem is None or encoding != "utf-8":
-            frame, problem = _parse_csv(text.encode("utf-8") if encoding != "utf-8" else data, src)
+        if declared is None:
+            text, encoding = decode.choose(path, data)
+        else:
+            (text, marked), encoding = decode.decode_declared(path, data, declared), declared
+        frame, problem = _parse_csv(text.encode("utf-8"), src)
         if frame is None:
             assert problem is not None
             raise SourceError(f"{path}: {_csv_problem(text, src, problem)}")
     frame = frame.rename(lambda c: c.strip().lstrip("\ufeff"))
     frame = frame.with_row_index(ROW, offset=src.header_row + 1).with_columns(pl.col(ROW).cast(pl.Int64))
     frame, blanks = drop_blank(frame)
-    return Extracted(name, frame, blank_rows=blanks, encoding=encoding, detected=detected)
+    frame, bad = decode.bad_values(frame, ROW, encoding, marked, scan=b"\x00" in data)
+    return Extracted(
+        name, frame, blank_rows=blanks, encoding=encoding, detected=declared is None and encoding != "utf-8", bad=bad
+    )
 
 
 def _parse_csv(data: bytes, src: CsvSource) -> tuple[pl.DataFrame | None, Exception | None]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import polars as pl
 from pydantic import ValidationInfo, field_validator, model_validator
@@ -14,6 +14,7 @@ from crmkit.db.readonly import read_only_engine, single_select
 from crmkit.db.url import mask_url
 from crmkit.errors import SourceError
 from crmkit.migrate.sources.base import ROW, Extracted, SourceModel, as_text, first_line, register_kind
+from crmkit.migrate.sources.decode import bad_values, decode_marked
 
 
 class SqlSource(SourceModel):
@@ -67,6 +68,7 @@ def read_sql(name: str, src: SqlSource) -> Extracted:
         raise SourceError(f"source {name}: bad database URL {shown}: {first_line(exc)}") from None
     try:
         with engine.connect() as conn:
+            _lenient_sqlite_text(conn)
             if src.table is not None:
                 quoted = ".".join(engine.dialect.identifier_preparer.quote(p) for p in src.table.split("."))
                 query = f"SELECT * FROM {quoted}"
@@ -83,7 +85,18 @@ def read_sql(name: str, src: SqlSource) -> Extracted:
         engine.dispose()
     frame = frame.with_columns(as_text(frame))
     frame = frame.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
-    return Extracted(name, frame)
+    frame, bad = bad_values(frame, ROW, "utf-8", marked=True)
+    return Extracted(name, frame, bad=bad)
+
+
+def _lenient_sqlite_text(conn: Any) -> None:
+    """SQLite stores any bytes as TEXT: a value that is not UTF-8 is marked (a per-row reject,
+    ``sources.decode``) instead of failing the whole read."""
+    import sqlite3
+
+    raw = conn.connection.dbapi_connection
+    if isinstance(raw, sqlite3.Connection):
+        raw.text_factory = decode_marked
 
 
 def _driver_message(exc: Exception) -> str:

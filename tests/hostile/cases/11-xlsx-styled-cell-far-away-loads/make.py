@@ -1,0 +1,16 @@
+"""A formatted, empty cell at the last cell (the reader skips it)."""
+
+from pathlib import Path
+
+
+def make(project: Path, outside: Path) -> None:
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    for ref, value in {"A1": "id", "B1": "name", "C1": "mail", "A2": "1", "B2": "Ann", "C2": "a@x.org"}.items():
+        ws[ref] = value
+    from openpyxl.styles import Font
+
+    ws["XFD1048576"].font = Font(bold=True)
+    wb.save(project / "book.xlsx")
