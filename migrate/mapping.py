@@ -125,6 +125,8 @@ class Feed(Strict):
     filter: str | None = None
     #: legacy rows that disappeared since an earlier run: counted, or their target rows set inactive
     on_vanished: Literal["keep", "deactivate"] = "keep"
+    #: ``file:line: entities.X.filter`` of the filter, for messages when it is applied
+    _filter_at: str = PrivateAttr("")
 
     @field_validator("key", mode="before")
     @classmethod
@@ -135,17 +137,21 @@ class Feed(Strict):
     @classmethod
     def _filter_parses(cls, v: str | None) -> str | None:
         if v is not None:
-            import polars as pl
+            from crmkit.migrate.condition import ConditionError, parse_condition
 
             try:
-                pl.sql_expr(v)
-            except Exception as exc:
-                raise ValueError(f"filter is not a SQL condition: {str(exc).splitlines()[0]}") from None
+                parse_condition(v)
+            except ConditionError as exc:
+                raise ValueError(f"filter is not a SQL condition crmkit allows: {exc}") from None
         return v
 
     @property
     def source(self) -> str:
         return self.from_
+
+    @property
+    def filter_at(self) -> str:
+        return self._filter_at
 
 
 class Mapping(Strict):
@@ -249,6 +255,7 @@ def _check_meaning(m: Mapping, doc: Document) -> None:
 
 
 def _check_feed(m: Mapping, doc: Document, target: TargetEntity, feed: Feed, loc: tuple[Any, ...]) -> None:
+    feed._filter_at = f"{doc.path}:{doc.line_of(loc + ('filter',))}: {'.'.join(map(str, loc + ('filter',)))}"
     if feed.source not in m.sources:
         raise _fail(doc, loc + ("from",), f"unknown source '{feed.source}' (sources: {', '.join(m.sources)})")
     seen: set[str] = set()
