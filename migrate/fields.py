@@ -17,6 +17,7 @@ from crmkit.migrate import transforms as T
 from crmkit.migrate.condition import ConditionError, parse_condition
 from crmkit.migrate.mapping import Feed, FieldSpec
 from crmkit.migrate.sources import ROW, Extracted
+from crmkit.migrate.sources.base import columns_hint
 from crmkit.schema.target import TargetEntity, TargetField
 
 KEY = "__key"
@@ -49,7 +50,7 @@ def check_columns(feed: Feed, ex: Extracted, where: str) -> None:
     if missing:
         raise MappingError(
             f"{where}: source {ex.name} has no column {', '.join(map(repr, missing))} "
-            f"(its columns: {', '.join(ex.columns)})"
+            f"({columns_hint(ex.columns, wanted)})"
         )
 
 
@@ -74,7 +75,7 @@ def apply_filter(feed: Feed, frame: pl.DataFrame, where: str, scope: str | None 
         if missing:
             raise MappingError(
                 f"{at}: filter names a column the source lacks: {', '.join(map(repr, missing))} "
-                f"(its columns: {', '.join(columns)})"
+                f"({columns_hint(columns, cond.columns + list(feed.key))})"
             )
         exprs.append(cond.expr)
     try:

@@ -15,6 +15,7 @@ from crmkit.config import Document, Strict, load_model
 from crmkit.errors import ConfigError, CrmkitError, MappingError
 from crmkit.migrate import transforms as T
 from crmkit.migrate.sources import AnySource, SourceModel
+from crmkit.paths import confine
 from crmkit.schema.target import TargetEntity, TargetField, entities
 from crmkit.validate.rules import ValidationRules, check_meaning
 
@@ -173,7 +174,7 @@ class Mapping(Strict):
     @classmethod
     def _dedupe_paths(cls, v: dict[str, Path], info: ValidationInfo) -> dict[str, Path]:
         base = (info.context or {}).get("base")
-        return {e: p if p.is_absolute() or base is None else base / p for e, p in v.items()}
+        return {e: confine(p, base) for e, p in v.items()}
 
     @field_validator("max_rejects")
     @classmethod
