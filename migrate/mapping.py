@@ -9,7 +9,7 @@ import hashlib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
 from crmkit.config import Document, Strict, load_model
 from crmkit.errors import ConfigError, CrmkitError, MappingError
@@ -21,6 +21,14 @@ from crmkit.validate.rules import ValidationRules, check_meaning
 
 #: a source: the model of its ``kind`` among those registered in crmkit.migrate.sources
 _ANY_SOURCE = AnySource()
+
+
+def _confined(v: Path, info: ValidationInfo) -> Path:
+    return confine(v, (info.context or {}).get("base"))
+
+
+#: a path relative to the mapping, inside its project (crmkit.paths)
+ProjectPath = Annotated[Path, AfterValidator(_confined)]
 Source = Annotated[SourceModel, _ANY_SOURCE]
 
 
@@ -168,13 +176,7 @@ class Mapping(Strict):
     #: docs/validation-reference.md.  Named validate_ since ``validate`` is a pydantic method.
     validate_: ValidationRules | None = Field(None, alias="validate")
     #: entity -> dedupe rules file (relative to the mapping): duplicates merge before they load
-    dedupe: dict[str, Path] = {}
-
-    @field_validator("dedupe")
-    @classmethod
-    def _dedupe_paths(cls, v: dict[str, Path], info: ValidationInfo) -> dict[str, Path]:
-        base = (info.context or {}).get("base")
-        return {e: confine(p, base) for e, p in v.items()}
+    dedupe: dict[str, ProjectPath] = {}
 
     @field_validator("max_rejects")
     @classmethod
