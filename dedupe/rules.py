@@ -14,6 +14,7 @@ from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_
 
 from crmkit.config import Document, Strict, load_model
 from crmkit.errors import ConfigError
+from crmkit.paths import confine
 
 
 class DedupeError(ConfigError):
@@ -358,7 +359,7 @@ class Rules(Strict):
     def _paths(cls, v: Any, info: ValidationInfo) -> Any:
         base = (info.context or {}).get("base")
         items = [v] if isinstance(v, str) else (v or [])
-        return [Path(p) if Path(p).is_absolute() or base is None else base / p for p in items]
+        return [confine(p, base) for p in items]
 
     _path: Path | None = PrivateAttr(None)
 

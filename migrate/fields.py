@@ -14,8 +14,10 @@ import polars as pl
 
 from crmkit.errors import MappingError
 from crmkit.migrate import transforms as T
+from crmkit.migrate.condition import ConditionError, parse_condition
 from crmkit.migrate.mapping import Feed, FieldSpec
 from crmkit.migrate.sources import ROW, Extracted
+from crmkit.migrate.sources.base import columns_hint
 from crmkit.schema.target import TargetEntity, TargetField
 
 KEY = "__key"
@@ -48,21 +50,38 @@ def check_columns(feed: Feed, ex: Extracted, where: str) -> None:
     if missing:
         raise MappingError(
             f"{where}: source {ex.name} has no column {', '.join(map(repr, missing))} "
-            f"(its columns: {', '.join(ex.columns)})"
+            f"({columns_hint(ex.columns, wanted)})"
         )
 
 
 def apply_filter(feed: Feed, frame: pl.DataFrame, where: str, scope: str | None = None) -> pl.DataFrame:
-    """The rows in scope: the feed's filter and, for a rollout wave, the wave's scope condition."""
-    conditions = [c for c in (feed.filter, scope) if c]
-    if not conditions:
+    """The rows in scope: the feed's filter and, for a rollout wave, the wave's scope condition.
+
+    Both are parsed to an allow-listed expression over the source's own columns
+    (:mod:`crmkit.migrate.condition`): nothing but those columns is ever read.
+    """
+    named = [(c, feed.filter_at or f"{where}: filter") for c in (feed.filter,) if c]
+    named += [(c, f"{where}: the rollout scope") for c in (scope,) if c]
+    if not named:
         return frame
+    exprs = []
+    columns = [c for c in frame.columns if c != ROW]
+    for text, at in named:
+        try:
+            cond = parse_condition(text)
+        except ConditionError as exc:
+            raise MappingError(f"{at}: not a SQL condition crmkit allows: {exc}") from None
+        missing = cond.missing(columns)
+        if missing:
+            raise MappingError(
+                f"{at}: filter names a column the source lacks: {', '.join(map(repr, missing))} "
+                f"({columns_hint(columns, cond.columns + list(feed.key))})"
+            )
+        exprs.append(cond.expr)
     try:
-        return frame.filter(*(pl.sql_expr(c) for c in conditions))
-    except pl.exceptions.ColumnNotFoundError as exc:
-        raise MappingError(f"{where}: filter names a column the source lacks: {str(exc).splitlines()[0]}") from None
+        return frame.filter(*exprs)
     except pl.exceptions.PolarsError as exc:
-        raise MappingError(f"{where}: filter cannot be applied: {str(exc).splitlines()[0]}") from None
+        raise MappingError(f"{named[0][1]}: filter cannot be applied: {str(exc).splitlines()[0]}") from None
 
 
 def shape(feed: Feed, target: TargetEntity, ex: Extracted, where: str, scope: str | None = None) -> Shaped:

@@ -9,17 +9,26 @@ import hashlib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
 from crmkit.config import Document, Strict, load_model
 from crmkit.errors import ConfigError, CrmkitError, MappingError
 from crmkit.migrate import transforms as T
 from crmkit.migrate.sources import AnySource, SourceModel
+from crmkit.paths import confine
 from crmkit.schema.target import TargetEntity, TargetField, entities
 from crmkit.validate.rules import ValidationRules, check_meaning
 
 #: a source: the model of its ``kind`` among those registered in crmkit.migrate.sources
 _ANY_SOURCE = AnySource()
+
+
+def _confined(v: Path, info: ValidationInfo) -> Path:
+    return confine(v, (info.context or {}).get("base"))
+
+
+#: a path relative to the mapping, inside its project (crmkit.paths)
+ProjectPath = Annotated[Path, AfterValidator(_confined)]
 Source = Annotated[SourceModel, _ANY_SOURCE]
 
 
@@ -126,6 +135,8 @@ class Feed(Strict):
     #: legacy rows that disappeared since an earlier run: counted and kept, their target rows set
     #: inactive, or deleted (see migrate/pipeline/vanish.py)
     on_vanished: Literal["keep", "deactivate", "delete"] = "keep"
+    #: ``file:line: entities.X.filter`` of the filter, for messages when it is applied
+    _filter_at: str = PrivateAttr("")
 
     @field_validator("key", mode="before")
     @classmethod
@@ -136,17 +147,21 @@ class Feed(Strict):
     @classmethod
     def _filter_parses(cls, v: str | None) -> str | None:
         if v is not None:
-            import polars as pl
+            from crmkit.migrate.condition import ConditionError, parse_condition
 
             try:
-                pl.sql_expr(v)
-            except Exception as exc:
-                raise ValueError(f"filter is not a SQL condition: {str(exc).splitlines()[0]}") from None
+                parse_condition(v)
+            except ConditionError as exc:
+                raise ValueError(f"filter is not a SQL condition crmkit allows: {exc}") from None
         return v
 
     @property
     def source(self) -> str:
         return self.from_
+
+    @property
+    def filter_at(self) -> str:
+        return self._filter_at
 
 
 class Mapping(Strict):
@@ -162,13 +177,7 @@ class Mapping(Strict):
     #: docs/validation-reference.md.  Named validate_ since ``validate`` is a pydantic method.
     validate_: ValidationRules | None = Field(None, alias="validate")
     #: entity -> dedupe rules file (relative to the mapping): duplicates merge before they load
-    dedupe: dict[str, Path] = {}
-
-    @field_validator("dedupe")
-    @classmethod
-    def _dedupe_paths(cls, v: dict[str, Path], info: ValidationInfo) -> dict[str, Path]:
-        base = (info.context or {}).get("base")
-        return {e: p if p.is_absolute() or base is None else base / p for e, p in v.items()}
+    dedupe: dict[str, ProjectPath] = {}
 
     @field_validator("max_rejects")
     @classmethod
@@ -250,6 +259,7 @@ def _check_meaning(m: Mapping, doc: Document) -> None:
 
 
 def _check_feed(m: Mapping, doc: Document, target: TargetEntity, feed: Feed, loc: tuple[Any, ...]) -> None:
+    feed._filter_at = f"{doc.path}:{doc.line_of(loc + ('filter',))}: {'.'.join(map(str, loc + ('filter',)))}"
     if feed.source not in m.sources:
         raise _fail(doc, loc + ("from",), f"unknown source '{feed.source}' (sources: {', '.join(m.sources)})")
     seen: set[str] = set()

@@ -39,6 +39,18 @@ class Wave(Strict):
     approvals: list[str] = []
     gates: Gates = Gates()
 
+    @field_validator("scope")
+    @classmethod
+    def _scope_parses(cls, v: dict[str, str]) -> dict[str, str]:
+        from crmkit.migrate.condition import ConditionError, parse_condition
+
+        for entity, text in v.items():
+            try:
+                parse_condition(text)
+            except ConditionError as exc:
+                raise ValueError(f"{entity}: not a SQL condition crmkit allows: {exc}") from None
+        return v
+
 
 class Plan(Strict):
     version: Literal[1]

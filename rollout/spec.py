@@ -10,6 +10,7 @@ from typing import Annotated
 from pydantic import AfterValidator, ValidationInfo, field_validator
 
 from crmkit.config import Strict
+from crmkit.paths import confine
 
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([dhm])\s*$")
 
@@ -23,10 +24,7 @@ def parse_age(text: str) -> dt.timedelta:
 
 
 def _rel(v: Path, info: ValidationInfo) -> Path:
-    import os
-
-    base = (info.context or {}).get("base")
-    return v if v.is_absolute() or base is None else Path(os.path.normpath(base / v))
+    return confine(v, (info.context or {}).get("base"))
 
 
 #: a path relative to the plan file

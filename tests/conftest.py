@@ -89,6 +89,7 @@ def estate(tmp_path: Path) -> Path:
     """A private copy of the example estate and its mapping (tests may change them)."""
     dst = tmp_path / "estate"
     shutil.copytree(LEGACY, dst / "examples" / "legacy")
+    (dst / "crmkit.yaml").write_text("# the project root: files its mappings name stay under here\n", encoding="utf-8")
     (dst / "migrate" / "mappings").mkdir(parents=True)
     shutil.copy(MAPPINGS / "acme-legacy.yaml", dst / "migrate" / "mappings" / "acme-legacy.yaml")
     return dst / "migrate" / "mappings" / "acme-legacy.yaml"

@@ -16,6 +16,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from crmkit.config import Document, Strict, load_model
 from crmkit.errors import ConfigError
+from crmkit.paths import confine, module_allowed
 from crmkit.schema.target import TargetEntity, TargetField, entities
 
 Severity = Literal["error", "warning"]
@@ -176,11 +177,11 @@ class ValidationRules(Strict):
     @classmethod
     def _file_or_imports(cls, v: Any, info: ValidationInfo) -> Any:
         if isinstance(v, str):  # validate: path/to/rules.yaml, relative to the file that names it
-            base = (info.context or {}).get("base")
-            path = Path(v) if Path(v).is_absolute() or base is None else Path(base) / v
+            path = confine(v, (info.context or {}).get("base"))  # before a byte of it is read
             return load_rules(path).model_dump(by_alias=True, exclude_unset=True)
         if isinstance(v, dict):
             for module in v.get("imports") or []:
+                module_allowed(str(module), (info.context or {}).get("base"))
                 _import(str(module))
         return v
 

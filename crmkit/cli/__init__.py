@@ -52,6 +52,9 @@ def main(debug: bool) -> None:
       crmkit migrate plan migrate/mappings/acme-legacy.yaml
       crmkit migrate run migrate/mappings/acme-legacy.yaml --target sqlite:///crm.db
     """
+    from crmkit.paths import allow_paths
+
+    allow_paths(())  # only a command's own --allow-path widens what its files may name
 
 
 #: command modules under crmkit/cli/; each defines a click command or group of the same name

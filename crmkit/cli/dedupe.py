@@ -11,7 +11,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from crmkit.cli.options import json_option, target_option
+from crmkit.cli.options import allow_path_option, json_option, target_option
 
 RULES = click.option(
     "--rules",
@@ -87,6 +87,7 @@ def dedupe() -> None:
     help="Also write one golden record per cluster (survivorship rules).",
 )
 @json_option
+@allow_path_option
 def run(
     inputs: tuple[str, ...],
     rules_path: Path,
@@ -140,6 +141,7 @@ def run(
 @click.option("--dry-run", is_flag=True, help="Find and count, change nothing.")
 @OPERATOR
 @json_option
+@allow_path_option
 def merge(
     target: str,
     entity: str,

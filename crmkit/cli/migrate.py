@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from crmkit.cli.options import json_option, operator_option, target_option
+from crmkit.cli.options import allow_path_option, json_option, operator_option, target_option
 from crmkit.db.url import mask_url
 from crmkit.migrate import report
 from crmkit.migrate.pipeline.result import Options, Progress, RunResult
@@ -51,6 +51,7 @@ def migrate() -> None:
     "--target", default=None, metavar="URL", help="Also count keys already in this target's id map as resolvable."
 )
 @click.option("--sample", default=3, show_default=True, help="Transformed rows to show per feed.")
+@allow_path_option
 @json_option
 def plan(mapping: Path, target: str | None, sample: int, as_json: bool) -> None:
     """Show what a run of MAPPING would do, without writing anything.
@@ -170,6 +171,7 @@ def _progress(enabled: bool) -> Iterator[Progress | None]:
     help="Wait this long for another run that writes the same entities (else refuse at once).",
 )
 @click.option("--faults", default="", hidden=True, help="Fault injection for the safety tests: ACTION@POINT#N,...")
+@allow_path_option
 @json_option
 def run(
     mapping: Path,
@@ -294,6 +296,7 @@ def history(target: str, limit: int, as_json: bool) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Write verify.json and verify-mismatches.csv here.",
 )
+@allow_path_option
 @json_option
 def verify(mapping: Path, target: str, operator: str | None, report_dir: Path | None, as_json: bool) -> None:
     """Re-read MAPPING's sources and compare them with TARGET, row by row.

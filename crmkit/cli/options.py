@@ -36,6 +36,29 @@ def sandbox_server(_ctx: click.Context, _param: click.Parameter, value: str | No
     return value or Settings.from_env().sandbox_server
 
 
+def _allow(_ctx: click.Context, _param: click.Parameter, value: tuple[Path, ...]) -> None:
+    from crmkit.paths import allow_paths
+
+    allow_paths(value)
+
+
+def allow_path_option(fn: F) -> F:
+    """``--allow-path DIR`` (repeatable): a folder outside the project that configuration files may name."""
+    return click.option(
+        "--allow-path",
+        multiple=True,
+        metavar="DIR",
+        type=click.Path(file_okay=False, path_type=Path),
+        expose_value=False,
+        callback=_allow,
+        help=(
+            "Let the mapping (and the files it names) read files in DIR too; repeatable. Without it, every "
+            "path a mapping names must be inside its project: the nearest folder above it holding "
+            "crmkit.yaml, pyproject.toml or .git, else the mapping's folder (symlinks followed)."
+        ),
+    )(fn)
+
+
 def json_option(fn: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of tables.")(fn)
 

@@ -10,7 +10,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from crmkit.cli.options import json_option, operator_option
+from crmkit.cli.options import allow_path_option, json_option, operator_option
 from crmkit.rollout import engine, report
 from crmkit.settings import Settings
 
@@ -44,6 +44,7 @@ def rollout() -> None:
 @rollout.command()
 @PLAN
 @json_option
+@allow_path_option
 def status(plan: Path, as_json: bool) -> None:
     """Show the waves of PLAN and the gates of the next one (measured against required).
 
@@ -90,6 +91,7 @@ def status(plan: Path, as_json: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Run the wave's migration in a transaction that is rolled back.")
 @operator_option
 @json_option
+@allow_path_option
 def advance(plan: Path, dry_run: bool, operator: str | None, as_json: bool) -> None:
     """Migrate the next wave of PLAN if all its gates pass; refuse, naming the gates, if not.
 
@@ -125,6 +127,7 @@ def advance(plan: Path, dry_run: bool, operator: str | None, as_json: bool) -> N
 @click.argument("wave")
 @click.option("--approval", required=True, help="The approval's name, as the plan lists it for WAVE.")
 @click.option("--by", "by", required=True, help="Who gives it.")
+@allow_path_option
 def approve(plan: Path, wave: str, approval: str, by: str) -> None:
     """Record a named approval of WAVE (who and when).
 
@@ -140,6 +143,7 @@ def approve(plan: Path, wave: str, approval: str, by: str) -> None:
 @PLAN
 @click.argument("wave")
 @operator_option
+@allow_path_option
 def rollback(plan: Path, wave: str, operator: str | None) -> None:
     """Undo WAVE's migration runs (the last migrated wave only).
 
@@ -160,6 +164,7 @@ def rollback(plan: Path, wave: str, operator: str | None) -> None:
     show_default=True,
     help="The HTML file (or a folder for rollout.html).",
 )
+@allow_path_option
 def report_cmd(plan: Path, out: Path) -> None:
     """Write a self-contained HTML page: timeline of waves, gates, rows per department.
 

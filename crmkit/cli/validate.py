@@ -11,7 +11,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from crmkit.cli.options import json_option
+from crmkit.cli.options import allow_path_option, json_option
 from crmkit.validate.run import Request, ValidationResult, run
 
 ENGINES = ("polars", "pandera")
@@ -60,6 +60,7 @@ def _console() -> Console:
 )
 @click.option("--no-mask", is_flag=True, help="Show personal-data values unmasked (reports stay on your machine!).")
 @json_option
+@allow_path_option
 def validate(
     source: str | None,
     entity: str,

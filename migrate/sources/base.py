@@ -17,6 +17,7 @@ import polars as pl
 from pydantic import ValidationInfo, field_validator
 
 from crmkit.config import Strict
+from crmkit.paths import confine
 from crmkit.registry import Registry
 
 ROW = "__row"
@@ -54,8 +55,8 @@ class FileSource(SourceModel):
     @field_validator("path")
     @classmethod
     def _relative_to_mapping(cls, v: Path, info: ValidationInfo) -> Path:
-        base = (info.context or {}).get("base")
-        return v if v.is_absolute() or base is None else (base / v)
+        """Resolved, and inside the mapping's project or a folder passed with --allow-path."""
+        return confine(v, (info.context or {}).get("base"))
 
 
 #: ``read(name, source)``: the source (an instance of the kind's model) as text columns plus ``__row``
@@ -130,6 +131,19 @@ def as_text(frame: pl.DataFrame) -> list[pl.Expr]:
         else:
             out.append(pl.col(col).cast(pl.String))
     return out
+
+
+def columns_hint(columns: list[str], wanted: list[str]) -> str:
+    """``its columns: a, b`` when the source shares a column with ``wanted``; else nothing of its content.
+
+    A file none of whose columns the mapping reads is likely not the source meant (a system
+    file, a binary): its first line is not printed.
+    """
+    if set(columns) & set(wanted):
+        return f"its columns: {', '.join(columns)}"
+    return (
+        f"it has {len(columns)} column(s), none of them one the mapping reads: check the path, delimiter and header_row"
+    )
 
 
 def first_line(exc: object) -> str:

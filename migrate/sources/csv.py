@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import re
 from typing import Literal
 
 import polars as pl
@@ -105,7 +106,13 @@ def _csv_problem(text: str, src: CsvSource, exc: Exception) -> str:
         return "the file is empty: expected a header line"
     except csv.Error as err:
         return f"line {rows.line_num}: {err}"
-    return f"cannot be read as CSV: {str(exc).splitlines()[0]}"
+    return f"cannot be read as CSV ({_without_content(str(exc))}): check the delimiter, quoting and encoding"
+
+
+def _without_content(message: str) -> str:
+    """polars' parse error with the text it quotes from the file left out (it may be any file's content)."""
+    first = message.splitlines()[0] if message.strip() else "unreadable"
+    return re.sub(r"`[^`]*(`|$)|\"[^\"]*(\"|$)|'[^']*('|$)", "…", first).strip()
 
 
 register_kind(

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import polars as pl
-from pydantic import ValidationInfo, field_validator, model_validator
-from sqlalchemy.engine import make_url
+from pydantic import PrivateAttr, ValidationInfo, field_validator, model_validator
+from sqlalchemy.engine import URL, make_url
 
 from crmkit.config import expand_url
 from crmkit.db.readonly import read_only_engine, single_select
@@ -15,6 +15,7 @@ from crmkit.db.url import mask_url
 from crmkit.errors import SourceError
 from crmkit.migrate.sources.base import ROW, Extracted, SourceModel, as_text, first_line, register_kind
 from crmkit.migrate.sources.decode import bad_values, decode_marked
+from crmkit.paths import PathNotAllowed, confine
 
 
 class SqlSource(SourceModel):
@@ -24,6 +25,7 @@ class SqlSource(SourceModel):
     url: str
     table: str | None = None
     query: str | None = None
+    _base: Path | None = PrivateAttr(None)
 
     @model_validator(mode="after")
     def _table_or_query(self) -> SqlSource:
@@ -49,11 +51,36 @@ class SqlSource(SourceModel):
                 raise ValueError("not a database URL (e.g. mysql+pymysql://user:${PW}@host/db)") from None
             if url.password:
                 raise ValueError("the URL holds a password: put it in the environment and write ${VAR}")
-            if url.drivername.startswith("sqlite") and url.database and not Path(url.database).is_absolute():
-                base = (info.context or {}).get("base")
-                if base is not None:
-                    return str(url.set(database=str(base / url.database)))
+            confined = confine_url(url, (info.context or {}).get("base"))
+            return v if confined is url else confined.render_as_string(hide_password=False)
         return v
+
+    @model_validator(mode="after")
+    def _remember_base(self, info: ValidationInfo) -> SqlSource:
+        self._base = (info.context or {}).get("base")  # a ${VAR} URL is confined once expanded
+        return self
+
+
+#: URL query keys whose value is a file the driver reads (MySQL option files, TLS keys, passfiles)
+FILE_KEYS = frozenset(
+    {"read_default_file", "ssl_ca", "ssl_cert", "ssl_key", "sslrootcert", "sslcert", "sslkey", "sslcrl", "passfile"}
+)
+
+
+def confine_url(url: URL, base: Path | None) -> URL:
+    """``url`` with a SQLite file (and any file a query key names) resolved inside the project.
+
+    Raises :class:`crmkit.paths.PathNotAllowed` for a file outside it; returns ``url`` itself
+    when nothing names a file.
+    """
+    out = url
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        out = out.set(database=str(confine(url.database, base)))
+    for key, value in url.query.items():
+        if key.lower() in FILE_KEYS:
+            for item in (value,) if isinstance(value, str) else value:
+                confine(item, base)
+    return out
 
 
 def read_sql(name: str, src: SqlSource) -> Extracted:
@@ -62,6 +89,13 @@ def read_sql(name: str, src: SqlSource) -> Extracted:
 
     url = expand_url(src.url, f"source {name}: url")
     shown = mask_url(url)
+    if url != src.url:  # a ${VAR} URL: the file it names now is confined too
+        try:
+            confine_url(make_url(url), src._base)
+        except PathNotAllowed as exc:
+            raise SourceError(f"source {name}: url: {exc}") from None
+        except Exception:
+            pass  # not a URL: the engine below says so
     try:
         engine = read_only_engine(url)
     except Exception as exc:

@@ -22,6 +22,11 @@ def estate(tmp_path_factory) -> Path:
     return out
 
 
+def rollout(estate: Path, *args: str, env: dict[str, str] | None = None):
+    """``crmkit rollout ...`` with the estate (beside the plan's folder) allowed: a plan names files in its project."""
+    return cli("rollout", *args, "--allow-path", str(estate), env=env)
+
+
 def scope(dept: str) -> str:
     return f'{{accounts: "UNIT_CD = \'{dept}\'", leads: "\\"部门\\" = \'{dept}\'"}}'
 
@@ -90,12 +95,12 @@ def test_pilot_then_two_waves_gated_on_evidence(estate, tmp_path):
     target = f"sqlite:///{tmp_path / 'crm.db'}"
 
     # the pilot waits for its approval, and says how to give it
-    res = cli("rollout", "advance", str(plan))
+    res = rollout(estate, "advance", str(plan))
     assert (
         res.exit_code == 1 and "approval:it-lead inconclusive" in res.stderr and "crmkit rollout approve" in res.stderr
     )
-    assert cli("rollout", "approve", str(plan), "pilot", "--approval", "it-lead", "--by", "Wang Fang").exit_code == 0
-    res = cli("rollout", "advance", str(plan), "--json")
+    assert rollout(estate, "approve", str(plan), "pilot", "--approval", "it-lead", "--by", "Wang Fang").exit_code == 0
+    res = rollout(estate, "advance", str(plan), "--json")
     assert res.exit_code == 0, res.output
     pilot = json.loads(res.output)
     accounts = feed(pilot, "accounts")
@@ -104,22 +109,22 @@ def test_pilot_then_two_waves_gated_on_evidence(estate, tmp_path):
     assert set(target_accounts_by_dept(target)) == {"SALES_N"}
 
     # south: no survey yet -> inconclusive; a poor survey -> blocked; a good one -> advances
-    res = cli("rollout", "advance", str(plan))
+    res = rollout(estate, "advance", str(plan))
     assert res.exit_code == 1 and "feedback inconclusive" in res.stderr and "feedback-pilot.csv" in res.stderr
     survey(tmp_path / "feedback-pilot.csv", [2, 3, 2, 3])
-    res = cli("rollout", "advance", str(plan))
+    res = rollout(estate, "advance", str(plan))
     assert res.exit_code == 1 and "wave south of plan huaxin is blocked" in res.stderr
     assert "feedback fail (mean 2.50 from 4 answers" in res.stderr
-    status = json.loads(cli("rollout", "status", str(plan), "--json").output)
+    status = json.loads(rollout(estate, "status", str(plan), "--json").output)
     assert status["next_wave"] == "south" and not status["ready"]
     assert {g["gate"]: g["status"] for g in status["blocked_by"]} == {"feedback": "fail"}
     survey(tmp_path / "feedback-pilot.csv", [4, 5, 4, 3, 5])
-    assert cli("rollout", "advance", str(plan)).exit_code == 0
+    assert rollout(estate, "advance", str(plan)).exit_code == 0
     assert set(target_accounts_by_dept(target)) == {"SALES_N", "SALES_S"}
     before_last = table_hashes(target)
 
     survey(tmp_path / "feedback-south.csv", [4, 4, 5])
-    res = cli("rollout", "advance", str(plan))
+    res = rollout(estate, "advance", str(plan))
     assert res.exit_code == 0, res.output
     assert set(target_accounts_by_dept(target)) == set(DEPTS)
 
@@ -132,14 +137,14 @@ def test_pilot_then_two_waves_gated_on_evidence(estate, tmp_path):
     assert table_hashes(target, content_only=True) == table_hashes(one_shot, content_only=True)
 
     # rolling back the last wave restores the state before it
-    res = cli("rollout", "rollback", str(plan), "service")
+    res = rollout(estate, "rollback", str(plan), "service")
     assert res.exit_code == 0, res.output
     assert table_hashes(target) == before_last
-    status = json.loads(cli("rollout", "status", str(plan), "--json").output)
+    status = json.loads(rollout(estate, "status", str(plan), "--json").output)
     assert status["next_wave"] == "service"
 
     page = tmp_path / "rollout.html"
-    assert cli("rollout", "report", str(plan), "--out", str(page)).exit_code == 0
+    assert rollout(estate, "report", str(plan), "--out", str(page)).exit_code == 0
     html = page.read_text(encoding="utf-8")
     assert 'class="chart timeline"' in html and 'class="chart departments"' in html and "SALES_S" in html
 
@@ -152,7 +157,7 @@ def test_a_plan_with_a_mistake_is_one_line_and_exit_2(tmp_path, estate):
         ),
         encoding="utf-8",
     )
-    res = cli("rollout", "status", str(plan))
+    res = rollout(estate, "status", str(plan))
     assert res.exit_code == 2 and "plan.yaml:" in res.stderr and "min_rate" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
 
@@ -176,10 +181,10 @@ waves:
         encoding="utf-8",
     )
     env = {"CRMKIT_HOME": str(home)}
-    res = cli("rollout", "status", str(plan), "--json", env=env)
+    res = rollout(estate, "status", str(plan), "--json", env=env)
     gate = json.loads(res.output)["waves"][0]["gates"][0]
     assert res.exit_code == 1 and gate["status"] == "inconclusive" and f"--home {home}" in gate["hint"]
     scenario = str(ROOT / "configs" / "training" / "sales-en.yaml")
     assert cli("sandbox", "create", "pilot", "--scenario", scenario, env=env).exit_code == 0
-    res = cli("rollout", "status", str(plan), "--json", env=env)
+    res = rollout(estate, "status", str(plan), "--json", env=env)
     assert res.exit_code == 0 and json.loads(res.output)["waves"][0]["gates"][0]["status"] == "pass"

@@ -28,6 +28,7 @@ def repo(tmp_path: Path) -> Path:
     """The parts of the repository the walkthrough reads, so that build/ lands in a temp dir."""
     for part in ("configs", "examples", "migrate/mappings"):
         shutil.copytree(ROOT / part, tmp_path / part)
+    (tmp_path / "crmkit.yaml").write_text("", encoding="utf-8")  # a project root, as the checkout's pyproject.toml is
     return tmp_path
 
 

@@ -6,6 +6,7 @@ On the generated training estate, whose answer key lists every true duplicate pa
 from __future__ import annotations
 
 import json
+import shutil
 from collections import defaultdict
 from itertools import combinations
 from pathlib import Path
@@ -23,8 +24,9 @@ def estate(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("estate")
     legacy_estate(out)
     mapping = out / "mapping.yaml"
+    shutil.copy(RULES, out / RULES.name)  # the estate is the project: its mapping names files inside it
     (out / "mapping-dedupe.yaml").write_text(
-        mapping.read_text(encoding="utf-8") + f"\ndedupe: {{accounts: {RULES}}}\n", encoding="utf-8"
+        mapping.read_text(encoding="utf-8") + f"\ndedupe: {{accounts: {RULES.name}}}\n", encoding="utf-8"
     )
     return out
 
@@ -78,7 +80,7 @@ def test_duplicates_merge_before_the_load_as_the_answer_key_says(request, estate
 def test_a_dedupe_entry_for_an_entity_the_mapping_does_not_load_is_refused(estate, sqlite_url):
     bad = estate / "bad.yaml"
     bad.write_text(
-        (estate / "mapping.yaml").read_text(encoding="utf-8") + f"\ndedupe: {{tags: {RULES}}}\n", encoding="utf-8"
+        (estate / "mapping.yaml").read_text(encoding="utf-8") + f"\ndedupe: {{tags: {RULES.name}}}\n", encoding="utf-8"
     )
     res = cli("migrate", "run", str(bad), "--target", sqlite_url)
     assert res.exit_code == 2 and "dedupe.tags" in res.stderr and "loads no tags" in res.stderr

@@ -178,7 +178,7 @@ def test_legacy_erp_in_mariadb(mysql_url, sqlite_url, tmp_path, monkeypatch):
     path = tmp_path / "erp-from-mariadb.yaml"
     path.write_text(mapping.replace("../../examples/legacy/", str(LEGACY) + "/"), encoding="utf-8")
     monkeypatch.setenv("LEGACY_ERP_URL", mysql_url)
-    res = cli("migrate", "run", str(path), "--target", sqlite_url, "--json")
+    res = cli("migrate", "run", str(path), "--target", sqlite_url, "--json", "--allow-path", str(LEGACY))
     assert res.exit_code == 0, res.output
     doc = json.loads(res.output)
     assert doc["entities"]["accounts"]["inserted"] == 55
