@@ -25,8 +25,8 @@ MAX_TEXT = 20_000
 NO_NUL = r"^[^\x00]*$"
 
 
-#: columns a client never writes: identity and migration provenance
-READ_ONLY = frozenset({"id", "source_name", "legacy_key", "row_hash", "run_id"})
+#: columns a client never writes: identity, migration provenance, and what the server sets (created_at)
+READ_ONLY = frozenset({"id", "source_name", "legacy_key", "row_hash", "run_id", "created_at"})
 #: columns not shown in responses
 HIDDEN = frozenset({"row_hash", "run_id"})
 #: per-resource defaults for NOT NULL columns a client may leave out on create
@@ -158,6 +158,13 @@ class Resource:
     department_via: tuple[str, ...] = ()
     #: column -> resource it references (checked against the caller's scope on writes)
     refs: dict[str, str] = field(default_factory=dict)
+    #: references whose record must belong to this record's account (when both are set)
+    same_account: tuple[str, ...] = ()
+
+    @property
+    def singular(self) -> str:
+        """``case``, ``opportunity``...: the name of one record, for messages."""
+        return self.out.__name__.lower()
 
     @property
     def has_department(self) -> bool:
@@ -200,6 +207,7 @@ RESOURCES: dict[str, Resource] = {
             search=("subject",),
             department_via=("account_id",),
             refs={"account_id": "accounts", "contact_id": "contacts", "owner_id": "users"},
+            same_account=("contact_id",),
         ),
         _resource(
             "activities",
@@ -213,6 +221,7 @@ RESOURCES: dict[str, Resource] = {
                 "opportunity_id": "opportunities",
                 "owner_id": "users",
             },
+            same_account=("contact_id", "opportunity_id"),
         ),
     )
 }

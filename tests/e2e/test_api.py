@@ -45,8 +45,8 @@ class Api:
         return rows
 
 
-def mint(target: str, email: str) -> str:
-    res = cli("serve", "token", "--target", target, "--user", email)
+def mint(target: str, email: str, *args: str) -> str:
+    res = cli("serve", "token", "--target", target, "--user", email, *args)
     assert res.exit_code == 0, res.output
     return res.stdout.strip()
 
@@ -310,7 +310,9 @@ def test_health_and_prometheus_metrics(api):
     assert httpx.get(f"{api.url}/health/ready").json() == {"status": "ok"}
     with api.client(ADMIN) as c:
         c.get("/accounts/999999")
-    res = httpx.get(f"{api.url}/metrics")
+    assert httpx.get(f"{api.url}/metrics").status_code == 401  # behind a token of scope metrics
+    scraper = mint(api.target, ADMIN, "--scope", "metrics")
+    res = httpx.get(f"{api.url}/metrics", headers={"Authorization": f"Bearer {scraper}"})
     assert res.headers["content-type"].startswith("text/plain")
     assert 'crmkit_api_requests_total{method="GET",route="/accounts/{record_id}",status="404"}' in res.text
     assert "crmkit_api_request_duration_seconds_bucket" in res.text
