@@ -14,7 +14,20 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Annotated, Any, Literal, Optional
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, create_model
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    WithJsonSchema,
+    create_model,
+)
+from pydantic import (
+    Strict as StrictValue,
+)
 from sqlalchemy import Boolean, Column, Date, DateTime, Integer, Numeric, String, Table, Text
 
 from crmkit.schema.models import Account, Activity, Case, Contact, Opportunity, User
@@ -54,6 +67,13 @@ def _naive_utc(value: dt.datetime) -> dt.datetime:
         raise ValueError("datetime out of range") from None
 
 
+def _iso_text(value: Any) -> Any:
+    """Dates and times come as ISO 8601 text (pydantic would read a number as seconds since 1970)."""
+    if isinstance(value, (int, float, bool)):
+        raise ValueError("must be an ISO 8601 date or date-time string, e.g. 2026-03-31")
+    return value
+
+
 def text_type(max_length: int) -> Any:
     """A string the database can store: bounded, no NUL, valid Unicode."""
     return Annotated[str, StringConstraints(max_length=max_length, pattern=NO_NUL), AfterValidator(_unicode)]
@@ -69,20 +89,20 @@ def _python_type(resource: str, col: Column[Any]) -> Any:
     if isinstance(t, (Text, String)):
         return text_type(MAX_TEXT)
     if isinstance(t, Boolean):
-        return bool
-    if isinstance(t, DateTime):
-        return Annotated[dt.datetime, AfterValidator(_naive_utc)]
+        return StrictBool  # 0 and 1 are numbers, not answers: a schema-violating body is 422
+    if isinstance(t, DateTime):  # an ISO 8601 string, not a number of seconds
+        return Annotated[dt.datetime, BeforeValidator(_iso_text), AfterValidator(_naive_utc)]
     if isinstance(t, Date):
-        return dt.date
+        return Annotated[dt.date, BeforeValidator(_iso_text)]
     if isinstance(t, Numeric):
         digits, scale = t.precision or 18, t.scale or 2
         return Annotated[Decimal, Field(max_digits=digits, decimal_places=scale, allow_inf_nan=False)]
     if isinstance(t, Integer):
-        if col.foreign_keys:
-            return Annotated[int, Field(ge=1, le=MAX_ID)]
+        if col.foreign_keys:  # strict: true is not 1, nor 1.0 an id
+            return Annotated[int, StrictValue(), Field(ge=1, le=MAX_ID)]
         if col.name == "probability":
-            return Annotated[int, Field(ge=0, le=100)]
-        return Annotated[int, Field(ge=-MAX_ID, le=MAX_ID)]
+            return Annotated[int, StrictValue(), Field(ge=0, le=100)]
+        return Annotated[int, StrictValue(), Field(ge=-MAX_ID, le=MAX_ID)]
     raise TypeError(f"no API type for {resource}.{col.name} ({t!r})")  # a schema change needs a mapping here
 
 

@@ -86,6 +86,21 @@ def test_bad_bodies_are_422_with_a_bounded_body_that_echoes_nothing(api, case):
     assert all(set(d) == {"loc", "msg", "type"} for d in detail)  # no "input", no "ctx"
 
 
+@pytest.mark.parametrize(
+    "body",
+    [{"active": 0}, {"probability": False}, {"close_date": 0}, {"account_id": True}, {"account_id": 1.0}],
+    ids=["int-for-bool", "bool-for-int", "number-for-date", "bool-for-id", "float-for-id"],
+)
+def test_a_value_of_the_wrong_json_type_is_422_not_coerced(api, body):
+    """Found by schemathesis' negative_data_rejection: 0 was stored as false, false as 0, 0 as 1970-01-01."""
+    base = {"name": "Typed", "stage": "proposal", "account_id": 1}
+    resource = "/accounts" if "active" in body else "/opportunities"
+    res = api.call("POST", resource, json={"name": "Typed"} | body if "active" in body else base | body)
+    assert res.status_code == 422 and res.json()["detail"][0]["loc"] == ["body", next(iter(body))]
+    ok = api.call("POST", "/opportunities", json=base | {"close_date": "2026-03-31", "probability": 40})
+    assert ok.status_code == 201 and ok.json()["close_date"] == "2026-03-31"
+
+
 def test_a_body_over_the_limit_is_413_whether_declared_or_streamed(api):
     big = b'{"name": "' + b"z" * MAX_BODY + b'"}'
     res = api.call("POST", "/accounts", content=big, headers={"Content-Type": "application/json"})
