@@ -13,20 +13,22 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from decimal import Decimal
 from typing import Annotated, Any, Literal, Optional
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from sqlalchemy import Engine, literal_column, select
 
-from crmkit.api import auth, queries, reports
+from crmkit.api import auth, guard, queries, reports
 from crmkit.api.db import DEFAULT_POOL_SIZE, Database, database, make_engine, run_to_end
 from crmkit.api.metrics import CONTENT_TYPE, Metrics, MetricsMiddleware
-from crmkit.api.policy import ApiError, Forbidden, Principal
+from crmkit.api.policy import ApiError, Forbidden, Principal, TooManyAttempts, Unauthorized
 from crmkit.api.resources import MAX_ID, RESOURCES, OutDateTime, Resource, text_type
 from crmkit.schema.vocabulary import ACTIVITY_TYPES, CASE_STATUSES, PRIORITIES, STAGES
 from crmkit.settings import Settings
@@ -106,9 +108,11 @@ class ValidationProblem(BaseModel):
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": Problem, "description": "The body is not JSON."},
     401: {"model": Problem, "description": "No token, or not a live one."},
-    403: {"model": Problem, "description": "Your role may not do this."},
+    403: {"model": Problem, "description": "Your role (or your token's scope) may not do this."},
     404: {"model": Problem, "description": "No such record in your scope."},
+    413: {"model": Problem, "description": "The request body is over the limit (1 MB unless configured)."},
     422: {"model": ValidationProblem, "description": "The request does not validate."},
+    429: {"model": Problem, "description": "Too many failed authentications from your address; see Retry-After."},
     503: {"model": Problem, "description": "The database is busy; try again."},
 }
 
@@ -151,6 +155,8 @@ class AuditEntry(BaseModel):
     entity_id: int
     before: dict[str, Any] | None
     after: dict[str, Any]
+    token_id: int | None = None
+    client: str | None = None
 
 
 class AuditPage(BaseModel):
@@ -177,16 +183,44 @@ def page_model(out: type[BaseModel]) -> type[BaseModel]:
 # --- dependencies ---------------------------------------------------------------------
 
 
-async def principal(
-    request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> Principal:
-    """The caller: from the token cache, else from the database (in a worker thread)."""
+async def authenticated(request: Request, creds: HTTPAuthorizationCredentials | None) -> Principal:
+    """The caller: from the token cache, else from the database (in a worker thread).
+
+    A client address with too many failed authentications in the window gets 429 first.
+    """
+    client = request.client.host if request.client else "unknown"
+    failures: guard.AuthFailures = request.app.state.auth_failures
+    failures.check(client)
     token = creds.credentials if creds else None
     cache: auth.TokenCache = request.app.state.tokens
     who = cache.get(token) if token else None
     if who is None:
-        who = await in_db(request, auth.authenticate_in, token)
+        try:
+            who = await in_db(request, auth.authenticate_in, token)
+        except Unauthorized:
+            failures.fail(client)
+            raise
         cache.put(token or "", who)
+    return replace(who, client=client)
+
+
+async def principal(
+    request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal:
+    """The caller of a CRM route: a token of scope ``api``."""
+    who = await authenticated(request, creds)
+    if who.scope != "api":
+        raise Forbidden(f"a token of scope {who.scope} may not read the CRM: mint one with scope api")
+    return who
+
+
+async def metrics_reader(
+    request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal:
+    """The caller of /metrics: a token of scope ``metrics``."""
+    who = await authenticated(request, creds)
+    if who.scope != "metrics":
+        raise Forbidden("/metrics needs a token of scope metrics: crmkit serve token --user EMAIL --scope metrics")
     return who
 
 
@@ -259,13 +293,17 @@ def misc_router() -> APIRouter:
         tags=["service"],
         summary="Prometheus metrics",
         response_class=Response,
-        responses={200: {"content": {CONTENT_TYPE: {}}}},
+        responses={200: {"content": {CONTENT_TYPE: {}}}, 401: ERRORS[401], 403: ERRORS[403], 429: ERRORS[429]},
     )
-    def metrics(request: Request) -> Response:
+    def metrics(request: Request, who: Annotated[Principal, Depends(metrics_reader)]) -> Response:
         return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE)
 
     @router.get(
-        "/me", response_model=Me, tags=["service"], summary="Who the token belongs to", responses={401: ERRORS[401]}
+        "/me",
+        response_model=Me,
+        tags=["service"],
+        summary="Who the token belongs to",
+        responses={code: ERRORS[code] for code in (401, 403, 429)},
     )
     async def me(who: Who) -> Any:
         return who.__dict__
@@ -290,7 +328,7 @@ def misc_router() -> APIRouter:
     async def audit(
         who: Who,
         request: Request,
-        entity: Annotated[Literal[tuple(RESOURCES)] | None, Query()] = None,  # type: ignore[valid-type]
+        entity: Annotated[Literal[(*RESOURCES, "tokens")] | None, Query()] = None,  # type: ignore[valid-type]
         entity_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
         offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
@@ -317,10 +355,13 @@ _SELECT_1: Any = select(literal_column("1").label("one"))
 async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    if isinstance(exc, TooManyAttempts):
+        headers = {"Retry-After": str(exc.retry_after)}
+    message = guard.safe_text(exc.message)  # a database's message may quote the value
     if exc.status == 422:
         loc = ["body", exc.field] if exc.field else ["body"]
-        return JSONResponse({"detail": [{"loc": loc, "msg": exc.message, "type": "value_error"}]}, 422)
-    return JSONResponse({"detail": exc.message}, exc.status, headers=headers)
+        return JSONResponse({"detail": [{"loc": loc, "msg": message, "type": "value_error"}]}, 422)
+    return JSONResponse({"detail": message}, exc.status, headers=headers)
 
 
 def create_app(
@@ -330,6 +371,9 @@ def create_app(
     pool_size: int = DEFAULT_POOL_SIZE,
     pg_async: bool = True,
     metrics_dir: str | None = None,
+    max_body: int = guard.DEFAULT_MAX_BODY,
+    auth_failures: int = guard.DEFAULT_AUTH_FAILURES,
+    auth_window_s: float = guard.DEFAULT_AUTH_WINDOW_S,
 ) -> FastAPI:
     """The API over ``target`` (a database URL), or over an engine the caller owns.
 
@@ -339,6 +383,8 @@ def create_app(
     ``pg_async``: False runs PostgreSQL requests in worker threads instead of on the event loop.
     ``metrics_dir``: prometheus_client's multiprocess directory, when several workers add up
     their metrics (the same as the worker's ``PROMETHEUS_MULTIPROC_DIR``).
+    ``max_body``: the largest request body, in bytes (larger: 413).
+    ``auth_failures`` within ``auth_window_s`` seconds from one client address: then 429.
     """
     if target is None and engine is None:
         raise ValueError("create_app needs a target database URL or an engine")
@@ -369,8 +415,13 @@ def create_app(
     )
     app.state.metrics = Metrics(metrics_dir)
     app.state.tokens = auth.TokenCache(token_cache_seconds)
+    app.state.auth_failures = guard.AuthFailures(auth_failures, auth_window_s)
+    # the last added is the outermost: headers on every answer, metrics of every answer, then the body limit
+    app.add_middleware(guard.BodyLimit, max_bytes=max_body)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    app.add_middleware(guard.SecurityHeaders)
     app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(RequestValidationError, guard.validation_error)
     # the routers' routes go straight into the app's own router (the same OpenAPI spec): an
     # included router is matched, and its routes matched again, on every request
     app.router.routes.extend(misc_router().routes)
@@ -394,4 +445,7 @@ def app_from_env(settings: Settings | None = None) -> FastAPI:
         pool_size=settings.api_pool,
         pg_async=settings.api_pg_async,
         metrics_dir=settings.metrics_dir,
+        max_body=settings.api_max_body,
+        auth_failures=settings.api_auth_failures,
+        auth_window_s=settings.api_auth_window_s,
     )

@@ -72,6 +72,16 @@ class Invalid(ApiError):
     status = 422
 
 
+class TooManyAttempts(ApiError):
+    """Too many failed authentications from this client address: wait ``retry_after`` seconds."""
+
+    status = 429
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class Unavailable(ApiError):
     """The database is busy or unreachable; the client may retry."""
 
@@ -87,6 +97,11 @@ class Principal:
     email: str | None
     role: str
     department_id: int | None
+    #: the token the caller authenticated with, and what it may do (``api`` or ``metrics``)
+    token_id: int | None = None
+    scope: str = "api"
+    #: the client's address (set per request; audited with every write)
+    client: str | None = None
 
     def read_scope(self, resource: str) -> Scope:
         scope = READ.get(self.role, {}).get(resource)

@@ -170,7 +170,13 @@ async def get_record(database: Database, res: Resource, who: Principal, record_i
 
 
 async def create_record(database: Database, res: Resource, who: Principal, values: dict[str, Any]) -> dict[str, Any]:
-    """Insert a record in the caller's scope; returns it as stored.  Audited."""
+    """Insert a record in the caller's scope; returns it as stored.  Audited.
+
+    Set by the server: ``owner_id`` (the caller, if not given), ``department_id`` (if not
+    given: the caller's; for a caller who sees every department, that of the record's account
+    if it has one, else the caller's), ``created_at`` (today, UTC) and a case's ``opened_at``
+    (now, if not given).
+    """
     scope = who.write_scope(res.name)
     values = dict(values)
     if "owner_id" in res.table.c and values.get("owner_id") is None:
@@ -179,9 +185,17 @@ async def create_record(database: Database, res: Resource, who: Principal, value
         if values.get("department_id") is None:
             values["department_id"] = who.department_id
         _own_department(who, values)
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    if "created_at" in res.table.c:
+        values["created_at"] = now.date()
+    if "opened_at" in res.table.c and values.get("opened_at") is None:
+        values["opened_at"] = now.replace(microsecond=0)
     stmt = _cached(("insert", res.name), lambda: insert(res.table).returning(*_columns(res)))
     async with _db_errors(), database.session(write=True) as db:
         in_dept = await _check_refs(db, res, who, values)
+        await _check_same_account(db, res, values)
+        if scope == "all" and res.has_department and values.get("department_id") is None:
+            values["department_id"] = await _default_department(db, who, values)
         after = _one(await db.first(stmt, values))
         if scope == "department" and not res.has_department and not _inherits_department(res, values, in_dept):
             await _visible(db, res, who, scope, after["id"])  # its department comes from what it points at
@@ -208,6 +222,8 @@ async def update_record(
         if scope == "department" and "department_id" in changes:
             _own_department(who, changes)
         await _check_refs(db, res, who, changes)
+        if changes.keys() & {"account_id", *res.same_account}:
+            await _check_same_account(db, res, {**before, **changes})
         after = _one(await db.first(stmt_u, {"rid": record_id, **changes}))
         if scope == "department" and _DEPARTMENT_FIELDS[res.name] & changes.keys():
             await _visible(db, res, who, scope, record_id)  # the change may move it out of the department
@@ -297,6 +313,44 @@ async def _ref_visible(db: AsyncSession, who: Principal, res: Resource, target: 
     return scope if await db.first(_by_id(RESOURCES[target], scope, id_only=True), params) is not None else None
 
 
+def _account_of(target: str) -> Any:
+    t = RESOURCES[target].table
+    return _cached(("account_of", target), lambda: select(t.c.account_id).where(t.c.id == bindparam("rid")))
+
+
+async def _check_same_account(db: AsyncSession, res: Resource, values: Mapping[str, Any]) -> None:
+    """A record with an account may point only at a contact (or opportunity) of that same account."""
+    account = values.get("account_id")
+    if account is None:
+        return
+    for column in res.same_account:
+        ref = values.get(column)
+        if ref is None:
+            continue
+        row = await db.first(_account_of(res.refs[column]), {"rid": ref})
+        theirs = row["account_id"] if row else None
+        if theirs != account:
+            kind = RESOURCES[res.refs[column]].singular
+            raise Invalid(
+                f"{kind} {ref} belongs to {f'account {theirs}' if theirs else 'no account'}, not to account {account}: "
+                f"the {kind} must belong to the {res.singular}'s account (change account_id or {column})",
+                field=column,
+            )
+
+
+async def _default_department(db: AsyncSession, who: Principal, values: Mapping[str, Any]) -> int | None:
+    """The department of a new record whose creator sees every department: its account's, else the creator's."""
+    if values.get("account_id") is not None:
+        row = await db.first(_DEPARTMENT_OF_ACCOUNT, {"rid": values["account_id"]})
+        if row is not None and row["department_id"] is not None:
+            return int(row["department_id"])
+    return who.department_id
+
+
+_ACCOUNTS = RESOURCES["accounts"].table
+_DEPARTMENT_OF_ACCOUNT = select(_ACCOUNTS.c.department_id).where(_ACCOUNTS.c.id == bindparam("rid"))
+
+
 def _json(row: Mapping[str, Any] | None) -> str | None:
     return None if row is None else json.dumps(dict(row), default=str, ensure_ascii=False, sort_keys=True)
 
@@ -325,6 +379,8 @@ async def _audit(
             "entity_id": entity_id,
             "before_json": _json(before),
             "after_json": _json(after),
+            "token_id": who.token_id,
+            "client": who.client,
         },
     )
 

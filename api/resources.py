@@ -14,7 +14,20 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Annotated, Any, Literal, Optional
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, create_model
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    WithJsonSchema,
+    create_model,
+)
+from pydantic import (
+    Strict as StrictValue,
+)
 from sqlalchemy import Boolean, Column, Date, DateTime, Integer, Numeric, String, Table, Text
 
 from crmkit.schema.models import Account, Activity, Case, Contact, Opportunity, User
@@ -25,8 +38,8 @@ MAX_TEXT = 20_000
 NO_NUL = r"^[^\x00]*$"
 
 
-#: columns a client never writes: identity and migration provenance
-READ_ONLY = frozenset({"id", "source_name", "legacy_key", "row_hash", "run_id", "image_hash"})
+#: columns a client never writes: identity, migration provenance, and what the server sets (created_at)
+READ_ONLY = frozenset({"id", "source_name", "legacy_key", "row_hash", "run_id", "image_hash", "created_at"})
 #: columns not shown in responses
 HIDDEN = frozenset({"row_hash", "run_id", "image_hash"})
 #: per-resource defaults for NOT NULL columns a client may leave out on create
@@ -54,6 +67,13 @@ def _naive_utc(value: dt.datetime) -> dt.datetime:
         raise ValueError("datetime out of range") from None
 
 
+def _iso_text(value: Any) -> Any:
+    """Dates and times come as ISO 8601 text (pydantic would read a number as seconds since 1970)."""
+    if isinstance(value, (int, float, bool)):
+        raise ValueError("must be an ISO 8601 date or date-time string, e.g. 2026-03-31")
+    return value
+
+
 def text_type(max_length: int) -> Any:
     """A string the database can store: bounded, no NUL, valid Unicode."""
     return Annotated[str, StringConstraints(max_length=max_length, pattern=NO_NUL), AfterValidator(_unicode)]
@@ -69,20 +89,20 @@ def _python_type(resource: str, col: Column[Any]) -> Any:
     if isinstance(t, (Text, String)):
         return text_type(MAX_TEXT)
     if isinstance(t, Boolean):
-        return bool
-    if isinstance(t, DateTime):
-        return Annotated[dt.datetime, AfterValidator(_naive_utc)]
+        return StrictBool  # 0 and 1 are numbers, not answers: a schema-violating body is 422
+    if isinstance(t, DateTime):  # an ISO 8601 string, not a number of seconds
+        return Annotated[dt.datetime, BeforeValidator(_iso_text), AfterValidator(_naive_utc)]
     if isinstance(t, Date):
-        return dt.date
+        return Annotated[dt.date, BeforeValidator(_iso_text)]
     if isinstance(t, Numeric):
         digits, scale = t.precision or 18, t.scale or 2
         return Annotated[Decimal, Field(max_digits=digits, decimal_places=scale, allow_inf_nan=False)]
     if isinstance(t, Integer):
-        if col.foreign_keys:
-            return Annotated[int, Field(ge=1, le=MAX_ID)]
+        if col.foreign_keys:  # strict: true is not 1, nor 1.0 an id
+            return Annotated[int, StrictValue(), Field(ge=1, le=MAX_ID)]
         if col.name == "probability":
-            return Annotated[int, Field(ge=0, le=100)]
-        return Annotated[int, Field(ge=-MAX_ID, le=MAX_ID)]
+            return Annotated[int, StrictValue(), Field(ge=0, le=100)]
+        return Annotated[int, StrictValue(), Field(ge=-MAX_ID, le=MAX_ID)]
     raise TypeError(f"no API type for {resource}.{col.name} ({t!r})")  # a schema change needs a mapping here
 
 
@@ -158,6 +178,13 @@ class Resource:
     department_via: tuple[str, ...] = ()
     #: column -> resource it references (checked against the caller's scope on writes)
     refs: dict[str, str] = field(default_factory=dict)
+    #: references whose record must belong to this record's account (when both are set)
+    same_account: tuple[str, ...] = ()
+
+    @property
+    def singular(self) -> str:
+        """``case``, ``opportunity``...: the name of one record, for messages."""
+        return self.out.__name__.lower()
 
     @property
     def has_department(self) -> bool:
@@ -200,6 +227,7 @@ RESOURCES: dict[str, Resource] = {
             search=("subject",),
             department_via=("account_id",),
             refs={"account_id": "accounts", "contact_id": "contacts", "owner_id": "users"},
+            same_account=("contact_id",),
         ),
         _resource(
             "activities",
@@ -213,6 +241,7 @@ RESOURCES: dict[str, Resource] = {
                 "opportunity_id": "opportunities",
                 "owner_id": "users",
             },
+            same_account=("contact_id", "opportunity_id"),
         ),
     )
 }

@@ -22,6 +22,10 @@ VARIABLES: dict[str, str] = {
     "CRMKIT_API_POOL": "database connections per API worker (default 12)",
     "CRMKIT_API_PG_ASYNC": "0 turns off the API's asyncio PostgreSQL path (default 1)",
     "CRMKIT_API_TOKEN_CACHE": "seconds an API worker caches a checked token (default 5)",
+    "CRMKIT_API_MAX_BODY": "largest request body the API reads, in bytes (default 1048576); larger is 413",
+    "CRMKIT_API_AUTH_FAILURES": "failed authentications per client address within the window before 429 (default 20)",
+    "CRMKIT_API_AUTH_WINDOW": "seconds of that window (default 60)",
+    "CRMKIT_API_TOKEN_DAYS": "days a token minted by crmkit serve token lives unless --expires says (default 30)",
     "CRMKIT_BULK_ROWS": "rows from which a load drops and rebuilds indexes (default 200000)",
     "CRMKIT_HOME": "folder of the sandbox registry (default .crmkit)",
     "CRMKIT_SANDBOX_PG_URL": "PostgreSQL server URL for sandboxes (may hold a password)",
@@ -61,6 +65,10 @@ class Settings:
     api_pool: int = 12
     api_pg_async: bool = True
     api_token_cache_s: float = 5.0
+    api_max_body: int = 1_048_576
+    api_auth_failures: int = 20
+    api_auth_window_s: float = 60.0
+    api_token_days: int = 30
     bulk_rows: int = 200_000
     home: Path = field(default_factory=lambda: Path(".crmkit"))
     sandbox_server: str | None = None
@@ -77,6 +85,10 @@ class Settings:
             api_pool=_int(env, "CRMKIT_API_POOL", 12),
             api_pg_async=env.get("CRMKIT_API_PG_ASYNC", "1").strip() != "0",
             api_token_cache_s=_float(env, "CRMKIT_API_TOKEN_CACHE", 5.0),
+            api_max_body=_int(env, "CRMKIT_API_MAX_BODY", 1_048_576),
+            api_auth_failures=_int(env, "CRMKIT_API_AUTH_FAILURES", 20),
+            api_auth_window_s=_float(env, "CRMKIT_API_AUTH_WINDOW", 60.0),
+            api_token_days=_int(env, "CRMKIT_API_TOKEN_DAYS", 30),
             bulk_rows=_int(env, "CRMKIT_BULK_ROWS", 200_000),
             home=Path(env.get("CRMKIT_HOME") or ".crmkit"),
             sandbox_server=env.get("CRMKIT_SANDBOX_PG_URL") or None,

@@ -44,6 +44,7 @@ from crmkit.schema.vocabulary import (
     RUN_STATUSES,
     SEVERITIES,
     STAGES,
+    TIERS,
     enum,
     personal,
     public,
@@ -120,7 +121,7 @@ class Account(Provenance, Base):
     city: Mapped[str | None] = mapped_column(String(100), info=public())
     country: Mapped[str | None] = mapped_column(String(2), info=public())
     segment: Mapped[str | None] = mapped_column(String(50), info=public())
-    tier: Mapped[str | None] = mapped_column(String(20), info=public())
+    tier: Mapped[str | None] = mapped_column(String(20), info=enum(TIERS))
     owner_id: Mapped[int | None] = _fk("users")
     department_id: Mapped[int | None] = _fk("departments")
     created_at: Mapped[dt.date | None] = mapped_column(Date)

@@ -31,6 +31,10 @@ ACTIVITY_TYPES = ("call", "meeting", "email", "note", "task")
 CASE_STATUSES = ("new", "open", "pending", "closed")
 OPEN_CASE_STATUSES = tuple(s for s in CASE_STATUSES if s != "closed")
 PRIORITIES = ("low", "medium", "high", "urgent")
+#: an account's tier (the generator sets A, B, C from the segment; VIP by hand)
+TIERS = ("A", "B", "C", "VIP")
+#: what an API token may do: the CRM resources, or only read /metrics
+TOKEN_SCOPES = ("api", "metrics")
 #: crmkit_runs: what a run row records and how it ended (pipeline.result.RunStatus is the same list)
 RUN_KINDS = ("run", "dry_run", "generate")
 RUN_STATUSES = (

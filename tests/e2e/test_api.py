@@ -45,8 +45,8 @@ class Api:
         return rows
 
 
-def mint(target: str, email: str) -> str:
-    res = cli("serve", "token", "--target", target, "--user", email)
+def mint(target: str, email: str, *args: str) -> str:
+    res = cli("serve", "token", "--target", target, "--user", email, *args)
     assert res.exit_code == 0, res.output
     return res.stdout.strip()
 
@@ -66,7 +66,8 @@ def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     assert cli("migrate", "run", MAPPING, "--target", target).exit_code == 0
     tokens = {e: mint(target, e) for e in (SALES_D1, SALES_D2, MANAGER_D1, SERVICE, ADMIN)}
     port = free_port()
-    env = {**os.environ, "CRMKIT_TARGET": target, "CRMKIT_API_TOKEN_CACHE": "0"}
+    # schemathesis (ignored_auth) fails authentication on purpose: no limit on this server
+    env = {**os.environ, "CRMKIT_TARGET": target, "CRMKIT_API_TOKEN_CACHE": "0", "CRMKIT_API_AUTH_FAILURES": "1000000"}
     proc = subprocess.Popen(
         [sys.executable, "-c", "from crmkit.cli import main; main()", "serve", "--port", str(port)],
         env=env,
@@ -310,7 +311,9 @@ def test_health_and_prometheus_metrics(api):
     assert httpx.get(f"{api.url}/health/ready").json() == {"status": "ok"}
     with api.client(ADMIN) as c:
         c.get("/accounts/999999")
-    res = httpx.get(f"{api.url}/metrics")
+    assert httpx.get(f"{api.url}/metrics").status_code == 401  # behind a token of scope metrics
+    scraper = mint(api.target, ADMIN, "--scope", "metrics")
+    res = httpx.get(f"{api.url}/metrics", headers={"Authorization": f"Bearer {scraper}"})
     assert res.headers["content-type"].startswith("text/plain")
     assert 'crmkit_api_requests_total{method="GET",route="/accounts/{record_id}",status="404"}' in res.text
     assert "crmkit_api_request_duration_seconds_bucket" in res.text

@@ -4,6 +4,10 @@ Generated requests (valid and invalid, including the boundary values of every fi
 every operation: as an admin (who may reach every record) on PostgreSQL, where a value too
 long or out of range would surface as a database error, and as a sales rep (whose scope
 turns other departments' records into 404s) on SQLite.  The number of examples is bounded.
+Beyond server errors and schema conformance it checks that schema-violating data is refused
+(``negative_data_rejection``: it found 0 stored as false and false as 0), that operations
+needing a token refuse a request without one (``ignored_auth``), and unsupported methods and
+missing headers.
 """
 
 from __future__ import annotations
@@ -16,7 +20,10 @@ import pytest
 
 from tests.e2e.test_api import ADMIN, SALES_D2, api  # noqa: F401  (the live-API fixture)
 
-CHECKS = "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance"
+CHECKS = (
+    "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance,"
+    "negative_data_rejection,ignored_auth,unsupported_method,missing_required_header"
+)
 
 
 @pytest.mark.slow
@@ -55,7 +62,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(api, who, tm
         str(report),
     ]
     res = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=240)
-    tail = "\n".join(res.stdout.splitlines()[-40:])
+    tail = "\n".join(res.stdout.splitlines()[-120:])
     assert res.returncode == 0, tail
     doc = json.loads(report.read_text(encoding="utf-8"))
     assert doc["failures"] == [] and doc["errors"] == [], tail

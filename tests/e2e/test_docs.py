@@ -94,7 +94,7 @@ PROMISED_VALUES = {
         ("contacts", "2", "email", "li.na@example.cn"),
         ("contacts", "3", "mobile", None),
     ],
-    "erp-sql": [("accounts", "C3", "tier", "standard"), ("accounts", "C1", "tier", "key")],
+    "erp-sql": [("accounts", "C3", "tier", "C"), ("accounts", "C1", "tier", "VIP")],
 }
 
 

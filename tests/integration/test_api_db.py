@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -113,8 +114,9 @@ def test_reports_audit_readiness_and_authentication_are_the_same_on_every_path(e
     same_on_every_path(engine, reports.pipeline, manager, None)
     same_on_every_path(engine, api_app._ready)
     token = auth.mint(engine, [admin.user_id], label="parity")[admin.user_id]
-    assert same_on_every_path(engine, auth.authenticate_in, token) == admin
-    for entity, entity_id in ((None, None), ("accounts", None), ("accounts", 1)):
+    who = same_on_every_path(engine, auth.authenticate_in, token)
+    assert who == replace(admin, token_id=auth.token_id(engine, token), scope="api")
+    for entity, entity_id in ((None, None), ("accounts", None), ("accounts", 1), ("tokens", None)):
         same_on_every_path(engine, queries.audit_entries, entity, entity_id, 5, 0)
 
 
