@@ -36,19 +36,20 @@ def resolve(values: pl.Series, candidates: Candidates, avoid: pl.Series) -> pl.S
     out = candidates(values, 0)
     order = pl.DataFrame({"v": values}).select(P.hmac_int(pl.col("v"), "order", "o")).to_series()
     settled = pl.Series([False] * values.len())
-    for round_ in range(1, ROUNDS + 2):
+    for round_ in range(1, ROUNDS + 6):
         f = pl.DataFrame({"m": out, "s": settled, "o": order})
         f = f.with_row_index("r").sort(["s", "o"], descending=[True, False])
         bad = f.filter(~pl.col("m").is_first_distinct() | pl.col("m").is_in(avoid.implode()))["r"]
         if bad.len() == 0:
             return out
         settled = pl.Series([True] * values.len()).scatter(bad, False)
-        if round_ > ROUNDS:  # the last resort: a counter makes each unique
-            fixed = out.gather(bad) + pl.Series(range(2, bad.len() + 2)).cast(pl.String)
+        if round_ > ROUNDS:  # the last resort: a counter (suffixes taken by then are counted on)
+            start = 2 + (round_ - ROUNDS - 1) * values.len()
+            fixed = out.gather(bad) + pl.Series(range(start, start + bad.len())).cast(pl.String)
         else:
             fixed = candidates(values.gather(bad), round_)
         out = out.scatter(bad, fixed)
-    return out  # pragma: no cover - the counter round always settles
+    raise AssertionError("resolve: no unique fakes after the counter rounds")  # pragma: no cover
 
 
 def _salted(salt: str, round_: int) -> str:
