@@ -23,13 +23,23 @@ MAX_CELL = 32_000
 TRUNCATED = " …[truncated: the full value is in the database]"
 
 
-def safe_text(col: pl.Expr, max_chars: int = MAX_CELL) -> pl.Expr:
-    """``col`` (text) with formula cells neutralised and long values capped."""
-    capped = (
+#: the most of one source value the rejects table keeps (a 200 MB cell would be copied whole)
+MAX_STORED = 10_000
+STORED_TRUNCATED = " …[truncated]"
+
+
+def capped_text(col: pl.Expr, max_chars: int, marker: str = TRUNCATED) -> pl.Expr:
+    """``col`` (text) cut to at most ``max_chars`` characters, the cut marked with ``marker``."""
+    return (
         pl.when(col.str.len_chars() > max_chars)
-        .then(col.str.slice(0, max_chars - len(TRUNCATED)) + pl.lit(TRUNCATED))
+        .then(col.str.slice(0, max_chars - len(marker)) + pl.lit(marker))
         .otherwise(col)
     )
+
+
+def safe_text(col: pl.Expr, max_chars: int = MAX_CELL) -> pl.Expr:
+    """``col`` (text) with formula cells neutralised and long values capped."""
+    capped = capped_text(col, max_chars)
     return pl.when(capped.str.contains(FORMULA_START)).then(pl.lit("'") + capped).otherwise(capped)
 
 

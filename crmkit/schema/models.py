@@ -48,6 +48,9 @@ from crmkit.schema.vocabulary import (
     public,
 )
 
+#: the most characters a legacy key holds (provenance, id map, rejects): a longer key is a reject
+LEGACY_KEY_LENGTH = 200
+
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -72,7 +75,7 @@ class Provenance:
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     source_name: Mapped[str | None] = mapped_column(String(100), info=public())
     # public: a key, not a person's data; the training mask re-keys it anyway (an HMAC)
-    legacy_key: Mapped[str | None] = mapped_column(String(200), info=public())
+    legacy_key: Mapped[str | None] = mapped_column(String(LEGACY_KEY_LENGTH), info=public())
     row_hash: Mapped[int | None] = mapped_column(BigInteger, info=derived())
     run_id: Mapped[int | None] = mapped_column(Integer, info=derived())
 
@@ -245,7 +248,7 @@ class IdMap(Base):
     __tablename__ = "crmkit_id_map"
     entity: Mapped[str] = mapped_column(String(50), primary_key=True)
     source_name: Mapped[str] = mapped_column(String(100), primary_key=True)
-    legacy_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    legacy_key: Mapped[str] = mapped_column(String(LEGACY_KEY_LENGTH), primary_key=True)
     target_id: Mapped[int] = mapped_column(Integer)
     run_id: Mapped[int] = mapped_column(Integer)
 
@@ -259,7 +262,7 @@ class Reject(Base):
     entity: Mapped[str] = mapped_column(String(50))
     source_name: Mapped[str] = mapped_column(String(100))
     row_number: Mapped[int] = mapped_column(Integer)
-    legacy_key: Mapped[str | None] = mapped_column(String(200))
+    legacy_key: Mapped[str | None] = mapped_column(String(LEGACY_KEY_LENGTH))
     reasons: Mapped[str] = mapped_column(Text)
     raw_json: Mapped[str] = mapped_column(Text)
 

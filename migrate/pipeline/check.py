@@ -14,6 +14,7 @@ import polars as pl
 
 from crmkit.migrate.fields import ERRORS, KEY, Shaped, reason_list, ref_col
 from crmkit.migrate.sources import ROW
+from crmkit.schema.models import LEGACY_KEY_LENGTH
 
 
 @dataclass
@@ -81,6 +82,16 @@ def _key_reasons(frame: pl.DataFrame) -> pl.DataFrame:
     reason = (
         pl.when(key.is_null())
         .then(pl.lit("missing legacy key"))
+        .when(key.str.len_chars() > LEGACY_KEY_LENGTH)
+        .then(
+            pl.concat_str(
+                [
+                    pl.lit("legacy key is "),
+                    key.str.len_chars().cast(pl.String),
+                    pl.lit(f" characters long (at most {LEGACY_KEY_LENGTH})"),
+                ]
+            )
+        )
         .when(pl.lit(repeated))
         .then(
             pl.concat_str(

@@ -14,6 +14,7 @@ from functools import partial
 
 import polars as pl
 
+from crmkit.csvout import MAX_STORED, STORED_TRUNCATED, capped_text
 from crmkit.db.background import Background
 from crmkit.db.loader import Loader
 from crmkit.db.sql import q
@@ -23,6 +24,7 @@ from crmkit.migrate.pipeline.result import FeedCounts, Options, RunResult
 from crmkit.migrate.safety.hooks import FaultPoint
 from crmkit.migrate.safety.store import RunStore
 from crmkit.migrate.sources import ROW
+from crmkit.schema.models import LEGACY_KEY_LENGTH
 from crmkit.schema.target import entities
 
 
@@ -227,9 +229,16 @@ class Writer:
                 pl.lit(shaped.entity).alias("entity"),
                 pl.lit(shaped.source).alias("source_name"),
                 pl.col(ROW).alias("row_number"),
-                pl.col(KEY).alias("legacy_key"),
-                pl.col(ERRORS).list.join("; ").alias("reasons"),
-                pl.struct(raw_cols).struct.json_encode().alias("raw_json"),
+                capped_text(pl.col(KEY), LEGACY_KEY_LENGTH, "…").alias("legacy_key"),
+                capped_text(pl.col(ERRORS).list.join("; "), MAX_STORED, STORED_TRUNCATED).alias("reasons"),
+                pl.struct(
+                    capped_text(pl.col(c), MAX_STORED, STORED_TRUNCATED).alias(c)
+                    if raw.schema[c] == pl.String
+                    else pl.col(c)
+                    for c in raw_cols
+                )
+                .struct.json_encode()
+                .alias("raw_json"),
             )
         )
         self.begin()

@@ -1,0 +1,2 @@
+CREATE TABLE T (id INTEGER PRIMARY KEY, name TEXT);
+INSERT INTO T VALUES (1, 'Acme'), (2, '华为');
