@@ -146,10 +146,12 @@ def words(values: pl.Series, salt: str) -> pl.Series:
             .then(lat)
             .otherwise(lat.str.to_lowercase())
         ).to_series()
-        legal = piece.str.extract(ZH_LEGAL, 1)
-        body = piece.str.replace(ZH_LEGAL, "")
-        zh = zh_chars(body, salt, "zh_word", body.str.len_chars(), zh_company_chars()) + legal.fill_null("")
-        zh = pl.select(pl.when(body.str.len_chars() == 0).then(piece).otherwise(zh)).to_series()
+        runs = piece.filter(cjk_word)  # Chinese runs only (building them is the costly part)
+        legal = runs.str.extract(ZH_LEGAL, 1)
+        body = runs.str.replace(ZH_LEGAL, "")
+        zh_runs = zh_chars(body, salt, "zh_word", body.str.len_chars(), zh_company_chars()) + legal.fill_null("")
+        zh_runs = pl.select(pl.when(body.str.len_chars() == 0).then(runs).otherwise(zh_runs)).to_series()
+        zh = piece.clone().scatter(cjk_word.arg_true(), zh_runs) if runs.len() else piece
         new = pl.select(pl.when(latin_word).then(lat).when(cjk_word).then(zh).otherwise(piece)).to_series()
         return f.with_columns(new.alias("v")).group_by("r", maintain_order=True).agg(pl.col("v").str.join(""))["v"]
 
