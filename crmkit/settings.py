@@ -27,6 +27,7 @@ VARIABLES: dict[str, str] = {
     "CRMKIT_API_AUTH_WINDOW": "seconds of that window (default 60)",
     "CRMKIT_API_TOKEN_DAYS": "days a token minted by crmkit serve token lives unless --expires says (default 30)",
     "CRMKIT_BULK_ROWS": "rows from which a load drops and rebuilds indexes (default 200000)",
+    "CRMKIT_MASK_KEY": "key of the id permutation of `crmkit training mask` (default: random per run)",
     "CRMKIT_HOME": "folder of the sandbox registry (default .crmkit)",
     "CRMKIT_SANDBOX_PG_URL": "PostgreSQL server URL for sandboxes (may hold a password)",
     "CRMKIT_LOADTEST_PLAN": "set by crmkit loadtest run in its Locust process's environment: the plan file",
@@ -75,6 +76,7 @@ class Settings:
     metrics_dir: str | None = None
     loadtest_plan: str | None = None
     loadtest_out: str | None = None
+    mask_key: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -95,4 +97,5 @@ class Settings:
             metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
             loadtest_plan=env.get("CRMKIT_LOADTEST_PLAN") or None,
             loadtest_out=env.get("CRMKIT_LOADTEST_OUT") or None,
+            mask_key=env.get("CRMKIT_MASK_KEY") or None,
         )

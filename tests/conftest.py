@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -55,6 +55,34 @@ def pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
     yield base.set(database=name).render_as_string(hide_password=False)
     with psycopg.connect(**params, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module")
+def pg_new(request: pytest.FixtureRequest) -> Iterator[Callable[[], str]]:
+    """Makes more fresh PostgreSQL databases for this module (each call one), all dropped afterwards."""
+    import psycopg
+
+    base = make_url(PG_URL)
+    params = dict(host=base.host, port=base.port or 5432, user=base.username, dbname=base.database or "postgres")
+    if base.password:
+        params["password"] = base.password
+    made: list[str] = []
+
+    def new() -> str:
+        name = _db_name(request)
+        try:
+            with psycopg.connect(**params, autocommit=True, connect_timeout=5) as conn:
+                conn.execute(f'CREATE DATABASE "{name}"')
+        except psycopg.OperationalError as exc:
+            _unavailable("PostgreSQL", exc)
+        made.append(name)
+        return base.set(database=name).render_as_string(hide_password=False)
+
+    yield new
+    if made:
+        with psycopg.connect(**params, autocommit=True) as conn:
+            for name in made:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="module")

@@ -1,120 +1,42 @@
-"""``crmkit training mask``: a copy of a production CRM with personal data masked.
+"""``crmkit training mask``: a copy of a production CRM that cannot be linked back to it.
 
-Rules (docs/training-masking.md) say, per table and column, how each value is masked. Every
-column the schema flags personal (:mod:`crmkit.schema.vocabulary`) must have a rule
-(``keep`` to copy it as it is, deliberately), so a new column is never copied unmasked by
-accident.  Pseudonyms are HMAC-SHA256 of the value keyed by a salt read only from the
-environment (:mod:`training.pseudonym`): the same value becomes the same fake in every
-table.  Dates move by a per-person shift (the contact's, for its cases and activities too),
-so intervals such as a case's time to resolution stay true.  Free text is scrubbed of the
-e-mail addresses and phone numbers it contains and of every masked name.
+Rules (:mod:`training.rules`, docs/training-masking.md) say, per table and column, how each
+value is masked; every personal column of the schema's vocabulary and every date needs one.
+Pseudonyms come from HMAC-SHA256 keyed by a salt read only from the environment
+(:mod:`training.pseudonym`), one per distinct value of the run and never two values on one
+fake (:mod:`training.names`): the same value becomes the same fake in every table, and
+distinct names stay distinct.  Free text is replaced wholesale by generated text of its
+length and language (:mod:`training.freetext`); ``scrub`` only on explicit choice.  Dates
+move by one shift per account cluster, so related rows keep their order and intervals.
+Keys are renumbered through a permutation keyed per run and derived columns dropped
+(:mod:`training.unlink`): no id, hash or run of the source is left to join on.
 
-An optional subset keeps one department and/or a sample of accounts, with every row
-that points at them and every user and department they point at: every reference of the
-copy resolves.  The copy goes into an empty target in one transaction; the source is only
-read.  Bookkeeping tables (runs, rejects with their raw rows, audit) are not copied; the
-id map is, with its legacy keys hashed like the entities' own.
+An optional subset (:mod:`training.subset`) keeps one department and/or a sample of
+accounts, closed under references.  The copy goes into an empty target in one transaction;
+the source is only read.  Bookkeeping tables (runs, rejects with their raw rows, audit) are
+not copied; the id map is, with its legacy keys hashed like the entities' own and its target
+ids renumbered.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import polars as pl
-from pydantic import Field, SecretStr, field_validator, model_validator
 
-from crmkit.config import Strict, expand_env, load_model
-from crmkit.errors import ConfigError
 from crmkit.schema.models import ENTITY_MODELS, table_of
-from crmkit.schema.target import entities
-from crmkit.schema.vocabulary import personal_data
+from crmkit.training import freetext
 from crmkit.training import pseudonym as P
 from crmkit.training.errors import MaskError
+from crmkit.training.names import Lexicon, name_tokens, resolve
+from crmkit.training.rules import NAME_KINDS, STRING_KINDS, Rules, load_rules
+from crmkit.training.subset import dangling, subset
+from crmkit.training.unlink import clusters, renumber, renumber_id_map
 
-SALT_ENV = "CRMKIT_MASK_SALT"
-Kind = Literal[
-    "first_name",
-    "last_name",
-    "full_name",
-    "company",
-    "address",
-    "email",
-    "phone",
-    "shift_date",
-    "scrub",
-    "clear",
-    "keep",
-]
-STRING_KINDS = {"first_name", "last_name", "full_name", "company", "address", "email", "phone", "scrub"}
-
-
-class Subset(Strict):
-    """Keep one department and/or a sample of accounts (a share 0-1, or a count)."""
-
-    department: str | None = None
-    accounts: float | None = Field(None, gt=0)
-
-
-class Rules(Strict):
-    version: Literal[1]
-    salt: SecretStr
-    max_shift_days: int = Field(180, ge=1, le=3650)
-    columns: dict[str, dict[str, Kind]]
-    persons: dict[str, str] = {
-        "contacts": "id",
-        "cases": "contact_id",
-        "activities": "contact_id",
-        "leads": "id",
-        "users": "id",
-    }
-    subset: Subset | None = None
-
-    @field_validator("salt", mode="before")
-    @classmethod
-    def _from_env(cls, v: Any) -> SecretStr:
-        text = str(v)
-        if "${" not in text:
-            raise ValueError(f'the salt must come from the environment: write salt: "${{{SALT_ENV}}}"')
-        try:
-            value = expand_env(text, "salt")
-        except ConfigError as exc:
-            raise ValueError(str(exc).removeprefix("salt: ")) from None
-        if len(value) < 8:
-            raise ValueError("the salt is shorter than 8 characters: use a long random secret")
-        return SecretStr(value)
-
-    @model_validator(mode="after")
-    def _known(self) -> Rules:
-        targets = entities()
-        for table, cols in self.columns.items():
-            if table not in targets:
-                raise ValueError(f"columns: unknown table '{table}' (tables: {', '.join(targets)})")
-            for col, kind in cols.items():
-                f = targets[table].fields.get(col)
-                if f is None:
-                    raise ValueError(
-                        f"columns.{table}: unknown column '{col}' (columns: {', '.join(targets[table].fields)})"
-                    )
-                if kind == "shift_date" and f.kind not in ("date", "datetime"):
-                    raise ValueError(f"columns.{table}.{col}: shift_date needs a date column, {col} is {f.kind}")
-                if kind in STRING_KINDS and f.kind != "string":
-                    raise ValueError(f"columns.{table}.{col}: {kind} needs a text column, {col} is {f.kind}")
-        for table, personal in personal_data().items():
-            for col in personal:
-                if col not in self.columns.get(table, {}):
-                    raise ValueError(
-                        f"{table}.{col} holds personal data and has no rule: add it under "
-                        f"columns.{table} (or `{col}: keep` to copy it deliberately)"
-                    )
-        return self
-
-
-def load_rules(path: Path) -> Rules:
-    return load_model(path, Rules)[0]
-
+__all__ = ["dangling", "load_rules", "mask", "mask_tables", "read_all"]
 
 # --- reading ---------------------------------------------------------------------------------
 
@@ -126,8 +48,9 @@ def _typed(frame: pl.DataFrame, table: str) -> pl.DataFrame:
     exprs = []
     for c in table_of(ENTITY_MODELS[table]).columns:
         kind, col, dtype = _kind(c), pl.col(c.name), frame.schema[c.name]
-        if kind == "date" and dtype != pl.Date:
-            exprs.append(col.cast(pl.String).str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False))
+        if kind == "date":  # a Date already (PostgreSQL), or text (SQLite)
+            text = col.cast(pl.String).str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)
+            exprs.append(col if dtype == pl.Date else text.alias(c.name))
         elif kind == "datetime" and not isinstance(dtype, pl.Datetime):
             s = col.cast(pl.String)
             exprs.append(
@@ -159,76 +82,6 @@ def read_all(loader: Any) -> dict[str, pl.DataFrame]:
     return out
 
 
-# --- subset ---------------------------------------------------------------------------------------
-
-
-def _ok(col: str, ids: pl.Series) -> pl.Expr:
-    return pl.col(col).is_null() | pl.col(col).is_in(ids.implode())
-
-
-def subset(t: dict[str, pl.DataFrame], sub: Subset, salt: str) -> dict[str, pl.DataFrame]:
-    """Rows of one department / a sample of accounts, closed under references."""
-    t = dict(t)
-    dept = None
-    if sub.department is not None:
-        match = t["departments"].filter(pl.col("code") == sub.department)
-        if match.height == 0:
-            known = ", ".join(t["departments"]["code"].to_list())
-            raise MaskError(f"subset: no department '{sub.department}' in the source (departments: {known})")
-        dept = int(match["id"][0])
-    acc = t["accounts"] if dept is None else t["accounts"].filter(pl.col("department_id") == dept)
-    if sub.accounts is not None:
-        k = int(round(sub.accounts * acc.height)) if sub.accounts <= 1 else int(sub.accounts)
-        order = acc.with_columns(P.hmac_int(pl.col("id"), salt, "sample").alias("__o")).sort("__o")
-        acc = order.head(k).drop("__o").sort("id")
-    in_dept = pl.lit(True) if dept is None else (pl.col("department_id") == dept)
-    t["accounts"] = acc
-    t["contacts"] = t["contacts"].filter(
-        pl.col("account_id").is_in(acc["id"].implode())
-        | (pl.col("account_id").is_null() & in_dept & pl.lit(sub.accounts is None))
-    )
-    t["opportunities"] = t["opportunities"].filter(pl.col("account_id").is_in(acc["id"].implode()))
-    con, opp = t["contacts"]["id"], t["opportunities"]["id"]
-    t["cases"] = t["cases"].filter(
-        _ok("account_id", acc["id"])
-        & _ok("contact_id", con)
-        & (pl.col("account_id").is_not_null() | pl.col("contact_id").is_not_null())
-    )
-    t["activities"] = t["activities"].filter(
-        _ok("account_id", acc["id"])
-        & _ok("contact_id", con)
-        & _ok("opportunity_id", opp)
-        & pl.any_horizontal(pl.col(c).is_not_null() for c in ("account_id", "contact_id", "opportunity_id"))
-    )
-    t["taggings"] = t["taggings"].filter(_ok("account_id", acc["id"]) & _ok("contact_id", con))
-    t["leads"] = t["leads"].filter(in_dept)
-    owners = pl.concat(
-        [t[x]["owner_id"] for x in ("accounts", "contacts", "leads", "opportunities", "activities", "cases")]
-    ).drop_nulls()
-    users = t["users"]
-    t["users"] = users.filter(pl.col("id").is_in(owners.implode()) | (in_dept if dept is not None else pl.lit(False)))
-    depts = pl.concat(
-        [t[x]["department_id"] for x in ("users", "accounts", "contacts", "leads", "opportunities", "cases")]
-    ).drop_nulls()
-    t["departments"] = t["departments"].filter(pl.col("id").is_in(depts.implode()) | (pl.col("id") == (dept or -1)))
-    return t
-
-
-def dangling(t: dict[str, pl.DataFrame]) -> list[str]:
-    """References that do not resolve inside the frames (none, for a correct subset)."""
-    out = []
-    for table, model in ENTITY_MODELS.items():
-        for c in table_of(model).columns:
-            fk = next(iter(c.foreign_keys), None)
-            if fk is None:
-                continue
-            parent = t[fk.column.table.name]["id"]
-            bad = t[table].filter(pl.col(c.name).is_not_null() & ~pl.col(c.name).is_in(parent.implode())).height
-            if bad:
-                out.append(f"{table}.{c.name}: {bad} rows point at missing {fk.column.table.name}")
-    return out
-
-
 # --- masking ---------------------------------------------------------------------------------------
 
 
@@ -236,43 +89,34 @@ def dangling(t: dict[str, pl.DataFrame]) -> list[str]:
 class Masker:
     rules: Rules
     salt: str
-    originals: pl.Series = field(default_factory=lambda: pl.Series([], dtype=pl.String))
+    originals: pl.Series
+    lexicon: Lexicon
+    clusters: dict[str, pl.Series]
     pairs: dict[str, str] = field(default_factory=dict)  # original name/company -> pseudonym, for scrubbing
 
-    def fn(self, kind: str) -> Callable[[pl.Series, str], pl.Series]:
-        return {
-            "first_name": lambda s, k: P.name_token(s, k, "first"),
-            "last_name": lambda s, k: P.name_token(s, k, "last"),
-            "full_name": P.full_name,
-            "company": P.words,
-            "address": P.words,
-            "email": P.email,
-            "phone": P.phone,
-        }[kind]
-
     def string(self, values: pl.Series, kind: str) -> pl.Series:
-        """Mask, then re-mask (another HMAC round) any value that happens to equal an original."""
-        out = self.fn(kind)(values, self.salt)
-        for round_ in range(1, 6):
-            clash = out.is_in(self.originals.implode()).fill_null(False)
-            if not clash.any():
-                break
-            again = self.fn(kind)(values.filter(clash), f"{self.salt}#{round_}")
-            out = out.scatter(clash.arg_true(), again)
-        return out
+        """One fake per distinct value, none shared, none equal to an original of any column."""
+        if kind in ("first_name", "last_name"):
+            return self.lexicon.token(values, kind.removesuffix("_name"))
+        if kind == "full_name":
+            return self.lexicon.full_name(values)
+        if kind == "text":
+            return freetext.replace(values, self.salt)
+        fn = {"company": P.words, "address": P.words, "email": P.email, "phone": P.phone}[kind]
+        uniq = values.drop_nulls().unique().sort()
+        fakes = resolve(uniq, lambda v, r: fn(v, self.salt if r == 0 else f"{self.salt}#{r}"), self.originals)
+        return values.replace_strict(uniq, fakes, default=None, return_dtype=pl.String).alias(values.name)
 
     def shift(self, frame: pl.DataFrame, table: str, col: str) -> pl.Expr:
-        person = self.rules.persons.get(table, "id")
-        ns = table if person == "id" else _parent(table, person)
-        key = pl.coalesce(
-            pl.lit(f"{ns}:") + pl.col(person).cast(pl.String), pl.lit(f"{table}:") + pl.col("id").cast(pl.String)
-        )
+        """One shift per cluster (an account with its contacts, opportunities, cases, activities)."""
         m = self.rules.max_shift_days
+        key = pl.lit(self.clusters[table])
         days = P.hmac_int(key, self.salt, "shift") % (2 * m) - m
         days = pl.when(days == 0).then(m).otherwise(days)
         return (pl.col(col) + pl.duration(days=days)).alias(col)
 
     def scrub(self, values: pl.Series) -> pl.Series:
+        """Known values only (explicit choice): e-mails, phones and the masked names."""
         emails = (
             values.str.extract_all(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}").explode().drop_nulls().unique()
         )
@@ -288,25 +132,29 @@ class Masker:
         return values.str.replace_many(keys, [pairs[k] for k in keys], leftmost=True)
 
 
-def _parent(table: str, col: str) -> str:
-    c = table_of(ENTITY_MODELS[table]).columns[col]
-    fk = next(iter(c.foreign_keys), None)
-    return fk.column.table.name if fk is not None else table
-
-
-def _originals(t: dict[str, pl.DataFrame], rules: Rules) -> pl.Series:
-    vals = [
-        t[table][col].cast(pl.String)
+def _columns(t: dict[str, pl.DataFrame], rules: Rules, kinds: set[str]) -> list[tuple[pl.Series, str]]:
+    return [
+        (t[table][col].cast(pl.String), kind)
         for table, cols in rules.columns.items()
         for col, kind in cols.items()
-        if kind in STRING_KINDS - {"scrub"} and t[table].height
+        if kind in kinds and t[table].height
     ]
-    return pl.concat(vals).drop_nulls().unique() if vals else pl.Series([], dtype=pl.String)
+
+
+def masker(t: dict[str, pl.DataFrame], rules: Rules, salt: str) -> Masker:
+    """The run's masker: the originals to avoid, the name lexicon, the date clusters."""
+    strings = _columns(t, rules, STRING_KINDS - {"scrub", "text"})
+    originals = pl.concat([s for s, _ in strings]).drop_nulls().unique() if strings else pl.Series([], dtype=pl.String)
+    tokens = [name_tokens(s, k) for s, k in _columns(t, rules, NAME_KINDS)]
+    empty = pl.Series([], dtype=pl.String)
+    first = pl.concat([f for f, _ in tokens] + [empty])
+    last = pl.concat([la for _, la in tokens] + [empty])
+    return Masker(rules, salt, originals, Lexicon(salt, first, last), clusters(t))
 
 
 def mask_tables(t: dict[str, pl.DataFrame], rules: Rules, salt: str) -> dict[str, pl.DataFrame]:
     """Every rule applied; names and companies first, so free text can be scrubbed of them."""
-    m = Masker(rules, salt, _originals(t, rules))
+    m = masker(t, rules, salt)
     out = dict(t)
     order = sorted(
         ((tb, c, k) for tb, cols in rules.columns.items() for c, k in cols.items()), key=lambda x: x[2] == "scrub"
@@ -348,16 +196,13 @@ def _id_map(loader: Any, t: dict[str, pl.DataFrame], salt: str) -> pl.DataFrame:
     ids = loader.query("SELECT entity, source_name, legacy_key, target_id, run_id FROM crmkit_id_map")
     if ids.height == 0:
         return ids
-    kept = pl.concat(
-        [f.select(pl.lit(n).alias("entity"), pl.col("id").cast(pl.Int64).alias("target_id")) for n, f in t.items()]
-    )
     ids = ids.with_columns(pl.col("target_id").cast(pl.Int64), pl.col("run_id").cast(pl.Int64))
-    ids = ids.join(kept, on=["entity", "target_id"], how="semi")
     return ids.with_columns(P.key(ids["legacy_key"], salt).alias("legacy_key"))
 
 
-def mask(source: str, target: str, rules_path: Path) -> MaskResult:
-    """Copy ``source`` into the empty ``target`` with ``rules_path`` applied."""
+def mask(source: str, target: str, rules_path: Path, key: str | None = None) -> MaskResult:
+    """Copy ``source`` into the empty ``target`` with ``rules_path`` applied; ``key`` orders the
+    new ids (random when None: the same source masked twice gets other ids)."""
     from crmkit.db.loader import open_loader
     from crmkit.db.url import mask_url
     from crmkit.schema.versions import connect, current
@@ -381,11 +226,11 @@ def mask(source: str, target: str, rules_path: Path) -> MaskResult:
         problems = dangling(t)
         if problems:
             raise MaskError(f"the copy would have dangling references ({problems[0]}): the source itself has them")
-        masked = mask_tables(t, rules, salt)
         id_map = _id_map(src, t, salt)
     finally:
         src.close()
-    _write(target, masked, id_map)
+    masked, maps = renumber(mask_tables(t, rules, salt), key or secrets.token_hex(16))
+    _write(target, masked, renumber_id_map(id_map, maps))
     return MaskResult(
         {
             n: {

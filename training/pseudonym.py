@@ -10,8 +10,12 @@ indexing, formats rebuilt with polars string operations.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import itertools
+import math
 from collections.abc import Callable
+from functools import cache
 
 import polars as pl
 import polars_hash  # noqa: F401  (registers the .chash namespace)
@@ -31,10 +35,41 @@ ZH_GIVEN = pl.Series("zh_given", [a + b for a in _ZH_GIVEN_CHARS for b in _ZH_GI
 CJK = r"[\u3400-\u9fff]"
 
 
+#: legal forms kept at the end of a Chinese company name (a form says nothing of whose it is)
+ZH_LEGAL = r"(股份有限公司|有限责任公司|有限公司|集团公司|集团|公司)$"
+
+
+@cache
+def zh_company_chars() -> str:
+    """Characters of Faker's zh_CN company-name prefixes, to build masked company words."""
+    from faker.providers.company.zh_CN import Provider
+
+    return "".join(sorted(set("".join(Provider.company_prefixes))))
+
+
+def zh_chars(values: pl.Series, salt: str, role: str, length: pl.Series, chars: str) -> pl.Series:
+    """``length`` characters of ``chars`` per value, from HMACs of the value (any length)."""
+    n, pool, most = len(chars), pl.Series(list(chars)), int(length.max() or 1)  # type: ignore[arg-type]
+    per = max(1, int(48 / math.log2(n)))  # characters one 48-bit HMAC gives
+    frame = pl.DataFrame({"v": values})
+    parts = []
+    for k in range((most + per - 1) // per):
+        h = frame.select(hmac_int(pl.col("v"), salt, f"{role}{k}")).to_series()
+        parts += [pool.gather(((h // n**i) % n).fill_null(0)) for i in range(per)]
+    full = pl.select(pl.concat_str(parts)).to_series()
+    return full.str.slice(0, length.clip(1, None)).alias(values.name)
+
+
 def hmac_int(values: pl.Expr, salt: str, role: str) -> pl.Expr:
     """A 48-bit integer from HMAC-SHA256(salt, role:value); null stays null."""
     text = pl.lit(f"{role}:") + values.cast(pl.String)
     return text.chash.hmac_sha256(key=salt).str.slice(0, 12).str.to_integer(base=16)  # type: ignore[attr-defined]
+
+
+def seed_of(salt: str, role: str) -> int:
+    """A 63-bit seed from HMAC-SHA256(salt, role) (to seed Faker from the salt)."""
+    digest = hmac.new(salt.encode(), role.encode(), hashlib.sha256).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
 
 
 def pick(values: pl.Series, salt: str, role: str, vocab: pl.Series) -> pl.Series:
@@ -111,7 +146,12 @@ def words(values: pl.Series, salt: str) -> pl.Series:
             .then(lat)
             .otherwise(lat.str.to_lowercase())
         ).to_series()
-        zh = pick(piece, salt, "zh_word", ZH_GIVEN)
+        runs = piece.filter(cjk_word)  # Chinese runs only (building them is the costly part)
+        legal = runs.str.extract(ZH_LEGAL, 1)
+        body = runs.str.replace(ZH_LEGAL, "")
+        zh_runs = zh_chars(body, salt, "zh_word", body.str.len_chars(), zh_company_chars()) + legal.fill_null("")
+        zh_runs = pl.select(pl.when(body.str.len_chars() == 0).then(runs).otherwise(zh_runs)).to_series()
+        zh = piece.clone().scatter(cjk_word.arg_true(), zh_runs) if runs.len() else piece
         new = pl.select(pl.when(latin_word).then(lat).when(cjk_word).then(zh).otherwise(piece)).to_series()
         return f.with_columns(new.alias("v")).group_by("r", maintain_order=True).agg(pl.col("v").str.join(""))["v"]
 

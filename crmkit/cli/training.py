@@ -180,9 +180,10 @@ def mask(source: str, target: str, rules: Path, as_json: bool) -> None:
       export CRMKIT_MASK_SALT=$(openssl rand -hex 16)
       crmkit training mask --source sqlite:///crm.db --target sqlite:///masked.db --rules configs/training/mask.yaml
     """
+    from crmkit.settings import Settings
     from crmkit.training.mask import mask as run_mask
 
-    result = run_mask(source, target, rules)
+    result = run_mask(source, target, rules, key=Settings.from_env().mask_key)
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
         return

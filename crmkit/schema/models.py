@@ -45,6 +45,7 @@ from crmkit.schema.vocabulary import (
     SEVERITIES,
     STAGES,
     TIERS,
+    derived,
     enum,
     personal,
     public,
@@ -78,11 +79,11 @@ class Provenance:
     source_name: Mapped[str | None] = mapped_column(String(100), info=public())
     # public: a key, not a person's data; the training mask re-keys it anyway (an HMAC)
     legacy_key: Mapped[str | None] = mapped_column(String(LEGACY_KEY_LENGTH), info=public())
-    row_hash: Mapped[int | None] = mapped_column(BigInteger)
-    run_id: Mapped[int | None] = mapped_column(Integer)
+    row_hash: Mapped[int | None] = mapped_column(BigInteger, info=derived())
+    run_id: Mapped[int | None] = mapped_column(Integer, info=derived())
     # a hash of every other column as the run left the row: rollback leaves alone (or refuses)
     # what changed since (migrate/safety/image.py)
-    image_hash: Mapped[int | None] = mapped_column(BigInteger)
+    image_hash: Mapped[int | None] = mapped_column(BigInteger, info=derived())
 
 
 def _fk(table: str) -> Mapped[int | None]:
@@ -105,7 +106,7 @@ class User(Provenance, Base):
     email: Mapped[str | None] = mapped_column(String(320), info=personal())
     department_id: Mapped[int | None] = _fk("departments")
     role: Mapped[str] = mapped_column(String(20), default="sales", info=enum(ROLES))
-    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True, info=public())
 
 
 class Account(Provenance, Base):
@@ -125,7 +126,7 @@ class Account(Provenance, Base):
     owner_id: Mapped[int | None] = _fk("users")
     department_id: Mapped[int | None] = _fk("departments")
     created_at: Mapped[dt.date | None] = mapped_column(Date)
-    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True, info=public())
 
 
 class Contact(Provenance, Base):
@@ -144,12 +145,12 @@ class Contact(Provenance, Base):
     city: Mapped[str | None] = mapped_column(String(100), info=public())
     country: Mapped[str | None] = mapped_column(String(2), info=public())
     birth_date: Mapped[dt.date | None] = mapped_column(Date, info=personal())
-    consent_to_contact: Mapped[bool | None] = mapped_column(Boolean)
+    consent_to_contact: Mapped[bool | None] = mapped_column(Boolean, info=public())
     owner_id: Mapped[int | None] = _fk("users")
     department_id: Mapped[int | None] = _fk("departments")
     notes: Mapped[str | None] = mapped_column(Text, info=personal())
     created_at: Mapped[dt.date | None] = mapped_column(Date)
-    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True, info=public())
 
 
 class Lead(Provenance, Base):
@@ -170,10 +171,10 @@ class Opportunity(Provenance, Base):
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
     name: Mapped[str] = mapped_column(String(300), info=personal())
     stage: Mapped[str] = mapped_column(String(30), info=enum(STAGES))
-    amount: Mapped[Decimal | None] = mapped_column(Numeric(18, 2))
+    amount: Mapped[Decimal | None] = mapped_column(Numeric(18, 2), info=public())
     currency: Mapped[str | None] = mapped_column(String(3), info=public())
     close_date: Mapped[dt.date | None] = mapped_column(Date)
-    probability: Mapped[int | None] = mapped_column(Integer)
+    probability: Mapped[int | None] = mapped_column(Integer, info=public())
     owner_id: Mapped[int | None] = _fk("users")
     department_id: Mapped[int | None] = _fk("departments")
     created_at: Mapped[dt.date | None] = mapped_column(Date)
@@ -185,7 +186,7 @@ class Activity(Provenance, Base):
     subject: Mapped[str] = mapped_column(String(300), info=personal())
     body: Mapped[str | None] = mapped_column(Text, info=personal())
     occurred_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
-    done: Mapped[bool | None] = mapped_column(Boolean)
+    done: Mapped[bool | None] = mapped_column(Boolean, info=public())
     account_id: Mapped[int | None] = _fk("accounts")
     contact_id: Mapped[int | None] = _fk("contacts")
     opportunity_id: Mapped[int | None] = _fk("opportunities")

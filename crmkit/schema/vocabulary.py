@@ -6,7 +6,10 @@ Every text column of a CRM entity says what it holds through its ``info`` (no DD
   mask must have a rule for it;
 * ``enum(VALUES)``: one of a fixed set of values (validation, the API's request models and
   the training generator read the set from here); an enumeration is public;
-* ``public()``: neither (industries, cities, codes...).
+* ``public()``: neither (industries, cities, codes...; also amounts, flags, probabilities):
+  a masked copy keeps it as it is, and its re-identification test accepts a match on it;
+* ``derived()``: computed from the row's original values or from the run that wrote it
+  (``row_hash``, ``run_id``): a masked copy drops it, since it would link the copy back.
 
 ``tests/unit/test_vocabulary.py`` fails when a text column of a CRM table declares none of
 them, so a new column cannot slip past masking unnoticed.  The value tuples below are the
@@ -61,6 +64,11 @@ def public() -> dict[str, Any]:
     return {"public": True}
 
 
+def derived() -> dict[str, Any]:
+    """``info`` of a column computed from the row's original values or its writing run."""
+    return {"derived": True}
+
+
 def enum(values: tuple[str, ...]) -> dict[str, Any]:
     """``info`` of a column restricted to ``values`` (public: a code, not a person's data)."""
     return {"enum": values, "public": True}
@@ -82,8 +90,15 @@ def personal_columns(entity: str) -> tuple[str, ...]:
 
 @cache
 def public_columns(entity: str) -> tuple[str, ...]:
-    """Text columns of ``entity`` declared free of personal data (enumerations included)."""
+    """Columns of ``entity`` declared free of personal data (enumerations included): a masked
+    copy keeps them, the only columns on which it may be joined to its source."""
     return tuple(c.name for c in _columns(entity) if c.info.get("public"))
+
+
+@cache
+def derived_columns(entity: str) -> tuple[str, ...]:
+    """Columns of ``entity`` derived from original values (a masked copy drops them)."""
+    return tuple(c.name for c in _columns(entity) if c.info.get("derived"))
 
 
 def enum_values(entity: str, column: str) -> tuple[str, ...] | None:

@@ -73,7 +73,7 @@ def test_masking_example_loads(tmp_path, monkeypatch):
     monkeypatch.setenv("CRMKIT_MASK_SALT", "doc-example-salt")
     rules = load_rules(path)
     assert rules.subset is not None and rules.subset.department == "SALES_W"
-    assert rules.columns["contacts"]["notes"] == "scrub"
+    assert rules.columns["contacts"]["notes"] == "text"  # replaced wholesale by default
 
 
 @pytest.mark.parametrize("config", sorted((ROOT / "configs" / "training").glob("*.yaml")), ids=lambda p: p.name)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from sqlalchemy import String, Text
+from sqlalchemy import Date, DateTime, String, Text
 
 from crmkit.schema import vocabulary as V
 from crmkit.schema.models import ENTITY_MODELS, Base
@@ -35,6 +35,23 @@ def test_every_text_column_is_personal_or_public(table):
                 f"{table.name}.{col.name} is text but says nothing of personal data: "
                 "add info=personal() or info=public() (or enum(...)) in crmkit/schema/models.py"
             )
+
+
+@pytest.mark.parametrize("table", CRM_TABLES, ids=lambda t: t.name)
+def test_every_column_says_how_a_masked_copy_treats_it(table):
+    """Keys are renumbered, dates shifted (the mask's rules must cover them); every other
+    column is personal (masked), public (kept: the re-identification test accepts a match on
+    it) or derived (dropped)."""
+    for col in table.columns:
+        flags = [f for f in ("personal", "public", "derived") if col.info.get(f)]
+        assert len(flags) <= 1, f"{table.name}.{col.name}: flagged {' and '.join(flags)}"
+        if col.primary_key or col.foreign_keys or isinstance(col.type, (Date, DateTime)):
+            continue
+        assert flags, (
+            f"{table.name}.{col.name} says nothing of what a masked copy does with it: add info=personal(), "
+            "public() or derived() in crmkit/schema/models.py"
+        )
+    assert V.derived_columns(table.name) == ("row_hash", "run_id")
 
 
 def test_enumerations_fit_their_columns():
