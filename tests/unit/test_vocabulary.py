@@ -51,7 +51,7 @@ def test_every_column_says_how_a_masked_copy_treats_it(table):
             f"{table.name}.{col.name} says nothing of what a masked copy does with it: add info=personal(), "
             "public() or derived() in crmkit/schema/models.py"
         )
-    assert V.derived_columns(table.name) == ("row_hash", "run_id")
+    assert V.derived_columns(table.name) == ("row_hash", "run_id", "image_hash")
 
 
 def test_enumerations_fit_their_columns():
