@@ -48,8 +48,21 @@ BARE = "bare"
 
 
 def build(name: str, args: Any) -> Step:
-    """A Step from its YAML form; ValueError with a readable message when wrong."""
-    return TRANSFORMS.get(name)(args)
+    """A Step from its YAML form; ValueError with a readable message when wrong.
+
+    A factory that trips over arguments of a shape it did not expect (``{date: 5}``,
+    ``{replace: [1]}``) raises TypeError, AttributeError...: that is the user's mistake too, said
+    in one line with the transform's name, never a traceback.
+    """
+    factory = TRANSFORMS.get(name)
+    try:
+        return factory(args)
+    except ValueError:
+        raise
+    except (TypeError, AttributeError, KeyError, IndexError) as exc:
+        shown = repr(args)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        raise ValueError(f"transform '{name}' cannot take {shown} as its arguments ({exc})") from None
 
 
 def is_bare(name: str) -> bool:

@@ -105,10 +105,14 @@ def _concat(args: Any) -> Step:
 
 @TRANSFORMS.register("truncate", summary="Keeps the first N characters.")
 def _truncate(args: Any) -> Step:
-    n = int(args)
+    if isinstance(args, bool) or not isinstance(args, int) or args < 0:
+        raise ValueError("truncate takes a number of characters, e.g. {truncate: 50}")
+    n = args
     return Step("truncate", lambda e: as_str(e).str.slice(0, n))
 
 
 @TRANSFORMS.register("default", summary="Fills an empty value at this point of the chain.")
 def _default(args: Any) -> Step:
+    if isinstance(args, (list, dict)) or args is None:
+        raise ValueError("default takes one value (text, a number, true/false), e.g. {default: unknown}")
     return Step("default", lambda e: e.fill_null(pl.lit(args)))
